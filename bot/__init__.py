@@ -1,0 +1,1 @@
+"""kurashi's application: settings, HTTP app, channels, conversation core, storage and CLI."""

@@ -1,0 +1,76 @@
+"""Configuration: one pydantic-settings class read from the environment and `.env`.
+
+Build it once (in ``create_app()`` or a CLI entry point) and pass it down; nothing in the
+project reads the environment anywhere else. Names follow ../shared/DESIGN.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "kurashi.db"
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "your-secret", "xxx", "todo", "replace-me"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Storage
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
+
+    # LINE Messaging API
+    line_channel_secret: str | None = None
+    line_channel_access_token: str | None = None
+    line_api_base_url: str = "https://api.line.me"
+
+    # Telegram Bot API
+    telegram_bot_token: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+
+    # JMA disaster feeds (Atom); comma-separated list is allowed
+    jma_feed_url: str = "https://www.data.jma.go.jp/developer/xml/feed/extra.xml,https://www.data.jma.go.jp/developer/xml/feed/eqvol.xml"
+
+    # E-mail to partner organisations' staff (smtp://user:pass@host:port, smtps:// for TLS)
+    smtp_url: str | None = None
+    smtp_from: str = "kurashi@localhost"
+
+    # Staff console
+    secret_key: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Knowledge base folder (YAML); default is the package's own data
+    knowledge_dir: Path | None = None
+
+    # Background work started in the app's lifespan
+    run_sender: bool = True
+    run_scheduler: bool = True
+    log_level: str = "INFO"
+
+    @field_validator(
+        "line_channel_secret", "line_channel_access_token", "telegram_bot_token",
+        "telegram_webhook_secret", "secret_key",
+    )
+    @classmethod
+    def _refuse_placeholders(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() in _PLACEHOLDERS:
+            raise ValueError("is a placeholder; set a real value or leave it unset")
+        if value is not None and not value.strip():
+            return None
+        return value
+
+    @property
+    def line_enabled(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @property
+    def jma_feed_urls(self) -> list[str]:
+        return [u.strip() for u in self.jma_feed_url.split(",") if u.strip()]

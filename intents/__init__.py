@@ -1,0 +1,1 @@
+"""Language detection and intent matching. Pure functions over an index built once from the knowledge base."""
