@@ -1,0 +1,118 @@
+"""Database engines, sessions and schema upgrades.
+
+Owns: building the async engine + sessionmaker for a ``DATABASE_URL`` (SQLite via
+aiosqlite, PostgreSQL via asyncpg), the sync URL derived from it (Alembic, APScheduler's
+job store), and ``upgrade_database`` — the only code that creates or alters tables.
+
+Must not import the conversation core, channel adapters, platform SDKs or Settings (the
+caller passes the URL).
+
+SQLite notes (why the connect hooks below exist):
+- WAL lets readers run while one writer writes; ``busy_timeout`` makes a second writer
+  wait instead of failing at once; foreign keys are off in SQLite unless asked for, and
+  ``ON DELETE CASCADE`` (forget me) needs them.
+- Every transaction starts with ``BEGIN IMMEDIATE``: a transaction that reads and then
+  writes (load a user, update its state) would otherwise fail with SQLITE_BUSY when
+  another connection wrote in between, and busy_timeout cannot help with that. The price
+  is that transactions are serialised, which is what a single SQLite file does anyway.
+  Python's sqlite3 transaction handling is switched off so that SQLAlchemy's BEGIN is the
+  one that counts (SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional
+  DDL" for pysqlite/aiosqlite) — this also makes SAVEPOINT work.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sync_url(async_url: str) -> str:
+    """The same database for a sync driver: sqlite+aiosqlite→sqlite, postgresql+asyncpg→postgresql+psycopg."""
+    url = make_url(async_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        url = url.set(drivername="sqlite")
+    elif backend == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (see module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine_and_sessionmaker(
+    url: str, **engine_kwargs: Any
+) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """An async engine for ``url`` and a sessionmaker bound to it (``expire_on_commit=False``)."""
+    if is_sqlite(url):
+        path = _sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_async_engine(url, **engine_kwargs)
+        _install_sqlite_hooks(engine)
+    else:
+        engine_kwargs.setdefault("pool_pre_ping", True)
+        engine = create_async_engine(url, **engine_kwargs)
+    return engine, async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Any:
+    """An Alembic Config for bot/db/migrations pointed at ``url`` (async or sync form)."""
+    from alembic.config import Config
+
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(ALEMBIC_INI.parent / "migrations"))
+    # Passed as an attribute, not through the ini, so '%' in passwords needs no escaping.
+    config.attributes["sync_url"] = sync_url(url)
+    return config
+
+
+def upgrade_database_sync(url: str, revision: str = "heads") -> None:
+    """Run Alembic ``upgrade`` to ``revision`` (default: every head) on ``url``."""
+    from alembic import command
+
+    if is_sqlite(url):
+        path = _sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade_database(url: str) -> None:
+    """Bring the schema of ``url`` up to date (Alembic upgrade heads), off the event loop."""
+    await asyncio.to_thread(upgrade_database_sync, url)
