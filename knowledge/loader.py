@@ -1,16 +1,20 @@
 """Load the knowledge base from YAML into immutable objects, once, at start-up.
 
 Owns reading files; everything else in the project works on the returned
-``KnowledgeBase``. Imports nothing from bot/, intents/ or scheduler/.
+``KnowledgeBase``. All parsing and checking happens in ``knowledge.validate`` (the same
+code ``kurashi kb check`` runs), so the app refuses to start on exactly the problems the
+operator sees. Imports nothing from bot/, intents/ or scheduler/.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
+from knowledge.schema import Contact, Intent
 
-from knowledge.schema import ContactsFile, Intent, MessagesFile, TopicFile, Contact
+if TYPE_CHECKING:  # pragma: no cover
+    from knowledge.validate import Problem
 
 DEFAULT_DIR = Path(__file__).resolve().parent
 
@@ -24,30 +28,28 @@ class KnowledgeBase:
     root: Path = DEFAULT_DIR
 
 
-def _read(path: Path):
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+class KnowledgeError(Exception):
+    """The knowledge base is invalid; ``problems`` lists every error with file and line."""
+
+    def __init__(self, problems: list["Problem"]):
+        self.problems = list(problems)
+        shown = "\n".join(f"  {p}" for p in self.problems[:20])
+        more = f"\n  … and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+        super().__init__(
+            f"the knowledge base has {len(self.problems)} error(s) "
+            f"(run `kurashi kb check` for the full report):\n{shown}{more}"
+        )
 
 
 def load_knowledge(root: Path | str | None = None) -> KnowledgeBase:
     """Load and validate every knowledge file under ``root`` (default: this package).
 
-    Raises pydantic.ValidationError / yaml.YAMLError on broken files; ``kurashi kb check``
-    reports the same problems with file and line.
+    Raises ``KnowledgeError`` carrying every error (with file and line) when the knowledge
+    base is invalid — the same list ``kurashi kb check`` reports. Warnings do not stop it.
     """
-    root = Path(root) if root else DEFAULT_DIR
-    intents: dict[str, Intent] = {}
-    groups: dict[str, list[str]] = {}
-    for path in sorted((root / "topics").glob("*.yaml")):
-        topic = TopicFile.model_validate(_read(path))
-        ids = groups.setdefault(topic.group, [])
-        for intent in topic.intents:
-            intents[intent.id] = intent
-            ids.append(intent.id)
-    contacts: dict[str, Contact] = {}
-    if (root / "contacts.yaml").exists():
-        contacts = dict(ContactsFile.model_validate(_read(root / "contacts.yaml")).contacts)
-    messages: dict[str, dict[str, str]] = {}
-    if (root / "messages.yaml").exists():
-        messages = {k: dict(v) for k, v in MessagesFile.model_validate(_read(root / "messages.yaml")).messages.items()}
-    return KnowledgeBase(intents=intents, groups=groups, contacts=contacts, messages=messages, root=root)
+    from knowledge.validate import check_knowledge  # validate builds KnowledgeBase: import late
+
+    report = check_knowledge(root)
+    if report.errors:
+        raise KnowledgeError(report.errors)
+    return report.kb

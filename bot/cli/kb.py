@@ -1,0 +1,71 @@
+"""`kurashi kb check|eval|calibrate` — the operator's tools for the knowledge base.
+
+Owns the command-line surface only: ``check`` prints ``knowledge.validate.check_knowledge``
+(text, or JSON with ``--json``) and exits 1 on any error; ``eval`` and ``calibrate``
+delegate to the matcher's ``intents.evaluate.cli_eval`` / ``intents.calibrate.cli_calibrate``
+(imported inside the handlers so `kb check` works even while the matcher is broken).
+Imports no platform SDK.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    kb = subparsers.add_parser("kb", help="check, evaluate and calibrate the knowledge base")
+    kb_sub = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND")
+    kb.set_defaults(func=lambda args: (kb.print_help(), 2)[1])
+
+    check = kb_sub.add_parser("check", help="validate every knowledge file; exit 1 on any error")
+    check.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    check.add_argument("--root", type=Path, default=None,
+                       help="knowledge directory to check (default: the installed knowledge/)")
+    check.add_argument("--spec", type=Path, default=None,
+                       help="spec/intents.yaml with the required intents (default: ../shared/spec when present)")
+    check.set_defaults(func=check_kb)
+
+    evaluate = kb_sub.add_parser("eval", help="matcher accuracy on a labelled JSONL file")
+    evaluate.add_argument("file", nargs="?", default=None,
+                          help="labelled JSONL (default: ../shared/eval/dev.jsonl when present)")
+    evaluate.add_argument("--json", action="store_true", help="print the results as JSON")
+    evaluate.set_defaults(func=evaluate_kb)
+
+    calibrate = kb_sub.add_parser("calibrate", help="recompute the matcher's decision thresholds")
+    calibrate.add_argument("--write", action="store_true", help="write the thresholds to the configuration")
+    calibrate.set_defaults(func=calibrate_kb)
+
+
+def check_kb(args: argparse.Namespace) -> int:
+    """Print every error and warning with file and line; 1 when there is any error."""
+    from knowledge.validate import check_knowledge
+
+    report = check_knowledge(args.root, spec=args.spec)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return 0 if report.ok else 1
+    for problem in report.errors + report.warnings:
+        print(problem)
+    core = ", ".join(
+        f"{lang} {report.languages[lang]['answered']}/{report.intents}" for lang in report.languages
+    )
+    print(f"{report.intents} intents; answered: {core}")
+    print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    print("OK" if report.ok else "FAILED", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def evaluate_kb(args: argparse.Namespace) -> int:
+    """Accuracy per language and intent, decline rate, most-confused pairs (the matcher's)."""
+    from intents.evaluate import cli_eval
+
+    return cli_eval(args)
+
+
+def calibrate_kb(args: argparse.Namespace) -> int:
+    """Recompute thresholds on data (the matcher's), optionally writing them."""
+    from intents.calibrate import cli_calibrate
+
+    return cli_calibrate(args)

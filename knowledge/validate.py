@@ -1,0 +1,548 @@
+"""Validate the knowledge base and say exactly what is wrong, with file and line.
+
+Owns: line-aware YAML reading (every mapping key and sequence item keeps the line it
+came from, duplicate keys are caught instead of silently overwritten), mapping pydantic
+errors back to those lines, and every cross-file check (duplicate ids, dangling related
+ids and contact placeholders, required intents from the spec, core-language coverage,
+sample counts, message format fields, escalation flags). ``kurashi kb check`` prints the
+``Report``; ``knowledge.loader.load_knowledge`` raises ``KnowledgeError`` from it.
+
+Reads files only under the knowledge root (and the spec, when given or present beside the
+repository). Imports nothing from bot/, intents/ or scheduler/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import string
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from knowledge.schema import (
+    ANSWER_BUDGET,
+    CORE_LANGUAGES,
+    EXTRA_LANGUAGES,
+    LANGUAGES,
+    MIN_SAMPLES_PER_LANGUAGE,
+    PLACEHOLDER,
+    Contact,
+    ContactsFile,
+    Intent,
+    MessagesFile,
+    TopicFile,
+)
+
+#: The C loader composes several times faster; both keep node marks (line numbers).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: Knowledge root of the installed package, and the spec beside the repository
+#: (``<repo>/../shared/spec/intents.yaml``) when this is a checkout next to /shared.
+DEFAULT_DIR = Path(__file__).resolve().parent
+SHARED_SPEC = DEFAULT_DIR.parent / ".." / "shared" / "spec" / "intents.yaml"
+#: The project's own copy of the required ids, so the check works without ../shared.
+REQUIRED_FILE = "required_intents.yaml"
+#: Message keys the project's code looks up itself (render.py); the rest belong to
+#: whoever uses them and are checked only for language coverage and format fields.
+REQUIRED_MESSAGES: tuple[str, ...] = ("fact.unverified",)
+#: Fields a ``{{contact.field}}`` placeholder may name.
+PLACEHOLDER_FIELDS: frozenset[str] = frozenset({"name", "phone", "address", "hours", "url", "email", "note"})
+#: Anything that looks like a placeholder, well-formed or not.
+_PLACEHOLDER_LIKE = re.compile(r"\{\{[^{}]*\}\}")
+
+Path_ = tuple[Any, ...]
+
+
+# --------------------------------------------------------------------------------------
+# Problems and the report
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Problem:
+    """One error or warning, pointing at a file and (when known) a 1-based line."""
+
+    file: str
+    line: int | None
+    code: str
+    message: str
+    severity: str = "error"          # "error" | "warning"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "code": self.code, "message": self.message}
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.severity} [{self.code}] {self.message}"
+
+
+@dataclass
+class Report:
+    """Everything ``kurashi kb check`` prints; ``kb`` is the loaded base (valid parts only)."""
+
+    root: Path
+    intents: int = 0
+    languages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    kb: Any = None                   # knowledge.loader.KnowledgeBase
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "intents": self.intents,
+            "languages": self.languages,
+            "errors": [p.as_dict() for p in self.errors],
+            "warnings": [p.as_dict() for p in self.warnings],
+        }
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self._seen: set[tuple] = set()
+
+    def add(self, file: str, line: int | None, code: str, message: str, severity: str = "error") -> None:
+        key = (file, line, code, message)
+        if key not in self._seen:        # pydantic reports union failures once per member
+            self._seen.add(key)
+            self.problems.append(Problem(file, line, code, message, severity))
+
+    def warn(self, file: str, line: int | None, code: str, message: str) -> None:
+        self.add(file, line, code, message, "warning")
+
+
+def _display(path: Path) -> str:
+    """A path operators can open: relative to the working directory when below it."""
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+    except ValueError:                      # another drive (Windows)
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------
+# Line-aware YAML
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class SourceDoc:
+    """A YAML document as plain Python data plus the line of every key / item path."""
+
+    path: Path
+    name: str                                # display name
+    data: Any
+    lines: dict[Path_, int]
+
+    def line(self, path: Iterable[Any]) -> int | None:
+        """Line of ``path`` or of its longest known prefix (pydantic locations can point
+        below what exists, e.g. at a missing key or a union member)."""
+        parts = tuple(p for p in path if p != "[key]")
+        while parts:
+            if parts in self.lines:
+                return self.lines[parts]
+            parts = parts[:-1]
+        return self.lines.get((), 1)
+
+
+def read_yaml(path: Path, out: _Collector) -> SourceDoc | None:
+    """Parse one YAML file keeping lines; reports syntax errors and duplicate keys."""
+    name = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        out.add(name, None, "unreadable_file", f"cannot read file: {exc}")
+        return None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        detail = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        out.add(name, line, "yaml_syntax", f"YAML syntax error: {detail}")
+        return None
+    except yaml.YAMLError as exc:
+        out.add(name, None, "yaml_syntax", f"YAML syntax error: {exc}")
+        return None
+    finally:
+        loader.dispose()
+    lines: dict[Path_, int] = {}
+    if node is None:
+        return SourceDoc(path, name, None, {(): 1})
+    try:
+        data = _construct(node, (), lines, loader, name, out)
+    except yaml.YAMLError as exc:           # e.g. an unknown !tag
+        mark = getattr(exc, "problem_mark", None)
+        out.add(name, mark.line + 1 if mark else None, "yaml_syntax", f"YAML error: {exc}")
+        return None
+    return SourceDoc(path, name, data, lines)
+
+
+def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader, name: str, out: _Collector) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)        # honour "<<" merge keys like safe_load does
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            key_line = key_node.start_mark.line + 1
+            if isinstance(key, (list, dict)):
+                out.add(name, key_line, "invalid", "a mapping key must be a plain value")
+                continue
+            child = path + (key,)
+            if key in result:
+                out.add(name, key_line, "duplicate_key",
+                        f"duplicate key {key!r} (first at line {lines.get(child)}); "
+                        "YAML would silently keep only the last one")
+                # The later value wins (as in yaml.safe_load): forget the earlier lines.
+                for stale in [p for p in lines if p[:len(child)] == child]:
+                    del lines[stale]
+            lines[child] = key_line
+            result[key] = _construct(value_node, child, lines, loader, name, out)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            items.append(_construct(item, path + (index,), lines, loader, name, out))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+# --------------------------------------------------------------------------------------
+# Schema validation with lines
+# --------------------------------------------------------------------------------------
+
+_CODE_BY_PYDANTIC = {"extra_forbidden": "unknown_key", "missing": "missing_field"}
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _validate(model: type[BaseModel], doc: SourceDoc, out: _Collector, prefix: Path_ = (), data: Any = None,
+              context: str = "") -> BaseModel | None:
+    """Validate ``data`` (default the whole document) against ``model``; errors get lines."""
+    try:
+        return model.model_validate(doc.data if data is None else data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = prefix + tuple(err["loc"])
+            code = _CODE_BY_PYDANTIC.get(err["type"], "invalid")
+            if err["type"] == "literal_error" and loc and loc[-1] == "[key]":
+                code = "unknown_language"
+            where = _where(loc)
+            if code == "unknown_key":
+                message = f"unknown key {loc[-1]!r} at {where}"
+            elif code == "missing_field":
+                message = f"missing required field {where}"
+            elif code == "unknown_language":
+                message = f"unknown language {loc[-2]!r} at {where} (allowed: {', '.join(LANGUAGES)})"
+            else:
+                message = f"{where}: {err['msg']}"
+            out.add(doc.name, doc.line(loc), code, message + context)
+        return None
+
+
+# --------------------------------------------------------------------------------------
+# Required intents (spec)
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Required:
+    id: str
+    escalates: bool
+    file: str
+    line: int | None
+
+
+def read_required(path: Path, out: _Collector) -> list[Required] | None:
+    doc = read_yaml(path, out)
+    if doc is None:
+        return None
+    if not isinstance(doc.data, list):
+        out.add(doc.name, 1, "invalid", "the required-intents file must be a list of {id: …} entries")
+        return None
+    result = []
+    for index, entry in enumerate(doc.data):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            out.add(doc.name, doc.line((index,)), "invalid", "each entry needs an 'id'")
+            continue
+        result.append(Required(entry["id"], bool(entry.get("escalates", False)), doc.name, doc.line((index,))))
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------------------
+
+def _norm_sample(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _format_fields(template: str) -> set[str]:
+    """Named fields of a ``str.format`` template (``{case_no}``, ``{user.name}`` → user)."""
+    fields = set()
+    for _, field_name, _, _ in string.Formatter().parse(template):
+        if field_name is not None:
+            fields.add(field_name.split(".")[0].split("[")[0])
+    return fields
+
+
+def _check_placeholders(text: str, contacts: dict[str, Contact] | None, doc: SourceDoc, path: Path_,
+                        out: _Collector, what: str) -> None:
+    for raw in _PLACEHOLDER_LIKE.findall(text):
+        match = PLACEHOLDER.fullmatch(raw)
+        if not match:
+            out.add(doc.name, doc.line(path), "bad_placeholder",
+                    f"{what}: {raw} is not a placeholder of the form {{{{contact_key.field}}}}")
+            continue
+        key, fld = match.group(1), match.group(2)
+        if contacts is None:
+            continue                        # contacts.yaml itself is broken; reported there
+        contact = contacts.get(key)
+        if contact is None:
+            out.add(doc.name, doc.line(path), "dangling_contact",
+                    f"{what}: {raw} names contact {key!r}, which is not in contacts.yaml")
+        elif fld not in PLACEHOLDER_FIELDS:
+            out.add(doc.name, doc.line(path), "dangling_contact_field",
+                    f"{what}: {raw}: {fld!r} is not a contact field ({', '.join(sorted(PLACEHOLDER_FIELDS))})")
+        elif getattr(contact, fld) in (None, "", {}):
+            out.add(doc.name, doc.line(path), "dangling_contact_field",
+                    f"{what}: {raw}: contact {key!r} has no {fld!r}")
+
+
+def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None = None) -> Report:
+    """Validate the knowledge base under ``root`` (default: the package's own).
+
+    Required intents come from ``<root>/required_intents.yaml`` and, for the package's own
+    knowledge base, also from ``../shared/spec/intents.yaml`` when that exists; ``spec``
+    names a spec file explicitly.
+    """
+    from knowledge.loader import KnowledgeBase  # loader imports this module lazily too
+
+    root = Path(root) if root else DEFAULT_DIR
+    out = _Collector()
+    report = Report(root=root)
+
+    # ---- contacts -------------------------------------------------------------------
+    contacts: dict[str, Contact] | None = {}
+    contacts_doc = None
+    contacts_path = root / "contacts.yaml"
+    if contacts_path.exists():
+        contacts_doc = read_yaml(contacts_path, out)
+        parsed = _validate(ContactsFile, contacts_doc, out) if contacts_doc else None
+        if parsed is None:
+            contacts = None
+            # Keep the valid contacts so one broken entry does not hide every placeholder.
+            raw = contacts_doc.data.get("contacts") if contacts_doc and isinstance(contacts_doc.data, dict) else None
+            if isinstance(raw, dict):
+                contacts = {}
+                for key, value in raw.items():
+                    try:
+                        contacts[key] = Contact.model_validate(value)
+                    except ValidationError:
+                        pass
+        else:
+            contacts = dict(parsed.contacts)
+        for key, contact in (contacts or {}).items():
+            if not contact.verified:
+                facts = [f for f in ("phone", "address", "hours", "url", "email", "note") if getattr(contact, f)]
+                out.warn(contacts_doc.name, contacts_doc.line(("contacts", key)), "unverified_contact",
+                         f"contact {key!r} is not verified; unverified fields: {', '.join(facts) or '(none)'}")
+            for fld in ("note", "hours"):
+                value = getattr(contact, fld)
+                for lang, text in (value or {}).items():
+                    _check_placeholders(text, contacts, contacts_doc, ("contacts", key, fld, lang), out,
+                                        f"contact {key}.{fld}.{lang}")
+    else:
+        out.add(_display(contacts_path), None, "missing_file", "contacts.yaml is missing")
+
+    # ---- topics ---------------------------------------------------------------------
+    intents: dict[str, Intent] = {}
+    groups: dict[str, list[str]] = {}
+    intent_where: dict[str, tuple[SourceDoc, Path_]] = {}
+    topics_dir = root / "topics"
+    topic_paths = sorted(topics_dir.glob("*.yaml")) + sorted(topics_dir.glob("*.yml"))
+    if not topic_paths:
+        out.add(_display(topics_dir), None, "missing_file", "no topic files (topics/*.yaml)")
+    for path in topic_paths:
+        doc = read_yaml(path, out)
+        if doc is None:
+            continue
+        if not isinstance(doc.data, dict):
+            out.add(doc.name, 1, "invalid", "a topic file is a mapping with 'group' and 'intents'")
+            continue
+        whole = _validate(TopicFile, doc, out)
+        if whole is not None:
+            valid = list(enumerate(whole.intents))
+            group = whole.group
+        else:
+            # Report file-level errors once, then keep each intent that is valid by itself
+            # so the cross-file checks still run on the rest of the file.
+            group = doc.data.get("group") if isinstance(doc.data.get("group"), str) else path.stem
+            valid = []
+            raw_intents = doc.data.get("intents")
+            if isinstance(raw_intents, list):
+                for index, raw in enumerate(raw_intents):
+                    try:
+                        valid.append((index, Intent.model_validate(raw)))
+                    except ValidationError:
+                        pass
+        ids = groups.setdefault(group, [])
+        for index, intent in valid:
+            ipath: Path_ = ("intents", index)
+            if intent.id in intents:
+                first_doc, first_path = intent_where[intent.id]
+                out.add(doc.name, doc.line(ipath + ("id",)), "duplicate_id",
+                        f"intent id {intent.id!r} is already defined at {first_doc.name}:"
+                        f"{first_doc.line(first_path + ('id',))}")
+                continue
+            intents[intent.id] = intent
+            intent_where[intent.id] = (doc, ipath)
+            ids.append(intent.id)
+
+    # ---- per-intent checks ------------------------------------------------------------
+    sample_owner: dict[str, str] = {}
+    for intent_id, intent in intents.items():
+        doc, ipath = intent_where[intent_id]
+        for lang in CORE_LANGUAGES:
+            if not (intent.answers.get(lang) or "").strip():
+                out.add(doc.name, doc.line(ipath + ("answers", lang)), "missing_answer",
+                        f"{intent_id}: no answer in core language {lang!r}")
+            count = len({_norm_sample(s) for s in intent.samples.get(lang, []) if s.strip()})
+            if count < MIN_SAMPLES_PER_LANGUAGE:
+                out.add(doc.name, doc.line(ipath + ("samples", lang)), "too_few_samples",
+                        f"{intent_id}: {count} distinct sample question(s) in {lang!r}, "
+                        f"need at least {MIN_SAMPLES_PER_LANGUAGE}")
+        for lang, text in intent.answers.items():
+            apath = ipath + ("answers", lang)
+            _check_placeholders(text, contacts, doc, apath, out, f"{intent_id} answer {lang}")
+            if len(text.strip()) > ANSWER_BUDGET:
+                out.warn(doc.name, doc.line(apath), "answer_too_long",
+                         f"{intent_id}: the {lang!r} answer is {len(text.strip())} characters "
+                         f"(budget {ANSWER_BUDGET} for a phone screen)")
+        for pos, related in enumerate(intent.related):
+            if related not in intents:
+                out.add(doc.name, doc.line(ipath + ("related", pos)), "dangling_related",
+                        f"{intent_id}: related intent {related!r} does not exist")
+        for lang, samples in intent.samples.items():
+            seen_here: set[str] = set()
+            for pos, sample in enumerate(samples):
+                key = _norm_sample(sample)
+                spath = ipath + ("samples", lang, pos)
+                if key in seen_here:
+                    out.warn(doc.name, doc.line(spath), "duplicate_sample",
+                             f"{intent_id}: sample {sample!r} appears twice in {lang!r}")
+                    continue
+                seen_here.add(key)
+                owner = sample_owner.setdefault(f"{lang}\x00{key}", intent_id)
+                if owner != intent_id:
+                    odoc, _ = intent_where[owner]
+                    out.warn(doc.name, doc.line(spath), "sample_in_two_intents",
+                             f"sample {sample!r} ({lang}) is under both {owner!r} ({odoc.name}) "
+                             f"and {intent_id!r}; the matcher cannot tell them apart")
+
+    # ---- required intents -----------------------------------------------------------
+    required_sources: list[Path] = []
+    own_copy = root / REQUIRED_FILE
+    if own_copy.exists():
+        required_sources.append(own_copy)
+    spec_path = Path(spec) if spec else (SHARED_SPEC if root.resolve() == DEFAULT_DIR and SHARED_SPEC.exists() else None)
+    if spec_path is not None:
+        required_sources.append(spec_path)
+    if not required_sources:
+        out.add(_display(own_copy), None, "missing_file",
+                f"{REQUIRED_FILE} is missing (the list of intent ids the knowledge base must answer)")
+    required_lists = [(src, read_required(src, out)) for src in required_sources]
+    required: dict[str, Required] = {}
+    for _, items in required_lists:
+        for item in items or []:
+            if item.id not in required or (item.escalates and not required[item.id].escalates):
+                required[item.id] = item
+    if len(required_lists) == 2 and all(items is not None for _, items in required_lists):
+        copy_ids = {(r.id, r.escalates) for r in required_lists[0][1]}
+        spec_ids = {(r.id, r.escalates) for r in required_lists[1][1]}
+        if copy_ids != spec_ids:
+            out.warn(_display(own_copy), 1, "required_list_outdated",
+                     f"{REQUIRED_FILE} differs from {_display(spec_path)}; update the copy "
+                     f"(only in spec: {sorted(i for i, _ in spec_ids - copy_ids)}, "
+                     f"only in copy: {sorted(i for i, _ in copy_ids - spec_ids)})")
+    for item in required.values():
+        intent = intents.get(item.id)
+        if intent is None:
+            out.add(item.file, item.line, "missing_required_intent",
+                    f"required intent {item.id!r} is not in the knowledge base (topics/*.yaml)")
+        elif item.escalates and not intent.escalates:
+            doc, ipath = intent_where[item.id]
+            out.add(doc.name, doc.line(ipath + ("id",)), "escalates_not_set",
+                    f"{item.id}: the spec says this intent escalates (offers a consultation); "
+                    "set 'escalates: true'")
+
+    # ---- messages -------------------------------------------------------------------
+    messages: dict[str, dict[str, str]] = {}
+    messages_path = root / "messages.yaml"
+    if messages_path.exists():
+        mdoc = read_yaml(messages_path, out)
+        parsed_messages = _validate(MessagesFile, mdoc, out) if mdoc else None
+        if parsed_messages is not None:
+            messages = {k: dict(v) for k, v in parsed_messages.messages.items()}
+        elif mdoc and isinstance(mdoc.data, dict) and isinstance(mdoc.data.get("messages"), dict):
+            messages = {k: {lang: t for lang, t in v.items() if isinstance(t, str) and lang in LANGUAGES}
+                        for k, v in mdoc.data["messages"].items() if isinstance(v, dict)}
+        if mdoc is not None:
+            for key, texts in messages.items():
+                mpath: Path_ = ("messages", key)
+                missing = [lang for lang in CORE_LANGUAGES if not (texts.get(lang) or "").strip()]
+                if missing:
+                    out.add(mdoc.name, mdoc.line(mpath), "message_missing_language",
+                            f"message {key!r} has no text in core language(s) {', '.join(missing)}")
+                fields_by_lang: dict[str, set[str]] = {}
+                for lang, text in texts.items():
+                    _check_placeholders(text, contacts, mdoc, mpath + (lang,), out, f"message {key} {lang}")
+                    try:
+                        fields_by_lang[lang] = _format_fields(text)
+                    except ValueError as exc:
+                        out.add(mdoc.name, mdoc.line(mpath + (lang,)), "message_format_invalid",
+                                f"message {key!r} ({lang}) is not a valid format template: {exc} "
+                                "(write a literal brace as {{ or }})")
+                if len({frozenset(f) for f in fields_by_lang.values()}) > 1:
+                    shown = "; ".join(f"{lang}: {{{', '.join(sorted(f))}}}" for lang, f in fields_by_lang.items())
+                    out.add(mdoc.name, mdoc.line(mpath), "message_format_mismatch",
+                            f"message {key!r} uses different format fields across languages ({shown})")
+            for key in REQUIRED_MESSAGES:
+                if key not in messages:
+                    out.add(mdoc.name, mdoc.line(("messages",)), "missing_message",
+                            f"message {key!r} is required (used by knowledge/render.py)")
+    else:
+        out.add(_display(messages_path), None, "missing_file", "messages.yaml is missing")
+
+    # ---- language coverage ----------------------------------------------------------
+    for lang in LANGUAGES:
+        missing_ids = [i for i, intent in intents.items() if not (intent.answers.get(lang) or "").strip()]
+        report.languages[lang] = {"answered": len(intents) - len(missing_ids), "missing": missing_ids}
+    for lang in EXTRA_LANGUAGES:
+        missing_ids = report.languages[lang]["missing"]
+        missing_msgs = [k for k, v in messages.items() if not (v.get(lang) or "").strip()]
+        if intents and (missing_ids or missing_msgs):
+            out.warn(_display(topics_dir), None, "extra_language_incomplete",
+                     f"{lang}: {len(intents) - len(missing_ids)}/{len(intents)} answers, "
+                     f"{len(messages) - len(missing_msgs)}/{len(messages)} messages translated "
+                     "(residents get English + Easy Japanese for the rest)")
+
+    report.intents = len(intents)
+    report.errors = [p for p in out.problems if p.severity == "error"]
+    report.warnings = [p for p in out.problems if p.severity == "warning"]
+    report.kb = KnowledgeBase(intents=intents, groups=groups, contacts=contacts or {}, messages=messages, root=root)
+    return report
+
