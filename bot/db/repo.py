@@ -1,0 +1,322 @@
+"""Small async data-access functions over an AsyncSession (users, feedback, unanswered, inbound events).
+
+Owns the queries the conversation core and the webhooks need, so that they never write SQL.
+None of these functions commits: they run in the caller's transaction (``async with
+sessionmaker() as s, s.begin(): ...``). The claim functions' leases take effect only when
+the caller commits, so commit right after claiming and before doing the slow work.
+
+Must not import the conversation core, channel adapters, platform SDKs or Settings.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import (
+    EVENT_DONE,
+    EVENT_FAILED,
+    EVENT_PENDING,
+    EVENT_PROCESSING,
+    OUTBOX_PENDING,
+    STATUS_ACTIVE,
+    STATUS_BLOCKED,
+    STATUS_UNFOLLOWED,
+    Feedback,
+    InboundEvent,
+    OutboxMessage,
+    Unanswered,
+    User,
+    utcnow,
+)
+
+USER_STATUSES = (STATUS_ACTIVE, STATUS_UNFOLLOWED, STATUS_BLOCKED)
+INBOUND_RETENTION = timedelta(days=7)
+INBOUND_LEASE = timedelta(seconds=120)
+INBOUND_MAX_ATTEMPTS = 3
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+async def get_user(session: AsyncSession, channel: str, platform_user_id: str) -> User | None:
+    """The user with this platform id on this channel, or None."""
+    result = await session.execute(
+        select(User).where(User.channel == channel, User.platform_user_id == platform_user_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_or_create_user(
+    session: AsyncSession, channel: str, platform_user_id: str, *, now: datetime | None = None
+) -> tuple[User, bool]:
+    """The user (created with defaults on first contact) and whether it was created.
+
+    Sets ``last_seen_at`` to ``now``: this is called when the user talks to the bot. Safe
+    when two messages of a new user arrive at once: the loser of the insert race reads the
+    winner's row (savepoint + unique constraint), it does not fail.
+    """
+    now = now or utcnow()
+    user = await get_user(session, channel, platform_user_id)
+    if user is not None:
+        user.last_seen_at = now
+        return user, False
+    try:
+        async with session.begin_nested():
+            user = User(channel=channel, platform_user_id=platform_user_id, state={},
+                        created_at=now, last_seen_at=now)
+            session.add(user)
+            await session.flush()
+        return user, True
+    except IntegrityError:
+        user = await get_user(session, channel, platform_user_id)
+        if user is None:  # pragma: no cover - the conflicting row vanished (deleted meanwhile)
+            raise
+        user.last_seen_at = now
+        return user, False
+
+
+async def mark_status(
+    session: AsyncSession, channel: str, platform_user_ids: Iterable[str], status: str
+) -> int:
+    """Set ``status`` ("active", "unfollowed", "blocked") of these users; returns how many rows changed.
+
+    Unknown ids are ignored (a block can arrive for someone who never wrote to the bot).
+    """
+    if status not in USER_STATUSES:
+        raise ValueError(f"unknown user status {status!r}")
+    ids = list(dict.fromkeys(platform_user_ids))
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(User)
+        .where(User.channel == channel, User.platform_user_id.in_(ids), User.status != status)
+        .values(status=status)
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount or 0
+
+
+def _mentions_user(payload: Any, channel: str, platform_user_id: str) -> bool:
+    """Whether a raw webhook event names this user as its source (LINE userId, Telegram from/chat id)."""
+    if isinstance(payload, dict):
+        if channel == "line" and payload.get("userId") == platform_user_id:
+            return True
+        if channel == "telegram":
+            for key in ("from", "chat"):
+                who = payload.get(key)
+                if isinstance(who, dict) and str(who.get("id")) == platform_user_id:
+                    return True
+        return any(_mentions_user(v, channel, platform_user_id) for v in payload.values())
+    if isinstance(payload, list):
+        return any(_mentions_user(v, channel, platform_user_id) for v in payload)
+    return False
+
+
+async def delete_user_data(session: AsyncSession, user: User) -> None:
+    """Forget me: delete the user and everything stored about them.
+
+    Removes the users row (feedback, unanswered and every later table with an
+    ``ON DELETE CASCADE`` foreign key to users go with it), the user from pending outbox
+    rows (rows addressed only to them are deleted), and their processed raw webhook events
+    (the event being processed right now is left to the retention pruning, at most
+    INBOUND_RETENTION later).
+    """
+    channel, pid = user.channel, user.platform_user_id
+
+    pending = (
+        await session.execute(
+            select(OutboxMessage).where(
+                OutboxMessage.channel == channel, OutboxMessage.status == OUTBOX_PENDING
+            )
+        )
+    ).scalars()
+    for row in pending:
+        if pid in row.recipients:
+            rest = [r for r in row.recipients if r != pid]
+            if rest:
+                row.recipients = rest
+            else:
+                await session.delete(row)
+
+    # Prefilter in SQL on the id's text, confirm on the parsed JSON (ids are not free text).
+    candidates = (
+        await session.execute(
+            select(InboundEvent.id, InboundEvent.payload).where(
+                InboundEvent.channel == channel,
+                InboundEvent.status.in_((EVENT_DONE, EVENT_FAILED)),
+                InboundEvent.payload.contains(pid, autoescape=True),
+            )
+        )
+    ).all()
+    doomed = []
+    for row_id, raw in candidates:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            continue
+        if _mentions_user(parsed, channel, pid):
+            doomed.append(row_id)
+    if doomed:
+        await session.execute(delete(InboundEvent).where(InboundEvent.id.in_(doomed)))
+
+    # Children first through the ORM too, so it also works on a connection without FK cascade.
+    await session.execute(delete(Feedback).where(Feedback.user_id == user.id))
+    await session.execute(delete(Unanswered).where(Unanswered.user_id == user.id))
+    await session.delete(user)
+    await session.flush()
+
+
+# --- feedback and unanswered questions -------------------------------------------------
+
+
+async def record_feedback(
+    session: AsyncSession,
+    user: User,
+    intent: str,
+    vote: int,
+    *,
+    language: str | None = None,
+    question: str | None = None,
+) -> Feedback:
+    """Store 👍 (+1) or 👎 (-1) for an answered intent; the question is kept only with 👎."""
+    if vote not in (1, -1):
+        raise ValueError("vote must be +1 or -1")
+    row = Feedback(
+        user_id=user.id, intent=intent, vote=vote, language=language,
+        question=question if vote < 0 else None,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def record_unanswered(
+    session: AsyncSession,
+    user: User,
+    text: str,
+    *,
+    language: str | None,
+    decision: str,
+    suggestions: Sequence[str] = (),
+) -> Unanswered:
+    """Store a question the bot could not answer ("decline" or "clarify_abandoned") for operators."""
+    if decision not in ("decline", "clarify_abandoned"):
+        raise ValueError(f"unknown decision {decision!r}")
+    row = Unanswered(
+        user_id=user.id, text=text, language=language, decision=decision, suggestions=list(suggestions)
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+# --- inbound webhook events --------------------------------------------------------------
+
+
+async def store_inbound_event(
+    session: AsyncSession, channel: str, event_id: str, payload: str, *, now: datetime | None = None
+) -> bool:
+    """Insert a verified webhook event as pending; False when (channel, event_id) is already stored.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` so that two concurrent identical deliveries never
+    raise: on PostgreSQL the second waits for the first transaction and then inserts
+    nothing; on SQLite writers are serialised (BEGIN IMMEDIATE). Commit before answering 200.
+    """
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = dict(
+        channel=channel, event_id=event_id, payload=payload, status=EVENT_PENDING, attempts=0,
+        received_at=now or utcnow(),
+    )
+    stmt = (
+        insert_fn(InboundEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["channel", "event_id"])
+        .returning(InboundEvent.id)
+    )
+    result = await session.execute(stmt)
+    return result.scalar_one_or_none() is not None
+
+
+async def claim_inbound_events(
+    session: AsyncSession,
+    *,
+    ids: Sequence[int] | None = None,
+    limit: int = 50,
+    lease: timedelta = INBOUND_LEASE,
+    max_attempts: int = INBOUND_MAX_ATTEMPTS,
+    now: datetime | None = None,
+) -> list[InboundEvent]:
+    """Claim events to process: pending ones, and "processing" ones whose processor died (lease over).
+
+    Claimed rows become "processing" with ``claimed_until = now + lease`` and one more
+    attempt; commit at once, process, then ``finish_inbound_event``. ``ids`` restricts the
+    claim to those rows (the webhook claims the row it has just stored). Rows whose lease
+    ran out after ``max_attempts`` are marked failed instead of being retried forever.
+    On PostgreSQL concurrent claimers skip each other's rows (FOR UPDATE SKIP LOCKED).
+    """
+    now = now or utcnow()
+    expired = and_(InboundEvent.status == EVENT_PROCESSING, InboundEvent.claimed_until < now)
+
+    give_up = update(InboundEvent).where(expired, InboundEvent.attempts >= max_attempts)
+    if ids is not None:
+        give_up = give_up.where(InboundEvent.id.in_(list(ids)))
+    await session.execute(
+        give_up.values(status=EVENT_FAILED, processed_at=now, claimed_until=None,
+                       error=f"gave up after {max_attempts} attempts (processor lease expired)")
+        .execution_options(synchronize_session=False)
+    )
+
+    query = (
+        select(InboundEvent)
+        .where(or_(InboundEvent.status == EVENT_PENDING, expired))
+        .order_by(InboundEvent.received_at, InboundEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if ids is not None:
+        query = query.where(InboundEvent.id.in_(list(ids)))
+    rows = list((await session.execute(query)).scalars())
+    for row in rows:
+        row.status = EVENT_PROCESSING
+        row.attempts = (row.attempts or 0) + 1
+        row.claimed_until = now + lease
+    await session.flush()
+    return rows
+
+
+async def finish_inbound_event(
+    session: AsyncSession, row_id: int, *, error: str | None = None, now: datetime | None = None
+) -> None:
+    """Stamp a claimed event done (or failed with ``error``; the error text must not contain message text)."""
+    await session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == row_id)
+        .values(
+            status=EVENT_FAILED if error else EVENT_DONE,
+            error=error,
+            processed_at=now or utcnow(),
+            claimed_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def prune_inbound_events(
+    session: AsyncSession, *, older_than: timedelta = INBOUND_RETENTION, now: datetime | None = None
+) -> int:
+    """Delete stored webhook events received more than ``older_than`` ago (privacy + de-dup window)."""
+    cutoff = (now or utcnow()) - older_than
+    result = await session.execute(
+        delete(InboundEvent)
+        .where(InboundEvent.received_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0

@@ -1,0 +1,178 @@
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+
+from bot.db import repo
+from bot.db.models import Feedback, InboundEvent, OutboxMessage, Unanswered, User
+
+T0 = datetime(2026, 4, 1, 9, 0, tzinfo=timezone.utc)
+
+
+async def test_get_or_create_user_creates_once_and_touches_last_seen(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        user, created = await repo.get_or_create_user(s, "line", "U1", now=T0)
+    async with sessionmaker() as s, s.begin():
+        again, created_again = await repo.get_or_create_user(s, "line", "U1", now=T0 + timedelta(hours=1))
+    assert created and not created_again
+    assert again.id == user.id
+    assert again.created_at == T0 and again.last_seen_at == T0 + timedelta(hours=1)
+
+
+async def test_same_platform_id_on_two_channels_is_two_users(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        a, _ = await repo.get_or_create_user(s, "line", "42")
+        b, _ = await repo.get_or_create_user(s, "telegram", "42")
+    assert a.id != b.id
+
+
+async def test_concurrent_first_contact_creates_one_user(sessionmaker):
+    async def contact() -> tuple[int, bool]:
+        async with sessionmaker() as s, s.begin():
+            user, created = await repo.get_or_create_user(s, "telegram", "777")
+            await asyncio.sleep(0.05)  # hold the transaction open so the two overlap
+            return user.id, created
+
+    results = await asyncio.gather(*(contact() for _ in range(4)))
+    assert len({uid for uid, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_state_changes_are_saved(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        user, _ = await repo.get_or_create_user(s, "web", "sess-1")
+        user.state["step"] = "ask_area"
+    async with sessionmaker() as s:
+        user = await repo.get_user(s, "web", "sess-1")
+    assert user.state == {"step": "ask_area"}
+
+
+async def test_mark_status_changes_only_named_users_of_that_channel(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        for pid in ("A", "B", "C"):
+            await repo.get_or_create_user(s, "line", pid)
+        await repo.get_or_create_user(s, "telegram", "A")
+    async with sessionmaker() as s, s.begin():
+        changed = await repo.mark_status(s, "line", ["A", "B", "nobody"], "blocked")
+    async with sessionmaker() as s:
+        rows = (await s.execute(select(User.channel, User.platform_user_id, User.status))).all()
+    assert changed == 2
+    assert {(c, p): st for c, p, st in rows} == {
+        ("line", "A"): "blocked", ("line", "B"): "blocked", ("line", "C"): "active", ("telegram", "A"): "active",
+    }
+
+
+async def test_feedback_keeps_the_question_only_with_thumbs_down(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        user, _ = await repo.get_or_create_user(s, "line", "U1")
+        await repo.record_feedback(s, user, "garbage.bulky", 1, language="en", question="ignored")
+        await repo.record_feedback(s, user, "garbage.bulky", -1, language="en", question="how big?")
+    async with sessionmaker() as s:
+        rows = (await s.execute(select(Feedback.vote, Feedback.question).order_by(Feedback.id))).all()
+    assert rows == [(1, None), (-1, "how big?")]
+
+
+async def test_delete_user_data_removes_everything_about_the_user(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        user, _ = await repo.get_or_create_user(s, "line", "Ugone")
+        other, _ = await repo.get_or_create_user(s, "line", "Ustay")
+        await repo.record_feedback(s, user, "x", -1, question="q")
+        await repo.record_unanswered(s, user, "??", language="vi", decision="decline", suggestions=["a"])
+        await repo.record_feedback(s, other, "x", 1)
+        s.add(OutboxMessage(channel="line", recipients=["Ugone"], payload=[], kind="push", retry_key="1"))
+        s.add(OutboxMessage(channel="line", recipients=["Ugone", "Ustay"], payload=[], kind="alert", retry_key="2"))
+        for i, uid in enumerate(("Ugone", "Ustay")):
+            event = {"type": "message", "source": {"type": "user", "userId": uid}, "message": {"text": "hi"}}
+            await repo.store_inbound_event(s, "line", f"ev{i}", json.dumps({"events": [event]}))
+        await s.flush()
+        await repo.finish_inbound_event(s, 1)
+        await repo.finish_inbound_event(s, 2)
+    async with sessionmaker() as s, s.begin():
+        user = await repo.get_user(s, "line", "Ugone")
+        await repo.delete_user_data(s, user)
+    async with sessionmaker() as s:
+        assert [u.platform_user_id for u in (await s.execute(select(User))).scalars()] == ["Ustay"]
+        assert await s.scalar(select(func.count()).select_from(Feedback)) == 1
+        assert await s.scalar(select(func.count()).select_from(Unanswered)) == 0
+        assert [o.recipients for o in (await s.execute(select(OutboxMessage))).scalars()] == [["Ustay"]]
+        assert [e.event_id for e in (await s.execute(select(InboundEvent))).scalars()] == ["ev1"]
+
+
+async def test_store_inbound_event_refuses_a_redelivery(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        first = await repo.store_inbound_event(s, "line", "e1", "{}")
+    async with sessionmaker() as s, s.begin():
+        second = await repo.store_inbound_event(s, "line", "e1", "{}")
+        other_channel = await repo.store_inbound_event(s, "telegram", "e1", "{}")
+    assert (first, second, other_channel) == (True, False, True)
+
+
+async def test_concurrent_identical_deliveries_store_one_event(sessionmaker):
+    async def deliver() -> bool:
+        async with sessionmaker() as s, s.begin():
+            stored = await repo.store_inbound_event(s, "telegram", "1001", '{"update_id": 1001}')
+            await asyncio.sleep(0.05)
+            return stored
+
+    results = await asyncio.gather(*(deliver() for _ in range(5)))
+    assert sorted(results) == [False, False, False, False, True]
+
+
+async def test_claim_finish_and_reclaim_after_an_expired_lease(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        for i in range(3):
+            await repo.store_inbound_event(s, "line", f"e{i}", "{}", now=T0 + timedelta(seconds=i))
+    async with sessionmaker() as s, s.begin():
+        claimed = await repo.claim_inbound_events(s, limit=2, now=T0, lease=timedelta(seconds=60))
+        ids = [r.id for r in claimed]
+    async with sessionmaker() as s, s.begin():
+        rest = await repo.claim_inbound_events(s, now=T0 + timedelta(seconds=10))
+        await repo.finish_inbound_event(s, ids[0])
+    async with sessionmaker() as s, s.begin():
+        nothing = await repo.claim_inbound_events(s, now=T0 + timedelta(seconds=30))
+    async with sessionmaker() as s, s.begin():
+        reclaimed = await repo.claim_inbound_events(s, now=T0 + timedelta(seconds=61))
+    assert [r.event_id for r in claimed] == ["e0", "e1"]
+    assert [r.event_id for r in rest] == ["e2"]
+    assert nothing == []
+    # e1's processor "died": its lease ran out, so it is claimable again; e2's lease (10 s + 120 s) has not
+    assert [(r.event_id, r.attempts) for r in reclaimed] == [("e1", 2)]
+
+
+async def test_claim_gives_up_after_max_attempts(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        await repo.store_inbound_event(s, "line", "poison", "{}")
+    now = datetime.now(timezone.utc)
+    for attempt in range(3):
+        async with sessionmaker() as s, s.begin():
+            got = await repo.claim_inbound_events(s, now=now + timedelta(hours=attempt), max_attempts=3)
+            assert len(got) == 1
+    async with sessionmaker() as s, s.begin():
+        assert await repo.claim_inbound_events(s, now=now + timedelta(hours=5), max_attempts=3) == []
+    async with sessionmaker() as s:
+        row = (await s.execute(select(InboundEvent))).scalar_one()
+    assert row.status == "failed" and "gave up" in row.error
+
+
+async def test_claim_by_ids_claims_only_those(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        await repo.store_inbound_event(s, "line", "a", "{}")
+        await repo.store_inbound_event(s, "line", "b", "{}")
+        b_id = await s.scalar(select(InboundEvent.id).where(InboundEvent.event_id == "b"))
+    async with sessionmaker() as s, s.begin():
+        got = await repo.claim_inbound_events(s, ids=[b_id])
+    assert [r.event_id for r in got] == ["b"]
+
+
+async def test_prune_deletes_events_older_than_the_retention(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        await repo.store_inbound_event(s, "line", "old", "{}", now=T0 - timedelta(days=8))
+        await repo.store_inbound_event(s, "line", "new", "{}", now=T0 - timedelta(days=6))
+    async with sessionmaker() as s, s.begin():
+        pruned = await repo.prune_inbound_events(s, now=T0)
+    async with sessionmaker() as s:
+        left = [e.event_id for e in (await s.execute(select(InboundEvent))).scalars()]
+    assert pruned == 1 and left == ["new"]
