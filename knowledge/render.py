@@ -88,6 +88,25 @@ def message_text(kb: KnowledgeBase, key: str, lang: str) -> str | None:
     return localized(kb.messages.get(key), lang)
 
 
+def render_message(kb: KnowledgeBase, key: str, lang: str, **fields: object) -> str:
+    """A system message in ``lang`` (fallback en → ja): contact placeholders are filled
+    first, then the ``str.format`` fields (in that order, because ``str.format`` would turn
+    ``{{key.field}}`` into a literal ``{key.field}``). Unverified facts get "※" and the
+    localized note, as in answers. Raises KeyError when the key has no text at all."""
+    template = message_text(kb, key, lang)
+    if template is None:
+        raise KeyError(f"message {key!r} has no text in {lang!r}, 'en' or 'ja'")
+    code = lang if (kb.messages.get(key) or {}).get(lang) else next(
+        fallback for fallback in FALLBACK_LANGUAGES if (kb.messages.get(key) or {}).get(fallback))
+    text, unverified = fill_placeholders(kb, template, code)
+    text = text.format(**fields)
+    if unverified:
+        note = message_text(kb, UNVERIFIED_MESSAGE_KEY, code)
+        if note:
+            text = f"{text}\n\n{note.strip()}"
+    return text
+
+
 def _render_one(kb: KnowledgeBase, template: str, lang: str) -> str:
     text, unverified = fill_placeholders(kb, template, lang)
     text = text.strip()

@@ -76,3 +76,15 @@ def test_render_dangling_placeholder_raises_render_error(kb):
 def test_render_terms_joins_official_japanese_terms(kb):
     assert render_terms(kb, "demo.desk") == "窓口・相談"
     assert render_terms(kb, "demo.unsure") == ""
+
+
+def test_render_message_formats_fields_in_the_language(kb):
+    from knowledge.render import render_message
+
+    assert render_message(kb, "greeting.welcome", "ko", name="Minh") == "안녕하세요, Minh님"
+
+
+def test_render_message_missing_language_falls_back_to_english(kb):
+    from knowledge.render import render_message
+
+    assert render_message(kb, "greeting.welcome", "pt", name="Ana") == "Hello, Ana"
