@@ -1,0 +1,160 @@
+"""The matcher's index, built once from a KnowledgeBase (``Catalog.build``).
+
+Owns: the list of matchable entries (every sample question in every language plus each
+intent's official Japanese terms), their pre-computed match views (Latin: normalised and
+diacritic-folded, words kept; CJK: normalised, kana folded, spaces removed), and a
+character n-gram TF-IDF inverted index used as the second signal next to rapidfuzz.
+Nothing here reads files: the caller passes the KnowledgeBase in.
+Must not import bot/ or scheduler/; from knowledge/ only the KnowledgeBase type.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+from intents.normalize import fold_diacritics, fold_kana, is_cjk_text, normalize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from knowledge.loader import KnowledgeBase
+
+#: Language label of an intent's official terms (they are Japanese words on paper).
+TERM_LANG = "ja"
+
+
+def match_key(text: str) -> str:
+    """The one folded form used for indexing and querying (already normalised input OK)."""
+    return fold_kana(fold_diacritics(normalize(text)))
+
+
+def latin_view(key: str) -> str:
+    return key
+
+
+def cjk_view(key: str) -> str:
+    """CJK is written without spaces (and Korean spacing varies): compare characters only."""
+    return key.replace(" ", "")
+
+
+def ngram_features(key: str) -> Counter:
+    """Character n-gram features of a folded key.
+
+    Latin-ish words: 2-4-grams of the space-padded word plus the whole word (so a typo
+    costs a few n-grams, not the match). CJK runs: single characters and bigrams, because
+    one Han character already carries meaning and there are no spaces to split on.
+    """
+    feats: Counter = Counter()
+    for word in key.split():
+        if is_cjk_text(word):
+            chars = word
+            for i, ch in enumerate(chars):
+                feats["1:" + ch] += 1
+                if i + 1 < len(chars):
+                    feats["2:" + chars[i:i + 2]] += 1
+        else:
+            feats["w:" + word] += 1
+            padded = f" {word} "
+            for n in (3, 4):
+                for i in range(len(padded) - n + 1):
+                    feats[f"{n}:" + padded[i:i + n]] += 1
+    # CJK bigrams across the (optional) spaces of Korean/Japanese writing.
+    compact = cjk_view(key)
+    if is_cjk_text(compact) and " " in key:
+        for i in range(len(compact) - 1):
+            feats["2:" + compact[i:i + 2]] += 0.5
+    return feats
+
+
+@dataclass(frozen=True)
+class Entry:
+    intent: str
+    lang: str
+    text: str
+    key: str
+    cjk: bool
+    is_term: bool = False
+
+
+class TfidfIndex:
+    """Sparse char n-gram TF-IDF with an inverted index; cosine against every entry in one pass."""
+
+    def __init__(self, docs: list[Counter]):
+        self.n_docs = len(docs)
+        df: Counter = Counter()
+        for feats in docs:
+            df.update(feats.keys())
+        self.idf = {f: math.log((1 + self.n_docs) / (1 + d)) + 1.0 for f, d in df.items()}
+        postings: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+        for doc_id, feats in enumerate(docs):
+            vec = self._weigh(feats)
+            for f, w in vec.items():
+                ids, ws = postings[f]
+                ids.append(doc_id)
+                ws.append(w)
+        self.postings = {f: (np.asarray(ids, dtype=np.int32), np.asarray(ws, dtype=np.float32))
+                         for f, (ids, ws) in postings.items()}
+
+    def _weigh(self, feats: Counter) -> dict[str, float]:
+        vec = {f: (1.0 + math.log(c)) * self.idf.get(f, 0.0) for f, c in feats.items() if c > 0}
+        norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+        return {f: w / norm for f, w in vec.items() if w > 0}
+
+    def query(self, feats: Counter) -> tuple[np.ndarray, float]:
+        """Cosine to every doc, and the share of the query's n-grams the index knows (0..1)."""
+        scores = np.zeros(self.n_docs, dtype=np.float32)
+        if not feats:
+            return scores, 0.0
+        known = sum(1 for f in feats if f in self.idf)
+        # Unknown n-grams get the highest idf: they are evidence the query is about something else.
+        max_idf = math.log(1 + self.n_docs) + 1.0
+        vec = {f: (1.0 + math.log(c)) * self.idf.get(f, max_idf) for f, c in feats.items() if c > 0}
+        norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+        for f, w in vec.items():
+            post = self.postings.get(f)
+            if post is not None:
+                scores[post[0]] += post[1] * (w / norm)
+        return scores, known / len(feats)
+
+
+class Catalog:
+    """Every matchable entry and its views, plus the intent table and flags."""
+
+    def __init__(self, entries: list[Entry], intent_ids: list[str], urgent: Iterable[str]):
+        self.entries = entries
+        self.intent_ids = intent_ids
+        self.intent_pos = {iid: i for i, iid in enumerate(intent_ids)}
+        self.urgent = frozenset(urgent)
+        self.entry_intent = np.asarray([self.intent_pos[e.intent] for e in entries], dtype=np.int32)
+        self.langs = sorted({e.lang for e in entries})
+        self.entry_lang = np.asarray([self.langs.index(e.lang) for e in entries], dtype=np.int16)
+        self.latin_choices = [e.key if not e.cjk else "" for e in entries]
+        self.cjk_choices = [cjk_view(e.key) if e.cjk else "" for e in entries]
+        self.tfidf = TfidfIndex([ngram_features(e.key) for e in entries])
+        # Exact (folded) text → intents having it; used for an unambiguous short-cut.
+        exact: dict[str, set[str]] = defaultdict(set)
+        for e in entries:
+            exact[cjk_view(e.key) if e.cjk else e.key].add(e.intent)
+        self.exact = {k: next(iter(v)) for k, v in exact.items() if len(v) == 1 and k}
+
+    @classmethod
+    def build(cls, kb: "KnowledgeBase") -> "Catalog":
+        entries: list[Entry] = []
+        seen: set[tuple[str, str]] = set()
+        for iid, intent in kb.intents.items():
+            items: list[tuple[str, str, bool]] = []
+            for lang, samples in intent.samples.items():
+                items.extend((lang, s, False) for s in samples)
+            items.extend((TERM_LANG, t, True) for t in intent.terms)
+            for lang, text, is_term in items:
+                key = match_key(text)
+                if not key or (iid, key) in seen:
+                    continue
+                seen.add((iid, key))
+                entries.append(Entry(iid, lang, text, key, is_cjk_text(key), is_term))
+        return cls(entries, list(kb.intents), [i for i, x in kb.intents.items() if x.urgent])
+
+    def __len__(self) -> int:
+        return len(self.entries)
