@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.db.session import create_engine_and_sessionmaker, upgrade_database, upgrade_database_sync
 
+pytest_plugins = ["tests.fakes.plugin"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT / ".." / "shared"
 POSTGRES_ENV = "KURASHI_TEST_POSTGRES_URL"
