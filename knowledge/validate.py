@@ -162,9 +162,13 @@ def read_yaml(path: Path, out: _Collector) -> SourceDoc | None:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
+        # The problem mark is where the parser noticed; the context mark (e.g. where an
+        # unclosed bracket opened) is often where the fix goes, so both are shown.
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         detail = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            detail += f" (the construct started at line {exc.context_mark.line + 1})"
         out.add(name, line, "yaml_syntax", f"YAML syntax error: {detail}")
         return None
     except yaml.YAMLError as exc:
