@@ -1,4 +1,4 @@
-"""`kurashi ask "question" [--lang L]` — one question, the answer as the bot would send it.
+"""`kurashi ask "question" [--lang L] [--knowledge DIR]` — one question, the answer as the bot would send it.
 
 Owns the command only. Matches with ``intents.matcher.Matcher`` and renders with
 ``knowledge.render``; the texts around an answer (urgent numbers, Japanese terms,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from knowledge.schema import LANGUAGES
 
@@ -18,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ask.add_argument("question", help="the question, in any supported language")
     ask.add_argument("--lang", choices=LANGUAGES, default=None,
                      help="answer in this language (default: the question's language)")
+    ask.add_argument("--knowledge", type=Path, default=None,
+                     help="knowledge base directory (default: the installed knowledge/)")
     ask.add_argument("--json", action="store_true",
                      help="also print the match (intent, decision, confidence, language) as JSON first")
     ask.set_defaults(func=answer_question)
@@ -57,7 +60,7 @@ def answer_question(args: argparse.Namespace) -> int:
     from knowledge.loader import KnowledgeError, load_knowledge
 
     try:
-        kb = load_knowledge()
+        kb = load_knowledge(args.knowledge)
     except KnowledgeError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -43,3 +43,30 @@ def test_kb_check_json_lists_errors_as_objects_and_exits_1(make_kb):
     [error] = json.loads(result.stdout)["errors"]
     assert error["code"] == "yaml_syntax" and error["line"] == 7
     assert error["file"].endswith("syntax.yaml")
+
+
+GOOD = Path(__file__).resolve().parent / "fixtures" / "good"
+
+
+def test_ask_prints_the_rendered_answer_with_the_japanese_terms():
+    result = run_kurashi("ask", "desk a question 3", "--knowledge", str(GOOD))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Call Test Desk at 000-000-0000 (Tue–Sat).\n\nIn Japanese: 窓口・相談\n"
+
+
+def test_ask_answers_in_the_forced_language():
+    result = run_kurashi("ask", "desk a question 3", "--lang", "ko", "--knowledge", str(GOOD))
+    assert result.stdout.startswith("테스트 창구에 전화하세요: 000-000-0000.")
+    assert "일본어 표기: 窓口・相談" in result.stdout
+
+
+def test_ask_declines_emoji_only_with_the_decline_message():
+    result = run_kurashi("ask", "🙂", "--lang", "en", "--knowledge", str(GOOD))
+    assert result.returncode == 0
+    assert result.stdout == "Sorry, I don't have an answer to that.\n"
+
+
+def test_ask_refuses_a_broken_knowledge_base_with_exit_1(make_kb):
+    result = run_kurashi("ask", "desk", "--knowledge", str(make_kb("refs")))
+    assert result.returncode == 1
+    assert "dangling_related" in result.stderr
