@@ -31,7 +31,7 @@ class KnowledgeBase:
 class KnowledgeError(Exception):
     """The knowledge base is invalid; ``problems`` lists every error with file and line."""
 
-    def __init__(self, problems: list["Problem"]):
+    def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         shown = "\n".join(f"  {p}" for p in self.problems[:20])
         more = f"\n  … and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""

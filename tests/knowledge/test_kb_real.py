@@ -32,5 +32,5 @@ def test_required_intents_copy_matches_the_spec():
         pytest.skip("../shared/spec/intents.yaml is absent (read-only reference material not mounted)")
     spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
     copy = yaml.safe_load((DEFAULT_DIR / "required_intents.yaml").read_text(encoding="utf-8"))
-    as_pairs = lambda items: [(i["id"], bool(i.get("escalates", False))) for i in items]  # noqa: E731
+    as_pairs = lambda items: [(i["id"], bool(i.get("escalates", False))) for i in items]
     assert as_pairs(copy) == as_pairs(spec)
