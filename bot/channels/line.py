@@ -1,0 +1,380 @@
+"""LineChannel: the LINE Messaging API adapter (line-bot-sdk v3, async client).
+
+Owns everything LINE-specific: verifying ``X-Line-Signature``, splitting a webhook body
+into events, turning an event into a neutral ``IncomingMessage``, rendering ``Reply``
+objects into LINE messages (text split at 5,000 characters, quick-reply items, a Flex
+bubble for cards and for buttons that do not fit the 13 quick replies, at most 5 messages
+per call), replying with the free reply token, pushing/multicasting with
+``X-Line-Retry-Key`` (the outbox's ``ChannelSender``), and fetching message content.
+Reply tokens stay inside this module.
+
+Must not import the conversation core's engine, Starlette/FastAPI or the database; SDK
+exceptions are translated into bot.channels.base errors here.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from linebot.v3.messaging import (
+    AsyncApiClient,
+    AsyncMessagingApi,
+    AsyncMessagingApiBlob,
+    Configuration,
+    FlexBox,
+    FlexBubble,
+    FlexButton,
+    FlexImage,
+    FlexMessage,
+    FlexText,
+    Message,
+    MulticastRequest,
+    PostbackAction,
+    PushMessageRequest,
+    QuickReply,
+    QuickReplyItem,
+    ReplyMessageRequest,
+    ShowLoadingAnimationRequest,
+    TextMessage,
+    URIAction,
+)
+from linebot.v3.messaging.exceptions import ApiException
+
+from bot.channels.base import PermanentFailure, RetryLater, SendError
+from bot.channels.render import shorten, split_text
+from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
+
+log = logging.getLogger(__name__)
+
+# Limits from https://developers.line.biz/en/reference/messaging-api/
+MAX_MESSAGES_PER_CALL = 5
+MAX_TEXT = 5000
+MAX_QUICK_REPLIES = 13
+MAX_LABEL = 20
+MAX_POSTBACK_DATA = 300
+MAX_DISPLAY_TEXT = 300
+MAX_ALT_TEXT = 400
+MAX_MULTICAST = 500
+#: A reply token is usable for a short time only (about a minute); an event older than
+#: this (e.g. left pending by a crash) is answered with a push instead of a doomed reply.
+REPLY_TOKEN_TTL_SECONDS = 50.0
+
+_MEDIA_KINDS = {"sticker": Kind.STICKER, "image": Kind.IMAGE, "video": Kind.VIDEO,
+                "audio": Kind.AUDIO, "file": Kind.FILE}
+
+
+class ReplyTokenUnusable(SendError):
+    """The reply could not be sent with the reply token (expired, used, or LINE failed):
+    the caller should deliver the same replies as a push through the outbox."""
+
+
+class InvalidWebhookBody(ValueError):
+    """A correctly signed body that is not a LINE webhook payload (malformed JSON or shape)."""
+
+
+def _retry_key_for(retry_key: str, batch: int) -> str:
+    """X-Line-Retry-Key of one batch of a push: a UUID derived from the outbox row's key, so
+    every retry of the same row reuses the same keys and LINE never delivers a batch twice."""
+    try:
+        base = uuid.UUID(retry_key)
+    except (ValueError, AttributeError, TypeError):
+        base = uuid.uuid5(uuid.NAMESPACE_URL, f"kurashi:{retry_key}")
+    return str(base) if batch == 0 else str(uuid.uuid5(base, f"batch-{batch}"))
+
+
+class LineChannel:
+    """LINE adapter; create it anywhere, call ``start()`` inside the running event loop."""
+
+    channel = Channel.LINE.value
+    max_recipients = MAX_MULTICAST
+
+    def __init__(self, *, channel_secret: str, access_token: str, api_base_url: str = "https://api.line.me") -> None:
+        self._secret = channel_secret.encode("utf-8")
+        self._access_token = access_token
+        self._base_url = api_base_url.rstrip("/")
+        self._client: AsyncApiClient | None = None
+        self._api: AsyncMessagingApi | None = None
+        self._blob: AsyncMessagingApiBlob | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> LineChannel:
+        return cls(channel_secret=settings.line_channel_secret, access_token=settings.line_channel_access_token,
+                   api_base_url=settings.line_api_base_url)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the HTTP client (line-bot-sdk opens an aiohttp session: must run in the loop)."""
+        if self._client is None:
+            # Configuration(host=...) sends every API, the blob API included, to this host.
+            config = Configuration(host=self._base_url, access_token=self._access_token)
+            self._client = AsyncApiClient(config)
+            self._api = AsyncMessagingApi(self._client)
+            self._blob = AsyncMessagingApiBlob(self._client)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = self._api = self._blob = None
+
+    async def _messaging(self) -> AsyncMessagingApi:
+        await self.start()
+        assert self._api is not None
+        return self._api
+
+    # -- inbound ----------------------------------------------------------------------------------
+    def verify(self, body: bytes, signature: str | None) -> bool:
+        """Whether ``signature`` is LINE's HMAC-SHA256 of the raw ``body`` (constant-time compare)."""
+        if not signature:
+            return False
+        expected = base64.b64encode(hmac.new(self._secret, body, hashlib.sha256).digest())
+        return hmac.compare_digest(expected, signature.strip().encode("utf-8", "replace"))
+
+    @staticmethod
+    def split_body(body: bytes) -> list[tuple[str, str]]:
+        """(event id, payload) per event of a verified webhook body.
+
+        Each payload is a one-event webhook body (``{"destination", "events": [event]}``), so
+        a stored event parses like a delivery. The id is ``webhookEventId`` (the same on a
+        redelivery); an event without one gets a hash of its content.
+        """
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidWebhookBody("body is not JSON") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+            raise InvalidWebhookBody("body has no events list")
+        out = []
+        for event in data["events"]:
+            if not isinstance(event, dict):
+                raise InvalidWebhookBody("an event is not an object")
+            event_id = event.get("webhookEventId")
+            if not isinstance(event_id, str) or not event_id:
+                canonical = json.dumps(event, sort_keys=True, ensure_ascii=False).encode("utf-8")
+                event_id = "sha256:" + hashlib.sha256(canonical).hexdigest()[:40]
+            payload = {"destination": data.get("destination"), "events": [event]}
+            out.append((event_id[:128], json.dumps(payload, ensure_ascii=False)))
+        return out
+
+    @staticmethod
+    def events_of(payload: str) -> list[dict[str, Any]]:
+        data = json.loads(payload)
+        return [e for e in data.get("events", []) if isinstance(e, dict)]
+
+    async def to_incoming(self, event: dict[str, Any]) -> IncomingMessage | None:
+        """The neutral message of one LINE event, or None for events kurashi ignores."""
+        kind = event.get("type")
+        source = event.get("source") or {}
+        event_id = event.get("webhookEventId")
+        if event.get("mode") == "standby":
+            return None  # another channel (e.g. a human chat module) owns this conversation
+        if kind in ("join",):
+            group = source.get("groupId") or source.get("roomId")
+            if not group:
+                return None
+            return IncomingMessage(Channel.LINE, group, Kind.GROUP_JOIN, event_id=event_id)
+        if source.get("type") != "user":
+            # The bot is for one-to-one chats; it answered the join once and stays silent in groups.
+            log.info("line: ignored %s event from a %s", kind, source.get("type"))
+            return None
+        user_id = source.get("userId")
+        if not isinstance(user_id, str) or not user_id:
+            return None
+        if kind == "message":
+            return self._message_to_incoming(user_id, event.get("message") or {}, event_id)
+        if kind == "postback":
+            data = (event.get("postback") or {}).get("data")
+            return IncomingMessage(Channel.LINE, user_id, Kind.POSTBACK, data=data, event_id=event_id)
+        if kind == "follow":
+            language, name = await self._profile(user_id)
+            return IncomingMessage(Channel.LINE, user_id, Kind.FOLLOW, language_hint=language,
+                                   display_name=name, event_id=event_id)
+        if kind == "unfollow":
+            return IncomingMessage(Channel.LINE, user_id, Kind.UNFOLLOW, event_id=event_id)
+        log.info("line: ignored event type %r", kind)
+        return None
+
+    def _message_to_incoming(self, user_id: str, message: dict[str, Any], event_id: str | None) -> IncomingMessage | None:
+        mtype = message.get("type")
+        if mtype == "text":
+            return IncomingMessage(Channel.LINE, user_id, Kind.TEXT, text=str(message.get("text") or ""),
+                                   event_id=event_id)
+        if mtype in _MEDIA_KINDS:
+            media = Media(platform_id=str(message.get("id") or ""), mime_type=None)
+            return IncomingMessage(Channel.LINE, user_id, _MEDIA_KINDS[mtype], media=media, event_id=event_id)
+        if mtype == "location":
+            try:
+                location = Location(float(message["latitude"]), float(message["longitude"]),
+                                    message.get("address"), message.get("title"))
+            except (KeyError, TypeError, ValueError):
+                return None
+            return IncomingMessage(Channel.LINE, user_id, Kind.LOCATION, location=location, event_id=event_id)
+        log.info("line: ignored message type %r", mtype)
+        return None
+
+    async def _profile(self, user_id: str) -> tuple[str | None, str | None]:
+        """(language, display name) from the profile; (None, None) when LINE will not say."""
+        try:
+            profile = await (await self._messaging()).get_profile(user_id)
+        except (TimeoutError, ApiException, aiohttp.ClientError) as exc:
+            log.warning("line: profile lookup failed (%s)", getattr(exc, "status", type(exc).__name__))
+            return None, None
+        return profile.language, profile.display_name
+
+    @staticmethod
+    def reply_token(event: dict[str, Any]) -> str | None:
+        token = event.get("replyToken")
+        return token if isinstance(token, str) and token else None
+
+    async def get_content(self, message_id: str) -> bytes:
+        """The bytes of an image/video/audio/file message (the api-data host in production)."""
+        await self.start()
+        assert self._blob is not None
+        try:
+            return bytes(await self._blob.get_message_content(message_id))
+        except ApiException as exc:
+            raise _translate(exc, []) from exc
+
+    async def show_loading(self, user_id: str, seconds: int = 5) -> None:
+        """Best effort "typing…" animation while the answer is prepared."""
+        try:
+            await (await self._messaging()).show_loading_animation(
+                ShowLoadingAnimationRequest(chat_id=user_id, loading_seconds=seconds))
+        except (TimeoutError, ApiException, aiohttp.ClientError):
+            pass
+
+    # -- rendering ---------------------------------------------------------------------------------
+    @staticmethod
+    def _postback(choice: Choice) -> PostbackAction:
+        return PostbackAction(
+            label=shorten(choice.label, MAX_LABEL),
+            data=choice.data[:MAX_POSTBACK_DATA],
+            display_text=shorten(choice.label, MAX_DISPLAY_TEXT),
+        )
+
+    @staticmethod
+    def _card_bubble(reply: Reply) -> FlexMessage:
+        card = reply.card
+        assert card is not None
+        body: list[Any] = [FlexText(text=card.title or " ", weight="bold", wrap=True, size="md")]
+        if card.text:
+            body.append(FlexText(text=card.text, wrap=True, size="sm", margin="md"))
+        if card.url:
+            body.append(FlexText(text=card.url, wrap=True, size="xs", color="#1a73e8", margin="md",
+                                 action=URIAction(uri=card.url)))
+        bubble = FlexBubble(
+            hero=FlexImage(url=card.image_url, size="full", aspect_mode="cover") if card.image_url else None,
+            body=FlexBox(layout="vertical", contents=body),
+            action=URIAction(uri=card.url) if card.url else None,
+        )
+        alt = shorten(f"{card.title}\n{card.text}".strip() or card.title or "…", MAX_ALT_TEXT)
+        return FlexMessage(alt_text=alt, contents=bubble)
+
+    @classmethod
+    def _buttons_bubble(cls, choices: Sequence[Choice], alt_text: str) -> FlexMessage:
+        buttons = [FlexButton(action=cls._postback(c), style="link", height="sm") for c in choices]
+        bubble = FlexBubble(body=FlexBox(layout="vertical", spacing="sm", contents=buttons))
+        return FlexMessage(alt_text=shorten(alt_text or "…", MAX_ALT_TEXT), contents=bubble)
+
+    def render(self, replies: Sequence[Reply]) -> list[Message]:
+        """LINE messages for ``replies``, in order; quick replies ride on the last message
+        (LINE shows them only there). Buttons become quick-reply items while they fit the
+        13 items, the rest a Flex bubble of buttons."""
+        messages: list[Message] = []
+        quick: list[Choice] = []
+        for reply in replies:
+            chunks = split_text(reply.text or "", MAX_TEXT)
+            messages.extend(TextMessage(text=chunk) for chunk in chunks)
+            if reply.card is not None:
+                messages.append(self._card_bubble(reply))
+            room = MAX_QUICK_REPLIES - len(quick) - len(reply.quick_replies)
+            inline = list(reply.buttons[: max(room, 0)])
+            overflow = list(reply.buttons[max(room, 0):])
+            if overflow:
+                messages.append(self._buttons_bubble(overflow, chunks[0] if chunks else ""))
+            quick.extend(inline)
+            quick.extend(reply.quick_replies)
+        quick = quick[:MAX_QUICK_REPLIES]
+        if quick and messages:
+            items = [QuickReplyItem(action=self._postback(c)) for c in quick]
+            messages[-1].quick_reply = QuickReply(items=items)
+        return messages
+
+    @staticmethod
+    def batches(messages: Sequence[Message]) -> list[list[Message]]:
+        return [list(messages[i:i + MAX_MESSAGES_PER_CALL]) for i in range(0, len(messages), MAX_MESSAGES_PER_CALL)]
+
+    # -- outbound ---------------------------------------------------------------------------------
+    async def reply(self, reply_token: str, user_id: str, replies: Sequence[Reply]) -> None:
+        """Answer with the free reply token (first 5 messages); further batches are pushed.
+
+        Raises ReplyTokenUnusable when the token is refused (expired/used, 400) or LINE
+        fails; the caller then pushes the same replies through the outbox.
+        """
+        batches = self.batches(self.render(replies))
+        if not batches:
+            return
+        api = await self._messaging()
+        try:
+            await api.reply_message(ReplyMessageRequest(reply_token=reply_token, messages=batches[0]))
+        except ApiException as exc:
+            raise ReplyTokenUnusable(f"reply refused: {exc.status}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ReplyTokenUnusable(f"reply failed: {type(exc).__name__}") from exc
+        if len(batches) > 1:
+            key = str(uuid.uuid4())
+            for number, batch in enumerate(batches[1:], start=1):
+                await self._send_batch([user_id], batch, _retry_key_for(key, number))
+
+    async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
+        """ChannelSender.push: push (1 recipient) or multicast (up to 500), with retry keys."""
+        recipients = list(dict.fromkeys(recipients))
+        if not recipients:
+            return
+        if len(recipients) > MAX_MULTICAST:
+            raise PermanentFailure(f"{len(recipients)} recipients; LINE multicast takes at most {MAX_MULTICAST}")
+        for number, batch in enumerate(self.batches(self.render(replies))):
+            await self._send_batch(recipients, batch, _retry_key_for(retry_key, number))
+
+    async def _send_batch(self, recipients: list[str], messages: list[Message], retry_key: str) -> None:
+        api = await self._messaging()
+        try:
+            if len(recipients) == 1:
+                await api.push_message(PushMessageRequest(to=recipients[0], messages=messages),
+                                       x_line_retry_key=retry_key)
+            else:
+                await api.multicast(MulticastRequest(to=recipients, messages=messages), x_line_retry_key=retry_key)
+        except ApiException as exc:
+            if exc.status == 409:
+                return  # this retry key was already accepted: delivered by an earlier attempt
+            raise _translate(exc, recipients) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RetryLater(f"LINE unreachable: {type(exc).__name__}") from exc
+
+
+def _translate(exc: ApiException, recipients: Sequence[str]) -> SendError:
+    """RetryLater for 429/5xx/transport failures, PermanentFailure for other 4xx."""
+    status = exc.status or 0
+    if status == 429 or status >= 500 or status == 0:
+        retry_after = None
+        headers = exc.headers or {}
+        raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+        if raw is not None:
+            try:
+                retry_after = float(raw)
+            except ValueError:
+                retry_after = None
+        return RetryLater(f"LINE answered {status}", retry_after=retry_after)
+    # LINE does not say which recipient blocked the bot, so ``blocked`` stays empty.
+    return PermanentFailure(f"LINE answered {status}")
+
+
+def reply_token_fresh(age_seconds: float) -> bool:
+    """Whether an event received ``age_seconds`` ago can still be answered with its reply token."""
+    return age_seconds < REPLY_TOKEN_TTL_SECONDS

@@ -1,0 +1,370 @@
+"""TelegramChannel: the Telegram Bot API adapter (python-telegram-bot v22).
+
+Owns everything Telegram-specific: checking ``X-Telegram-Bot-Api-Secret-Token``, splitting
+a webhook body into its update id and payload, turning an ``Update`` into a neutral
+``IncomingMessage`` (messages, /start with ``language_code``, other commands, callback
+queries, edited messages, ``my_chat_member`` blocks), rendering ``Reply`` objects into
+``sendMessage`` calls with inline keyboards (4,096-character split, callback_data ≤ 64
+bytes), the outbox's ``ChannelSender.push``, file downloads, and polling for development.
+
+The python-telegram-bot ``Application`` is built without an Updater (custom-webhook
+pattern): the webhook route stores updates and kurashi feeds them in itself; the
+Application owns the Bot's lifecycle (initialize → getMe, shutdown). Chat ids stay here.
+
+Must not import the conversation engine, Starlette/FastAPI or the database; telegram.error
+exceptions are translated into bot.channels.base errors here.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.channels.base import PermanentFailure, RetryLater, SendError
+from bot.channels.render import shorten, split_text, utf8_len
+from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4096                  # sendMessage: 1-4096 characters after entities parsing
+MAX_CALLBACK_DATA = 64           # InlineKeyboardButton.callback_data: 1-64 bytes
+MAX_BUTTON_LABEL = 64            # keep buttons readable on a phone
+SHORT_LABEL = 14                 # two quick replies this short share a keyboard row
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+_MEDIA_FIELDS = (("sticker", Kind.STICKER), ("photo", Kind.IMAGE), ("video", Kind.VIDEO),
+                 ("video_note", Kind.VIDEO), ("animation", Kind.VIDEO), ("voice", Kind.AUDIO),
+                 ("audio", Kind.AUDIO), ("document", Kind.FILE))
+
+
+class InvalidUpdateBody(ValueError):
+    """A body with a correct secret that is not a Telegram Update (malformed JSON or shape)."""
+
+
+def _retry_seconds(exc: RetryAfter) -> float:
+    value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def translate_error(exc: TelegramError, chat_id: str) -> SendError:
+    """RetryLater for flood control and network trouble, PermanentFailure otherwise
+    (``blocked=[chat]`` when the user blocked the bot or deactivated their account)."""
+    if isinstance(exc, RetryAfter):
+        return RetryLater("Telegram flood control", retry_after=_retry_seconds(exc))
+    if isinstance(exc, Forbidden):
+        return PermanentFailure("Telegram: forbidden", blocked=[chat_id])
+    if isinstance(exc, (BadRequest, InvalidToken, ChatMigrated)):
+        return PermanentFailure(f"Telegram: {type(exc).__name__}")
+    if isinstance(exc, NetworkError):  # also 5xx and timeouts
+        return RetryLater(f"Telegram: {type(exc).__name__}")
+    return PermanentFailure(f"Telegram: {type(exc).__name__}")
+
+
+class TelegramChannel:
+    """Telegram adapter; build anywhere, ``await start()`` inside the running loop."""
+
+    channel = Channel.TELEGRAM.value
+    max_recipients = 1
+
+    def __init__(self, *, token: str, webhook_secret: str | None = None,
+                 api_base_url: str = "https://api.telegram.org") -> None:
+        self._token = token
+        self._secret = webhook_secret.encode("utf-8") if webhook_secret else None
+        base = api_base_url.rstrip("/")
+        self.application: Application = (
+            ApplicationBuilder()
+            .token(token)
+            .base_url(f"{base}/bot")
+            .base_file_url(f"{base}/file/bot")
+            .updater(None)
+            .build()
+        )
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        # callback_data longer than 64 bytes is sent as a digest and resolved here
+        # (the core's payloads are short ids; this is a safety net, lost on restart).
+        self._long_data: OrderedDict[str, str] = OrderedDict()
+        # messages of a push already delivered per retry key, so a retry of a partly sent
+        # multi-message push does not repeat what was sent (Telegram has no idempotency key).
+        self._progress: OrderedDict[str, int] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TelegramChannel:
+        return cls(token=settings.telegram_bot_token, webhook_secret=settings.telegram_webhook_secret,
+                   api_base_url=settings.telegram_api_base_url)
+
+    @property
+    def bot(self) -> Bot:
+        return self.application.bot
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Initialise the Bot (getMe). Safe to call again; failures surface as RetryLater."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            try:
+                await self.application.initialize()
+            except TelegramError as exc:
+                raise translate_error(exc, "") from exc
+            self._started = True
+
+    async def close(self) -> None:
+        if self._started:
+            await self.application.shutdown()
+            self._started = False
+
+    # -- inbound ----------------------------------------------------------------------------------
+    def verify(self, secret_header: str | None) -> bool:
+        """Whether the webhook secret header matches TELEGRAM_WEBHOOK_SECRET (constant time).
+        Without a configured secret no webhook is trusted (use polling in development)."""
+        if self._secret is None or not secret_header:
+            return False
+        return hmac.compare_digest(self._secret, secret_header.encode("utf-8", "replace"))
+
+    @staticmethod
+    def split_body(body: bytes) -> list[tuple[str, str]]:
+        """[(update_id, payload)] of a verified webhook body."""
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidUpdateBody("body is not JSON") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int) or isinstance(
+                data.get("update_id"), bool):
+            raise InvalidUpdateBody("body is not an Update")
+        return [(str(data["update_id"]), json.dumps(data, ensure_ascii=False))]
+
+    @staticmethod
+    def events_of(payload: str) -> list[dict[str, Any]]:
+        data = json.loads(payload)
+        return [data] if isinstance(data, dict) else []
+
+    def parse(self, update: dict[str, Any]) -> Update | None:
+        try:
+            return Update.de_json(update, self.bot)
+        except (TypeError, ValueError, KeyError) as exc:
+            log.warning("telegram: unparsable update (%s)", type(exc).__name__)
+            return None
+
+    async def to_incoming(self, event: dict[str, Any]) -> IncomingMessage | None:
+        """The neutral message of one Update, or None for updates kurashi ignores."""
+        update = self.parse(event)
+        if update is None:
+            return None
+        event_id = str(update.update_id)
+        if update.callback_query is not None:
+            query = update.callback_query
+            chat = query.message.chat.id if query.message is not None else query.from_user.id
+            return IncomingMessage(Channel.TELEGRAM, str(chat), Kind.POSTBACK, data=self.resolve_data(query.data),
+                                   language_hint=query.from_user.language_code,
+                                   display_name=query.from_user.first_name, event_id=event_id)
+        if update.my_chat_member is not None:
+            change = update.my_chat_member
+            status = change.new_chat_member.status
+            if change.chat.type == "private":
+                if status == "kicked":
+                    return IncomingMessage(Channel.TELEGRAM, str(change.chat.id), Kind.UNFOLLOW, event_id=event_id)
+                return None  # unblocking: the user presses Start, which arrives as /start
+            if status in ("member", "administrator"):
+                return IncomingMessage(Channel.TELEGRAM, str(change.chat.id), Kind.GROUP_JOIN, event_id=event_id)
+            return None
+        if update.edited_message is not None:
+            message = update.edited_message
+            if message.chat.type != "private":
+                return None
+            return IncomingMessage(Channel.TELEGRAM, str(message.chat.id), Kind.EDITED, text=message.text,
+                                   event_id=event_id)
+        message = update.message
+        if message is None:
+            log.info("telegram: ignored update without a handled field")
+            return None
+        chat_id = str(message.chat.id)
+        user = message.from_user
+        hint = user.language_code if user else None
+        name = user.first_name if user else None
+        if message.chat.type != "private":
+            if message.group_chat_created or any(m.id == self.bot_id for m in (message.new_chat_members or ())):
+                return IncomingMessage(Channel.TELEGRAM, chat_id, Kind.GROUP_JOIN, event_id=event_id)
+            return None
+        base = {"language_hint": hint, "display_name": name, "event_id": event_id}
+        if message.text is not None:
+            text = message.text
+            if text.startswith("/"):
+                command, _, rest = text.partition(" ")
+                command = command.split("@", 1)[0]
+                if command == "/start":
+                    return IncomingMessage(Channel.TELEGRAM, chat_id, Kind.FOLLOW, text=rest.strip() or None, **base)
+                text = f"{command} {rest}".strip()
+            return IncomingMessage(Channel.TELEGRAM, chat_id, Kind.TEXT, text=text, **base)
+        if message.location is not None:
+            venue = message.venue
+            location = Location(message.location.latitude, message.location.longitude,
+                                venue.address if venue else None, venue.title if venue else None)
+            return IncomingMessage(Channel.TELEGRAM, chat_id, Kind.LOCATION, location=location, **base)
+        for field, kind in _MEDIA_FIELDS:
+            value = getattr(message, field, None)
+            if value:
+                item = value[-1] if isinstance(value, (tuple, list)) else value  # largest photo size last
+                media = Media(platform_id=item.file_id, mime_type=getattr(item, "mime_type", None))
+                return IncomingMessage(Channel.TELEGRAM, chat_id, kind, media=media, **base)
+        # contacts, polls, dice…: answered like a file ("I read text")
+        return IncomingMessage(Channel.TELEGRAM, chat_id, Kind.FILE, **base)
+
+    @property
+    def bot_id(self) -> int | None:
+        try:
+            return int(self._token.split(":", 1)[0])
+        except ValueError:
+            return None
+
+    async def acknowledge(self, event: dict[str, Any]) -> None:
+        """Answer a callback query at once (stops the button's spinner); best effort."""
+        query = event.get("callback_query")
+        if not isinstance(query, dict) or not query.get("id"):
+            return
+        try:
+            await self.start()
+            await self.bot.answer_callback_query(str(query["id"]))
+        except (TelegramError, SendError) as exc:
+            log.info("telegram: answerCallbackQuery failed (%s)", type(exc).__name__)
+
+    async def get_file(self, file_id: str) -> bytes:
+        await self.start()
+        try:
+            file = await self.bot.get_file(file_id)
+            return bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            raise translate_error(exc, "") from exc
+
+    # -- rendering ---------------------------------------------------------------------------------
+    def callback_data(self, data: str) -> str:
+        """``data`` itself when it fits 64 bytes, else a digest remembered for resolve_data."""
+        if 0 < utf8_len(data) <= MAX_CALLBACK_DATA:
+            return data
+        digest = "#" + hashlib.sha256(data.encode("utf-8")).hexdigest()[:40]
+        self._long_data[digest] = data
+        while len(self._long_data) > 10_000:
+            self._long_data.popitem(last=False)
+        log.warning("telegram: callback data longer than %d bytes sent as a digest", MAX_CALLBACK_DATA)
+        return digest
+
+    def resolve_data(self, data: str | None) -> str | None:
+        if data and data.startswith("#"):
+            return self._long_data.get(data, data)
+        return data
+
+    def _button(self, choice: Choice) -> InlineKeyboardButton:
+        return InlineKeyboardButton(shorten(choice.label, MAX_BUTTON_LABEL, len),
+                                    callback_data=self.callback_data(choice.data))
+
+    def keyboard(self, reply: Reply) -> InlineKeyboardMarkup | None:
+        """Buttons one per row; quick replies two per row when both labels are short."""
+        rows: list[list[InlineKeyboardButton]] = [[self._button(c)] for c in reply.buttons]
+        pending: list[InlineKeyboardButton] = []
+        for choice in reply.quick_replies:
+            if len(choice.label) <= SHORT_LABEL:
+                pending.append(self._button(choice))
+                if len(pending) == 2:
+                    rows.append(pending)
+                    pending = []
+            else:
+                rows.append([self._button(choice)])
+        if pending:
+            rows.append(pending)
+        return InlineKeyboardMarkup(rows) if rows else None
+
+    def render(self, replies: Sequence[Reply]) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+        """(text, keyboard) per sendMessage, in order; a reply's keyboard rides on its last part."""
+        out: list[tuple[str, InlineKeyboardMarkup | None]] = []
+        for reply in replies:
+            parts = split_text(reply.text or "", MAX_TEXT)
+            if reply.card is not None:
+                card = "\n".join(p for p in (reply.card.title, reply.card.text, reply.card.url) if p)
+                parts += split_text(card, MAX_TEXT)
+            markup = self.keyboard(reply)
+            if not parts:
+                if markup is None:
+                    continue
+                parts = ["…"]  # a keyboard needs a message to ride on
+            out.extend((part, None) for part in parts[:-1])
+            out.append((parts[-1], markup))
+        return out
+
+    # -- outbound ---------------------------------------------------------------------------------
+    async def send(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
+                   progress: Callable[[int], None] | None = None) -> None:
+        """sendMessage for every rendered part after the first ``skip``; errors translated."""
+        await self.start()
+        for index, (text, markup) in enumerate(self.render(replies)):
+            if index < skip:
+                continue
+            try:
+                await self.bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
+            except TelegramError as exc:
+                raise translate_error(exc, chat_id) from exc
+            if progress is not None:
+                progress(index + 1)
+
+    async def reply(self, chat_id: str, replies: Sequence[Reply]) -> None:
+        """Answer the user's own update (a direct sendMessage; Telegram has no reply token)."""
+        await self.send(chat_id, replies)
+
+    async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
+        """ChannelSender.push: one chat per call (``max_recipients`` = 1)."""
+        for chat_id in dict.fromkeys(recipients):
+            key = f"{retry_key}:{chat_id}"
+
+            def remember(count: int, key: str = key) -> None:
+                self._progress[key] = count
+                while len(self._progress) > 10_000:
+                    self._progress.popitem(last=False)
+
+            await self.send(chat_id, replies, skip=self._progress.get(key, 0), progress=remember)
+            self._progress.pop(key, None)
+
+    # -- webhook registration and polling ----------------------------------------------------------
+    async def set_webhook(self, url: str) -> None:
+        await self.start()
+        await self.bot.set_webhook(url=url, secret_token=self._secret.decode() if self._secret else None,
+                                   allowed_updates=ALLOWED_UPDATES)
+
+    async def poll(self, ingest: Callable[[dict[str, Any]], Awaitable[None]], stop: asyncio.Event,
+                   *, timeout: int = 25) -> None:
+        """Development without a public URL: long-poll getUpdates and hand each update (as the
+        JSON a webhook would carry) to ``ingest`` until ``stop`` is set."""
+        await self.start()
+        await self.bot.delete_webhook()
+        offset: int | None = None
+        while not stop.is_set():
+            try:
+                updates = await self.bot.get_updates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES)
+            except RetryAfter as exc:
+                await asyncio.sleep(_retry_seconds(exc))
+                continue
+            except NetworkError:
+                await asyncio.sleep(1.0)
+                continue
+            for update in updates:
+                await ingest(update.to_dict())
+                offset = update.update_id + 1
