@@ -1,0 +1,139 @@
+"""The ASGI application: ``create_app(settings) -> FastAPI`` and its lifespan.
+
+Owns start-up and shutdown order: JSON logging → database upgrade (Alembic) → knowledge
+base + matcher loaded once → configured channels → background work (pending inbound
+events, outbox relay when ``RUN_SENDER``, scheduler when ``RUN_SCHEDULER``, Telegram
+polling when asked) — and the reverse on shutdown. Also ``GET /healthz`` (503 when the
+database does not answer) and ``GET /metrics`` (Prometheus).
+
+Routes: every module in ``bot/web/`` that defines a module-level ``router``
+(a FastAPI APIRouter) is included — webhooks, the web chat, later the staff console — so
+features add routes without editing this file. The conversation core never imports this.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+import bot.web
+from bot.db.session import upgrade_database
+from bot.logging import configure_logging
+from bot.metrics import render_latest
+from bot.services import Services, build_services
+from bot.settings import Settings
+
+log = logging.getLogger("kurashi.app")
+
+#: Routers included first, in this order (the chat page owns "/" and must not shadow others).
+_ROUTER_ORDER = ("webhooks",)
+
+
+def _web_routers() -> list[tuple[str, Any]]:
+    names = [m.name for m in pkgutil.iter_modules(bot.web.__path__) if not m.name.startswith("_")]
+    names.sort(key=lambda n: (_ROUTER_ORDER.index(n) if n in _ROUTER_ORDER else len(_ROUTER_ORDER),
+                              n == "chat", n))
+    routers = []
+    for name in names:
+        module = importlib.import_module(f"bot.web.{name}")
+        router = getattr(module, "router", None)
+        if router is not None:
+            routers.append((name, router))
+    return routers
+
+
+async def _start_background(app: FastAPI, services: Services) -> None:
+    """Pending inbound events, outbox relay, scheduler, Telegram polling — whatever exists and is enabled."""
+    settings = services.settings
+    try:
+        inbound = importlib.import_module("bot.inbound")
+    except ModuleNotFoundError:
+        inbound = None
+    resume = getattr(inbound, "process_pending_events", None) if inbound else None
+    if resume is not None:
+        # Events stored before a crash are answered now (DESIGN.md: nothing is lost).
+        services.spawn(resume(services), name="inbound-resume")
+
+    if settings.run_sender:
+        try:
+            outbox = importlib.import_module("scheduler.outbox")
+        except ModuleNotFoundError:
+            outbox = None
+        relay_cls = getattr(outbox, "OutboxRelay", None) if outbox else None
+        if relay_cls is not None:
+            services.relay = relay_cls(services.sessionmaker, dict(services.channels))
+            services.spawn(services.relay.run(), name="outbox-relay")
+
+    if settings.run_scheduler:
+        try:
+            runner = importlib.import_module("scheduler.runner")
+        except ModuleNotFoundError:
+            runner = None
+        start = getattr(runner, "run_scheduler", None) if runner else None
+        if start is not None:
+            services.spawn(start(services), name="scheduler")
+
+    if getattr(app.state, "telegram_polling", False):
+        telegram = services.channels.get("telegram")
+        polling = getattr(telegram, "run_polling", None)
+        if polling is None:
+            log.error("telegram polling requested but Telegram is not configured (TELEGRAM_BOT_TOKEN)")
+        else:
+            services.spawn(polling(services), name="telegram-polling")
+
+
+def create_app(settings: Settings | None = None, *, telegram_polling: bool = False) -> FastAPI:
+    """The kurashi web app. Settings are read from the environment when not given."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        await upgrade_database(settings.database_url)
+        services = await build_services(settings)
+        app.state.services = services
+        starters = [getattr(ch, "start", None) for ch in services.channels.values()]
+        for start in filter(None, starters):
+            await start()
+        await _start_background(app, services)
+        log.info("started", extra={"channels": ",".join(sorted(services.channels)),
+                                   "intents": len(services.kb.intents)})
+        try:
+            yield
+        finally:
+            await services.aclose()
+            log.info("stopped")
+
+    app = FastAPI(title="kurashi", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.telegram_polling = telegram_polling
+
+    @app.get("/healthz", include_in_schema=False)
+    async def check_health() -> JSONResponse:
+        """200 when the database answers, else 503."""
+        services: Services | None = getattr(app.state, "services", None)
+        if services is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            async with services.engine_db.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not healthy"
+            log.warning("health check failed", extra={"error": type(exc).__name__})
+            return JSONResponse({"status": "error", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok", "intents": len(services.kb.intents)})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def show_metrics() -> Response:
+        body, content_type = render_latest()
+        return Response(body, media_type=content_type)
+
+    for _name, router in _web_routers():
+        app.include_router(router)
+    return app

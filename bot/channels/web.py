@@ -1,0 +1,82 @@
+"""The web chat channel: the simulator page's adapter (a real channel, like LINE and Telegram).
+
+Owns turning the page's JSON into ``IncomingMessage`` and ``Reply`` objects into JSON,
+and the web push mailbox: pushes (consultation replies, alerts…) for a browser session
+wait here until the page polls ``GET /api/chat/updates``. The mailbox is per process and
+bounded — the web chat is a simulator, not a delivery guarantee; LINE and Telegram pushes
+are durable through the outbox.
+
+Must not import the conversation engine or the database; the route (bot/web/chat.py)
+calls the engine and passes its replies here.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from bot.conversation.models import Card, Channel, Choice, IncomingMessage, Kind, Reply
+
+MAX_TEXT = 10_000          # longer input is cut (the core only needs the question)
+MAILBOX_SIZE = 50
+
+
+def reply_to_json(reply: Reply) -> dict[str, Any]:
+    """A Reply as the page renders it (also the outbox payload shape)."""
+    return {
+        "text": reply.text,
+        "quick_replies": [{"label": c.label, "data": c.data} for c in reply.quick_replies],
+        "buttons": [{"label": c.label, "data": c.data} for c in reply.buttons],
+        "card": None if reply.card is None else {
+            "title": reply.card.title, "text": reply.card.text,
+            "url": reply.card.url, "image_url": reply.card.image_url,
+        },
+    }
+
+
+def reply_from_json(data: dict[str, Any]) -> Reply:
+    card = data.get("card")
+    return Reply(
+        text=data.get("text", ""),
+        quick_replies=[Choice(c["label"], c["data"]) for c in data.get("quick_replies", [])],
+        buttons=[Choice(c["label"], c["data"]) for c in data.get("buttons", [])],
+        card=Card(**card) if card else None,
+    )
+
+
+class WebChannel:
+    """Adapter of the web chat page; also a ``ChannelSender`` for pushes to browser sessions."""
+
+    channel = Channel.WEB.value
+    max_recipients = 1
+
+    def __init__(self) -> None:
+        self._mailboxes: dict[str, deque[dict[str, Any]]] = {}
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def to_incoming(session_id: str, body: dict[str, Any]) -> IncomingMessage:
+        """The page's POST body → IncomingMessage: {"event": "start"} | {"data": …} | {"text": …}."""
+        hint = body.get("lang") if isinstance(body.get("lang"), str) else None
+        if body.get("event") == "start":
+            return IncomingMessage(Channel.WEB, session_id, Kind.FOLLOW, language_hint=hint)
+        data = body.get("data")
+        if isinstance(data, str) and data:
+            return IncomingMessage(Channel.WEB, session_id, Kind.POSTBACK, data=data[:64], language_hint=hint)
+        text = body.get("text")
+        text = text if isinstance(text, str) else ""
+        return IncomingMessage(Channel.WEB, session_id, Kind.TEXT, text=text[:MAX_TEXT], language_hint=hint)
+
+    async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
+        """Leave the replies in each session's mailbox (oldest dropped beyond MAILBOX_SIZE)."""
+        async with self._lock:
+            for session_id in recipients:
+                box = self._mailboxes.setdefault(session_id, deque(maxlen=MAILBOX_SIZE))
+                box.extend(reply_to_json(r) for r in replies)
+
+    async def take(self, session_id: str) -> list[dict[str, Any]]:
+        """Pushed replies waiting for this session (removed from the mailbox)."""
+        async with self._lock:
+            box = self._mailboxes.pop(session_id, None)
+        return list(box or ())

@@ -1,0 +1,688 @@
+"""The conversation core: one ``IncomingMessage`` in, a list of ``Reply`` out.
+
+Owns what the bot says and remembers: first contact (welcome, language, skippable area and
+segment), matching and answering in the resident's language, clarify/decline, urgent
+intents, commands and the menu, settings, feedback, forget-me, non-text events. The
+resident's preferences live in the ``users`` row and the conversation state in
+``users.state`` (JSON) — nothing per user is kept in memory, so any number of processes
+can serve the same resident.
+
+Channel-neutral: must not import platform SDKs (linebot, telegram), Starlette/FastAPI or
+channel adapters. Every resident-facing text comes from ``knowledge/messages.yaml`` or
+the knowledge answers (through ``bot.conversation.locale`` and ``knowledge.render``).
+
+Button payloads (``Choice.data``, at most 64 bytes — Telegram's callback_data limit):
+  i:<intent>            show the answer of an intent
+  l:<lang> / lk         switch the language / keep the current one
+  m / g:<category>      menu / topics of one menu category
+  c / c:<topic>         consultation (``start_consultation``)
+  fb:+:<intent> / fb:-:<intent>   feedback 👍/👎
+  s  s:lang  s:area[:p2|:<key>|:skip]  s:seg[:<segment>]  s:opt:<alerts|events|garbage>
+  s:quiet[:off]  s:gt[:<HHMM>]  ob:skip                           settings and onboarding
+  x / x:yes / x:no      forget me (ask, confirm, cancel)
+  stop                  all notifications off
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import metrics
+from bot.conversation.locale import Texts, normalize_language
+from bot.conversation.models import Choice, IncomingMessage, Kind, Reply
+from bot.db import repo
+from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
+from intents.langdetect import detect_language
+from knowledge.loader import KnowledgeBase
+from knowledge.render import render_answer, render_terms
+
+log = logging.getLogger("kurashi.conversation")
+
+#: Confidence of language detection needed to pick the language of a first message.
+FIRST_LANGUAGE_CONFIDENCE = 0.6
+#: Confidence needed to answer in another language than the stored one and offer a switch.
+SWITCH_LANGUAGE_CONFIDENCE = 0.8
+#: Intents whose answer is a flow of the core rather than (only) a knowledge text.
+FLOW_INTENTS = {"greeting.hello", "bot.help", "bot.language", "bot.settings", "bot.forget_me"}
+#: Menu categories, in menu order, and which intent-id prefix goes where.
+CATEGORY_ORDER = ("emergency", "medical", "disaster", "garbage", "procedure", "money", "work",
+                  "life", "child", "consult", "events", "other")
+CATEGORY_OF_PREFIX = {
+    "emergency": "emergency", "medical": "medical", "disaster": "disaster", "garbage": "garbage",
+    "procedure": "procedure", "insurance": "money", "tax": "money", "pension": "money",
+    "work": "work", "life": "life", "child": "child", "consult": "consult", "city": "consult",
+    "events": "events",
+}
+HIDDEN_PREFIXES = {"greeting", "bot", "smalltalk"}
+#: "ok", "thanks", "hi" say little about the language a resident wants: no switch offer.
+NO_SWITCH_PREFIXES = {"greeting", "smalltalk"}
+SEGMENTS = ("trainee", "student", "other")
+GARBAGE_TIMES = ("06:00", "07:00", "08:00", "18:00", "19:00", "20:00", "21:00")
+OPTIONS = {"alerts": "opt_alerts", "events": "opt_events", "garbage": "opt_garbage"}
+MAX_RELATED = 4
+AREA_PAGE = 11
+MAX_PAYLOAD_BYTES = 64
+_QUIET = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?\s*[-~–〜]\s*(\d{1,2})(?::(\d{2}))?\s*$")
+
+
+class MatcherLike(Protocol):
+    def match(self, text: str, lang: str | None = None) -> Any: ...
+
+
+#: A consultation hand-off: (engine, turn, topic) -> replies. The consultations feature
+#: (issue 4) plugs its own in through ``ConversationEngine(consultation=...)``.
+ConsultationHandler = Callable[["ConversationEngine", "Turn", "str | None"], Awaitable[list[Reply]]]
+
+
+@dataclass
+class Turn:
+    """One message being handled: the database session, the resident and what happened."""
+
+    session: AsyncSession
+    user: User
+    created: bool
+    msg: IncomingMessage
+    lang: str                       # language of this turn's replies
+    decision: str = "none"          # for metrics: answer/clarify/decline/command/postback/event
+    intent: str | None = None
+    deleted: bool = False
+    replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.user.state if self.user.state is not None else {}
+
+    def set_state(self, **changes: Any) -> None:
+        """Update users.state (a fresh dict, so nested changes are persisted too)."""
+        state = dict(self.state)
+        for key, value in changes.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        self.user.state = state
+
+
+class ConversationEngine:
+    """The channel-neutral core: ``await engine.handle(msg) -> list[Reply]``."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        matcher: MatcherLike,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Any = None,
+        clock: Callable[[], datetime] | None = None,
+        consultation: ConsultationHandler | None = None,
+    ) -> None:
+        self.kb = kb
+        self.matcher = matcher
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.texts = Texts(kb)
+        self._consultation = consultation
+
+    # ------------------------------------------------------------------ entry point
+    async def handle(self, msg: IncomingMessage) -> list[Reply]:
+        """Handle one resident event and return what to send back (maybe nothing)."""
+        started = time.perf_counter()
+        decision, lang = "event", "none"
+        try:
+            if msg.kind == Kind.GROUP_JOIN:
+                # A group is not a resident: store nothing, answer in every core language.
+                hint = normalize_language(msg.language_hint)
+                text = (self.texts.t("event.group", hint) if hint
+                        else self.texts.all_languages("event.group", ("ja", "en")))
+                return [Reply(text=text)]
+            async with self.sessionmaker() as session:
+                async with session.begin():
+                    if msg.kind == Kind.UNFOLLOW:
+                        await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
+                        return []
+                    user, created = await repo.get_or_create_user(
+                        session, msg.channel.value, msg.user_id, now=self.clock()
+                    )
+                    if user.status != STATUS_ACTIVE:
+                        user.status = STATUS_ACTIVE   # they wrote again: they can be reached again
+                    turn = Turn(session, user, created, msg, lang=user.language or "en")
+                    await self._dispatch(turn)
+                    decision, lang = turn.decision, turn.lang
+                    if turn.intent:
+                        log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,
+                                                   "decision": decision, "intent": turn.intent, "lang": lang})
+                    return [self._checked(r) for r in turn.replies]
+        finally:
+            metrics.observe_message(msg.channel.value, lang, decision, time.perf_counter() - started)
+
+    @staticmethod
+    def _checked(reply: Reply) -> Reply:
+        for choice in (*reply.quick_replies, *reply.buttons):
+            if len(choice.data.encode()) > MAX_PAYLOAD_BYTES:  # pragma: no cover - a bug in the core
+                raise ValueError(f"button payload over {MAX_PAYLOAD_BYTES} bytes: {choice.data!r}")
+        return reply
+
+    async def _dispatch(self, turn: Turn) -> None:
+        msg = turn.msg
+        if msg.kind == Kind.FOLLOW:
+            await self.handle_follow(turn)
+        elif msg.kind == Kind.TEXT:
+            await self.handle_text(turn, msg.text or "")
+        elif msg.kind == Kind.POSTBACK:
+            await self.handle_postback(turn, msg.data or "")
+        elif msg.kind == Kind.LOCATION:
+            await self.handle_location(turn)
+        elif msg.kind == Kind.EDITED:
+            self._ensure_language(turn)
+            turn.replies.append(Reply(self.texts.t("event.edited", turn.lang)))
+        else:  # sticker, image, video, audio, file
+            await self.handle_non_text(turn)
+
+    # ------------------------------------------------------------------ helpers
+    def t(self, turn: Turn, key: str, **fields: object) -> str:
+        return self.texts.t(key, turn.lang, **fields)
+
+    def _ensure_language(self, turn: Turn) -> bool:
+        """Adopt the platform's language hint on first contact; True when a language is known."""
+        if turn.user.language:
+            turn.lang = turn.user.language
+            return True
+        hint = normalize_language(turn.msg.language_hint)
+        if hint:
+            turn.user.language = turn.lang = hint
+            return True
+        return False
+
+    def _menu_buttons(self, turn: Turn) -> list[Choice]:
+        return [Choice(self.t(turn, "menu.btn.menu"), "m")]
+
+    def _language_picker(self, turn: Turn, *, text: str | None = None) -> Reply:
+        choices = [Choice(self.texts.language_name(code), f"l:{code}") for code in self.texts.picker_languages]
+        return Reply(text=text or self.texts.all_languages("lang.pick"), quick_replies=choices)
+
+    def _categories(self) -> dict[str, list[str]]:
+        cats: dict[str, list[str]] = {}
+        for intent_id in self.kb.intents:
+            prefix = intent_id.split(".", 1)[0]
+            if prefix in HIDDEN_PREFIXES:
+                continue
+            cats.setdefault(CATEGORY_OF_PREFIX.get(prefix, "other"), []).append(intent_id)
+        return {c: cats[c] for c in CATEGORY_ORDER if c in cats}
+
+    def menu_reply(self, turn: Turn, text: str | None = None) -> Reply:
+        """The main menu: topic categories, settings and language."""
+        choices = [Choice(self.t(turn, f"cat.{cat}"), f"g:{cat}") for cat in self._categories()]
+        choices += [Choice(self.t(turn, "menu.btn.settings"), "s"),
+                    Choice(self.t(turn, "menu.btn.language"), "s:lang")]
+        return Reply(text=text or self.t(turn, "menu.text"), quick_replies=choices)
+
+    def _onboarding(self, turn: Turn) -> list[Reply]:
+        """Offer area and segment once (skippable), right after the first useful reply."""
+        if turn.state.get("onboarded") or turn.deleted:
+            return []
+        turn.set_state(onboarded=True)
+        if turn.user.area and turn.user.segment:
+            return []
+        return [Reply(
+            text=self.t(turn, "onboard.offer"),
+            quick_replies=[Choice(self.t(turn, "settings.btn.area"), "s:area"),
+                           Choice(self.t(turn, "settings.btn.segment"), "s:seg"),
+                           Choice(self.t(turn, "area.skip"), "ob:skip")],
+        )]
+
+    # ------------------------------------------------------------------ follow
+    async def handle_follow(self, turn: Turn) -> None:
+        """A new friend (LINE follow, Telegram /start): greet in their language, or ask for it."""
+        turn.decision = "follow"
+        if not self._ensure_language(turn):
+            turn.replies.append(self._language_picker(turn))
+            return
+        key = "greeting.follow" if turn.created or not turn.state.get("greeted") else "greeting.again"
+        turn.set_state(greeted=True)
+        turn.replies.append(self.menu_reply(turn, text=self.t(turn, key)))
+        turn.replies += self._onboarding(turn)
+
+    # ------------------------------------------------------------------ text
+    async def handle_text(self, turn: Turn, text: str) -> None:
+        """A typed message: pending input, a command, or a question for the matcher."""
+        self._ensure_language(turn)
+        command = self.texts.command_of(text)
+        pending = turn.state.get("await")
+        if pending and command is None:
+            if await self._handle_pending(turn, pending, text):
+                return
+        if pending:
+            turn.set_state(**{"await": None})   # a command (or stale input) cancels the question
+        if command is not None:
+            await self._abandon_clarify(turn, None)
+            await self.run_command(turn, command)
+            return
+        await self.answer_question(turn, text)
+
+    async def _handle_pending(self, turn: Turn, pending: str, text: str) -> bool:
+        """Input the bot asked for (👎 question, quiet hours); False if this is not it."""
+        if pending.startswith("fb:"):
+            intent = pending[3:]
+            turn.set_state(**{"await": None})
+            if text.strip():
+                await repo.record_feedback(turn.session, turn.user, intent, -1,
+                                           language=turn.lang, question=text.strip()[:2000])
+            turn.decision = "feedback"
+            turn.replies.append(Reply(self.t(turn, "fb.stored"), quick_replies=self._menu_buttons(turn)))
+            return True
+        if pending == "quiet":
+            parsed = _parse_quiet(text)
+            if parsed is None:
+                turn.decision = "settings"
+                turn.replies.append(Reply(self.t(turn, "quiet.bad"),
+                                          quick_replies=[Choice(self.t(turn, "quiet.off"), "s:quiet:off"),
+                                                         *self._menu_buttons(turn)]))
+                return True
+            turn.user.quiet_start, turn.user.quiet_end = parsed
+            turn.set_state(**{"await": None})
+            turn.decision = "settings"
+            turn.replies.append(self.settings_reply(
+                turn, prefix=self.t(turn, "quiet.set", start=parsed[0], end=parsed[1])))
+            return True
+        return False
+
+    async def run_command(self, turn: Turn, command: str) -> None:
+        """A command typed as a word or /slash, or pressed as a menu button."""
+        turn.decision = "command"
+        if command == "start":
+            await self.handle_follow(turn)
+            turn.decision = "command"
+        elif command == "menu":
+            turn.replies.append(self.menu_reply(turn))
+        elif command == "language":
+            turn.replies.append(self._language_picker(turn, text=self.t(turn, "lang.pick")))
+        elif command == "settings":
+            turn.replies.append(self.settings_reply(turn))
+        elif command == "consult":
+            turn.replies += await self.start_consultation(turn, None)
+        elif command == "forget":
+            turn.replies.append(self._forget_confirm(turn))
+        elif command == "stop":
+            await self.stop_notifications(turn)
+
+    async def answer_question(self, turn: Turn, text: str) -> None:
+        """Match a question and answer, clarify or decline — in the resident's language."""
+        match = self.matcher.match(text)
+        detected = match.language
+        confidence = getattr(match, "language_confidence", None)
+        if confidence is None:
+            detected, confidence = detect_language(text) if text.strip() else ("en", 0.0)
+        first_contact = turn.created or not turn.state.get("greeted")
+        offer_switch: str | None = None
+        known = normalize_language(detected)
+        if not turn.user.language:
+            if known and confidence >= FIRST_LANGUAGE_CONFIDENCE:
+                turn.user.language = turn.lang = known
+            elif match.decision != "decline" and known:
+                turn.lang = known   # answer the question now; the picker follows
+        elif (known and known != turn.user.language and confidence >= SWITCH_LANGUAGE_CONFIDENCE
+              and match.decision != "decline"
+              and (match.intent or "").split(".", 1)[0] not in NO_SWITCH_PREFIXES):
+            turn.lang = known
+            offer_switch = known
+
+        suggestions = list(match.suggestions or [])
+        intent = match.intent
+        if match.decision == "clarify" and suggestions and self._is_urgent(suggestions[0]):
+            intent = suggestions[0]   # emergencies are answered at once, never clarified
+        decision = "answer" if intent and (match.decision == "answer" or self._is_urgent(intent)) else match.decision
+        await self._abandon_clarify(turn, intent if decision == "answer" else None)
+
+        if first_contact:
+            turn.set_state(greeted=True)
+            if decision in ("answer", "clarify") and intent != "greeting.hello" and turn.user.language:
+                turn.replies.append(Reply(self.t(turn, "welcome.first")))
+
+        if decision == "answer" and intent in self.kb.intents:
+            turn.decision, turn.intent = "answer", intent
+            await self.show_intent(turn, intent)
+        elif decision == "clarify" and suggestions:
+            turn.decision = "clarify"
+            turn.set_state(clarify={"text": text[:1000], "lang": turn.lang, "suggestions": suggestions[:3]})
+            choices = [Choice(self.texts.intent_label(s, turn.lang), f"i:{s}") for s in suggestions[:3]
+                       if s in self.kb.intents]
+            choices.append(Choice(self.t(turn, "clarify.none"), "m"))
+            turn.replies.append(Reply(self.t(turn, "clarify.text"), quick_replies=choices))
+        else:
+            turn.decision = "decline"
+            meaningful = any(unicodedata.category(ch)[0] in "LN" for ch in text)
+            if meaningful:
+                await repo.record_unanswered(turn.session, turn.user, text[:2000], language=known or detected,
+                                             decision="decline", suggestions=suggestions[:3])
+            if not turn.user.language:
+                turn.replies.append(self._language_picker(turn))
+                return
+            key = "decline.text" if meaningful else "decline.empty"
+            turn.replies.append(Reply(self.t(turn, key), quick_replies=[
+                Choice(self.t(turn, "menu.btn.menu"), "m"),
+                Choice(self.t(turn, "consult.button"), "c"),
+            ]))
+            return
+
+        if offer_switch:
+            turn.replies.append(Reply(
+                self.texts.t("lang.switch_offer", offer_switch, language=self.texts.language_name(offer_switch)),
+                quick_replies=[Choice(self.texts.language_name(offer_switch), f"l:{offer_switch}"),
+                               Choice(self.texts.t("lang.keep", turn.user.language), "lk")],
+            ))
+        if not turn.user.language:
+            turn.replies.append(self._language_picker(turn))
+        elif first_contact:
+            turn.replies += self._onboarding(turn)
+
+    def _is_urgent(self, intent_id: str | None) -> bool:
+        intent = self.kb.intents.get(intent_id or "")
+        return bool(intent and intent.urgent)
+
+    async def _abandon_clarify(self, turn: Turn, chosen: str | None) -> None:
+        """A "Did you mean…" the resident did not pick from is recorded for operators."""
+        pending = turn.state.get("clarify")
+        if not pending:
+            return
+        turn.set_state(clarify=None)
+        if chosen and chosen in pending.get("suggestions", []):
+            return
+        await repo.record_unanswered(turn.session, turn.user, pending.get("text", ""),
+                                     language=pending.get("lang"), decision="clarify_abandoned",
+                                     suggestions=pending.get("suggestions", []))
+
+    async def show_intent(self, turn: Turn, intent_id: str) -> None:
+        """The knowledge answer (or the core flow behind a bot.* intent) for one intent."""
+        if intent_id in FLOW_INTENTS:
+            await self._show_flow_intent(turn, intent_id)
+            return
+        turn.replies.append(self.answer_reply(turn, intent_id))
+
+    async def _show_flow_intent(self, turn: Turn, intent_id: str) -> None:
+        if intent_id == "greeting.hello":
+            key = "greeting.follow" if not turn.state.get("welcomed") else "greeting.again"
+            turn.set_state(welcomed=True)
+            turn.replies.append(self.menu_reply(turn, text=self.t(turn, key)))
+        elif intent_id == "bot.help":
+            turn.replies.append(self.menu_reply(turn, text=render_answer(self.kb, intent_id, turn.lang)))
+        elif intent_id == "bot.language":
+            turn.replies.append(self._language_picker(turn, text=self.t(turn, "lang.pick")))
+        elif intent_id == "bot.settings":
+            turn.replies.append(self.settings_reply(turn))
+        elif intent_id == "bot.forget_me":
+            turn.replies.append(self._forget_confirm(turn))
+
+    def answer_reply(self, turn: Turn, intent_id: str) -> Reply:
+        """Answer text with the Japanese term; buttons: consult, related topics, 👍/👎, menu."""
+        intent = self.kb.intents[intent_id]
+        text = render_answer(self.kb, intent_id, turn.lang)
+        terms = render_terms(self.kb, intent_id)
+        if terms:
+            text = f"{text}\n\n{self.t(turn, 'answer.terms', terms=terms)}"
+        if intent.urgent:
+            text = f"{self.t(turn, 'urgent.numbers')}\n\n{text}"
+        choices: list[Choice] = []
+        if intent.escalates:
+            topic = intent.consult_topic
+            choices.append(Choice(self.t(turn, "consult.button"), f"c:{topic}" if topic else "c"))
+        for related in intent.related[:MAX_RELATED]:
+            if related in self.kb.intents:
+                choices.append(Choice(self.texts.intent_label(related, turn.lang), f"i:{related}"))
+        if intent_id != "smalltalk.thanks":
+            choices += [Choice(self.t(turn, "fb.up"), f"fb:+:{intent_id}"),
+                        Choice(self.t(turn, "fb.down"), f"fb:-:{intent_id}")]
+        choices.append(Choice(self.t(turn, "menu.btn.menu"), "m"))
+        return Reply(text=text, quick_replies=choices)
+
+    # ------------------------------------------------------------------ postbacks
+    async def handle_postback(self, turn: Turn, data: str) -> None:
+        """A button press; unknown or stale payloads show the menu."""
+        self._ensure_language(turn)
+        turn.decision = "postback"
+        head, _, rest = data.partition(":")
+        if turn.state.get("await") and head not in ("fb",):
+            turn.set_state(**{"await": None})
+        await self._abandon_clarify(turn, rest if head == "i" else None)
+        if head == "i" and rest in self.kb.intents:
+            turn.intent = rest
+            await self.show_intent(turn, rest)
+        elif head == "l":
+            await self.set_language(turn, rest)
+        elif head == "lk":
+            turn.replies.append(Reply(self.t(turn, "lang.set"), quick_replies=self._menu_buttons(turn)))
+        elif head == "m":
+            turn.replies.append(self.menu_reply(turn))
+        elif head == "g":
+            self._show_category(turn, rest)
+        elif head == "c":
+            turn.replies += await self.start_consultation(turn, rest or None)
+        elif head == "fb":
+            await self._feedback(turn, rest)
+        elif head == "s":
+            await self._settings_postback(turn, rest)
+        elif head == "ob":
+            turn.set_state(onboarded=True)
+            turn.replies.append(self.menu_reply(turn))
+        elif head == "x":
+            await self._forget_postback(turn, rest)
+        elif head == "stop":
+            await self.stop_notifications(turn)
+        else:
+            turn.replies.append(self.menu_reply(turn))
+
+    async def set_language(self, turn: Turn, code: str) -> None:
+        """The resident picked a language: remember it, confirm, then menu (and onboarding once)."""
+        lang = normalize_language(code)
+        if lang is None:
+            turn.replies.append(self._language_picker(turn))
+            return
+        turn.user.language = turn.lang = lang
+        first = not turn.state.get("greeted")
+        turn.set_state(greeted=True)
+        text = self.t(turn, "lang.set")
+        if first:
+            text = f"{self.t(turn, 'greeting.follow')}\n\n{text}"
+        turn.replies.append(self.menu_reply(turn, text=text))
+        turn.replies += self._onboarding(turn)
+
+    def _show_category(self, turn: Turn, category: str) -> None:
+        intents = self._categories().get(category)
+        if not intents:
+            turn.replies.append(self.menu_reply(turn))
+            return
+        choices = [Choice(self.texts.intent_label(i, turn.lang), f"i:{i}") for i in intents[:12]]
+        choices.append(Choice(self.t(turn, "menu.btn.menu"), "m"))
+        turn.replies.append(Reply(self.t(turn, "menu.category", category=self.t(turn, f"cat.{category}")),
+                                  quick_replies=choices))
+
+    async def _feedback(self, turn: Turn, rest: str) -> None:
+        """👍 is stored at once; 👎 asks what the resident wanted to know (stored with their answer)."""
+        sign, _, intent = rest.partition(":")
+        if intent not in self.kb.intents:
+            turn.replies.append(self.menu_reply(turn))
+            return
+        turn.decision, turn.intent = "feedback", intent
+        if sign == "+":
+            await repo.record_feedback(turn.session, turn.user, intent, 1, language=turn.lang)
+            turn.replies.append(Reply(self.t(turn, "fb.thanks"), quick_replies=self._menu_buttons(turn)))
+        else:
+            turn.set_state(**{"await": f"fb:{intent}"})
+            turn.replies.append(Reply(self.t(turn, "fb.ask_question"), quick_replies=self._menu_buttons(turn)))
+
+    # ------------------------------------------------------------------ consultation
+    async def start_consultation(self, turn: Turn, topic: str | None) -> list[Reply]:
+        """Hand the resident to a person. Until the consultations feature plugs in its own
+        handler, show the consultation centre's contact (from contacts.yaml)."""
+        turn.decision = "consult"
+        if self._consultation is not None:
+            return await self._consultation(self, turn, topic)
+        return [Reply(self.t(turn, "consult.contact"), quick_replies=self._menu_buttons(turn))]
+
+    # ------------------------------------------------------------------ settings
+    def settings_reply(self, turn: Turn, prefix: str | None = None) -> Reply:
+        """The resident's settings and buttons to change each of them."""
+        user = turn.user
+        on, off, unset = self.t(turn, "settings.on"), self.t(turn, "settings.off"), self.t(turn, "settings.unset")
+        quiet = (f"{user.quiet_start}–{user.quiet_end}" if user.quiet_start and user.quiet_end
+                 else self.t(turn, "quiet.none"))
+        text = self.t(
+            turn, "settings.text",
+            area=self.texts.district_name(user.area, turn.lang) or unset,
+            segment=self.t(turn, f"segment.{user.segment}") if user.segment in SEGMENTS else unset,
+            alerts=on if user.opt_alerts else off,
+            events=on if user.opt_events else off,
+            garbage=on if user.opt_garbage else off,
+            garbage_time=user.garbage_time or "19:00",
+            quiet=quiet,
+        )
+        if prefix:
+            text = f"{prefix}\n\n{text}"
+        choices = [
+            Choice(self.t(turn, "settings.btn.area"), "s:area"),
+            Choice(self.t(turn, "settings.btn.segment"), "s:seg"),
+            Choice(self.t(turn, "settings.btn.alerts"), "s:opt:alerts"),
+            Choice(self.t(turn, "settings.btn.events"), "s:opt:events"),
+            Choice(self.t(turn, "settings.btn.garbage"), "s:opt:garbage"),
+            Choice(self.t(turn, "settings.btn.garbage_time"), "s:gt"),
+            Choice(self.t(turn, "settings.btn.quiet"), "s:quiet"),
+            Choice(self.t(turn, "menu.btn.language"), "s:lang"),
+            Choice(self.t(turn, "menu.btn.stop"), "stop"),
+            Choice(self.t(turn, "menu.btn.forget"), "x"),
+            Choice(self.t(turn, "menu.btn.menu"), "m"),
+        ]
+        return Reply(text=text, quick_replies=choices)
+
+    def area_picker(self, turn: Turn, page: int = 1, text: str | None = None) -> Reply:
+        keys = self.texts.districts
+        chunk = keys[:AREA_PAGE] if page == 1 else keys[AREA_PAGE:]
+        choices = [Choice(self.texts.district_name(k, turn.lang) or k, f"s:area:{k}") for k in chunk]
+        if page == 1 and len(keys) > AREA_PAGE:
+            choices.append(Choice(self.t(turn, "area.more"), "s:area:p2"))
+        choices.append(Choice(self.t(turn, "area.skip"), "s:area:skip"))
+        return Reply(text=text or self.t(turn, "area.pick"), quick_replies=choices)
+
+    async def _settings_postback(self, turn: Turn, rest: str) -> None:
+        turn.decision = "settings"
+        user = turn.user
+        what, _, value = rest.partition(":")
+        if not what:
+            turn.replies.append(self.settings_reply(turn))
+        elif what == "lang":
+            turn.replies.append(self._language_picker(turn, text=self.t(turn, "lang.pick")))
+        elif what == "area":
+            if not value:
+                turn.replies.append(self.area_picker(turn))
+            elif value == "p2":
+                turn.replies.append(self.area_picker(turn, page=2))
+            elif value == "skip":
+                turn.set_state(onboarded=True)
+                turn.replies.append(self.menu_reply(turn))
+            elif value in self.texts.districts:
+                user.area = value
+                turn.replies.append(self.settings_reply(
+                    turn, prefix=self.t(turn, "area.set", area=self.texts.district_name(value, turn.lang))))
+            else:
+                turn.replies.append(self.area_picker(turn))
+        elif what == "seg":
+            if value in SEGMENTS:
+                user.segment = value
+                turn.replies.append(self.settings_reply(
+                    turn, prefix=self.t(turn, "segment.set", segment=self.t(turn, f"segment.{value}"))))
+            else:
+                turn.replies.append(Reply(self.t(turn, "segment.pick"), quick_replies=[
+                    *(Choice(self.t(turn, f"segment.{s}"), f"s:seg:{s}") for s in SEGMENTS),
+                    Choice(self.t(turn, "area.skip"), "ob:skip"),
+                ]))
+        elif what == "opt" and value in OPTIONS:
+            column = OPTIONS[value]
+            setattr(user, column, not getattr(user, column))
+            state = self.t(turn, "settings.on" if getattr(user, column) else "settings.off")
+            prefix = self.t(turn, "settings.toggled", name=self.t(turn, f"settings.btn.{value}"), state=state)
+            turn.replies.append(self.settings_reply(turn, prefix=prefix))
+        elif what == "quiet":
+            if value == "off":
+                user.quiet_start = user.quiet_end = None
+                turn.set_state(**{"await": None})
+                turn.replies.append(self.settings_reply(turn, prefix=self.t(turn, "settings.saved")))
+            else:
+                turn.set_state(**{"await": "quiet"})
+                turn.replies.append(Reply(self.t(turn, "quiet.ask"), quick_replies=[
+                    Choice(self.t(turn, "quiet.off"), "s:quiet:off"), *self._menu_buttons(turn)]))
+        elif what == "gt":
+            chosen = f"{value[:2]}:{value[2:]}" if len(value) == 4 else None
+            if chosen in GARBAGE_TIMES:
+                user.garbage_time = chosen
+                turn.replies.append(self.settings_reply(turn, prefix=self.t(turn, "gtime.set", time=chosen)))
+            else:
+                turn.replies.append(Reply(self.t(turn, "gtime.pick"), quick_replies=[
+                    Choice(t, f"s:gt:{t.replace(':', '')}") for t in GARBAGE_TIMES]))
+        else:
+            turn.replies.append(self.settings_reply(turn))
+
+    async def stop_notifications(self, turn: Turn) -> None:
+        """Every opt-in off at once."""
+        turn.decision = "settings"
+        turn.user.opt_alerts = turn.user.opt_events = turn.user.opt_garbage = False
+        turn.replies.append(Reply(self.t(turn, "stop.done"), quick_replies=[
+            Choice(self.t(turn, "menu.btn.settings"), "s"), *self._menu_buttons(turn)]))
+
+    # ------------------------------------------------------------------ forget me
+    def _forget_confirm(self, turn: Turn) -> Reply:
+        return Reply(self.t(turn, "forget.confirm"), quick_replies=[
+            Choice(self.t(turn, "forget.yes"), "x:yes"), Choice(self.t(turn, "forget.no"), "x:no")])
+
+    async def _forget_postback(self, turn: Turn, rest: str) -> None:
+        turn.decision = "forget"
+        if rest == "yes":
+            lang = turn.lang
+            await repo.delete_user_data(turn.session, turn.user)
+            turn.deleted = True
+            turn.replies.append(Reply(self.texts.t("forget.done", lang)))
+        elif rest == "no":
+            turn.replies.append(Reply(self.t(turn, "forget.cancelled"), quick_replies=self._menu_buttons(turn)))
+        else:
+            turn.replies.append(self._forget_confirm(turn))
+
+    # ------------------------------------------------------------------ other events
+    async def handle_location(self, turn: Turn) -> None:
+        """A shared location: offer its district as the resident's area when the address names one."""
+        self._ensure_language(turn)
+        turn.decision = "event"
+        location = turn.msg.location
+        key = self.texts.district_from_address(location.address if location else None)
+        if key:
+            name = self.texts.district_name(key, turn.lang)
+            turn.replies.append(Reply(self.t(turn, "event.location_area", area=name), quick_replies=[
+                Choice(self.t(turn, "event.yes"), f"s:area:{key}"),
+                Choice(self.t(turn, "settings.btn.area"), "s:area"),
+                *self._menu_buttons(turn)]))
+        else:
+            turn.replies.append(self.area_picker(turn, text=self.t(turn, "event.location_unknown")))
+
+    async def handle_non_text(self, turn: Turn) -> None:
+        """Stickers, images, audio…: say politely that the bot reads text, and show the menu."""
+        turn.decision = "event"
+        if not self._ensure_language(turn):
+            turn.replies.append(Reply(self.texts.all_languages("event.nontext")))
+            turn.replies.append(self._language_picker(turn))
+            return
+        turn.replies.append(self.menu_reply(turn, text=self.t(turn, "event.nontext")))
+
+
+def _parse_quiet(text: str) -> tuple[str, str] | None:
+    """"22:00-07:00" (also full-width, "22-7", "22:00~7:00") → ("22:00", "07:00")."""
+    m = _QUIET.match(unicodedata.normalize("NFKC", text))
+    if not m:
+        return None
+    h1, m1, h2, m2 = int(m.group(1)), int(m.group(2) or 0), int(m.group(3)), int(m.group(4) or 0)
+    if not (0 <= h1 <= 24 and 0 <= h2 <= 24 and m1 < 60 and m2 < 60):
+        return None
+    return f"{h1 % 24:02d}:{m1:02d}", f"{h2 % 24:02d}:{m2:02d}"

@@ -1,0 +1,43 @@
+"""Prometheus metrics of kurashi (prometheus_client, default registry).
+
+Owns the metric names: messages by channel and language, decisions, handling latency,
+send failures. Anything may call the ``observe_*``/``record_*`` helpers; ``GET /metrics``
+(bot/app.py) renders them. Imports nothing from the project.
+"""
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+MESSAGES = Counter("kurashi_messages_total", "Resident events handled by the core",
+                   ["channel", "language"])
+DECISIONS = Counter("kurashi_decisions_total", "What the core did with an event",
+                    ["decision"])
+LATENCY = Histogram("kurashi_handle_seconds", "Time to handle one event in the core",
+                    ["channel"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+SEND_FAILURES = Counter("kurashi_send_failures_total", "Failed sends to a platform",
+                        ["channel", "reason"])
+WEBHOOKS = Counter("kurashi_webhook_events_total", "Webhook events received",
+                   ["channel", "outcome"])
+
+
+def observe_message(channel: str, language: str | None, decision: str, seconds: float) -> None:
+    """Count one handled event (no text, no user id: labels stay low-cardinality)."""
+    MESSAGES.labels(channel=channel, language=language or "none").inc()
+    DECISIONS.labels(decision=decision).inc()
+    LATENCY.labels(channel=channel).observe(seconds)
+
+
+def record_send_failure(channel: str, reason: str) -> None:
+    """Count a failed send ("retry", "permanent", "blocked", …)."""
+    SEND_FAILURES.labels(channel=channel, reason=reason).inc()
+
+
+def record_webhook(channel: str, outcome: str) -> None:
+    """Count a webhook delivery ("stored", "duplicate", "rejected", "malformed")."""
+    WEBHOOKS.labels(channel=channel, outcome=outcome).inc()
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text and its content type, for ``GET /metrics``."""
+    return generate_latest(), CONTENT_TYPE_LATEST

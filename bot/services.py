@@ -1,0 +1,150 @@
+"""The running parts of one kurashi process, built once and passed down.
+
+Owns ``Services`` (settings, knowledge base, matcher, conversation engine, database engine
+and sessionmaker, channel adapters, referenced background tasks, the outbox relay) and
+``build_services(settings)``. The FastAPI app (bot/app.py), ``kurashi chat`` and the
+benchmarks build it; webhook routes and background processors receive it
+(``request.app.state.services`` in routes, see ``get_services``).
+
+Must not import FastAPI routes or be imported by the conversation core; platform adapters
+are imported lazily, only when configured.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.conversation.engine import ConversationEngine
+from bot.db.session import create_engine_and_sessionmaker
+from bot.settings import Settings
+from knowledge.loader import KnowledgeBase, load_knowledge
+
+log = logging.getLogger("kurashi.services")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    kb: KnowledgeBase
+    matcher: Any                                    # intents.matcher.Matcher
+    engine: ConversationEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    engine_db: AsyncEngine
+    #: Channel adapters by channel name ("line", "telegram", "web"); each is a ChannelSender.
+    channels: dict[str, Any] = field(default_factory=dict)
+    #: Background tasks kept referenced until done (asyncio keeps only weak references).
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    relay: Any = None                               # scheduler.outbox.OutboxRelay when running
+    extras: dict[str, Any] = field(default_factory=dict)   # room for later features (scheduler…)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, referenced until it finishes; failures are logged."""
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+
+        def _done(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", exc_info=t.exception(),
+                          extra={"task": t.get_name()})
+
+        task.add_done_callback(_done)
+        return task
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) for in-flight background work, e.g. webhook processing, to finish."""
+        pending = [t for t in self.tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Stop background work, close channel clients, dispose of the database engine."""
+        relay_stop = getattr(self.relay, "stop", None)
+        if relay_stop is not None:
+            try:
+                result = relay_stop()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # pragma: no cover - best effort at shutdown
+                log.exception("stopping the outbox relay failed")
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for name, channel in self.channels.items():
+            close = getattr(channel, "aclose", None) or getattr(channel, "close", None)
+            if close is None:
+                continue
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # pragma: no cover - best effort at shutdown
+                log.exception("closing channel failed", extra={"channel": name})
+        await self.engine_db.dispose()
+
+
+def build_core(
+    settings: Settings,
+    *,
+    kb: KnowledgeBase | None = None,
+    matcher: Any = None,
+) -> Services:
+    """Knowledge base, matcher, database and conversation engine — no channels, no tasks.
+
+    ``kurashi chat`` and tests use this directly; the app adds channels in ``build_services``.
+    The database must already be upgraded (``bot.db.session.upgrade_database``).
+    """
+    from intents.matcher import Matcher  # loads thresholds and numpy; keep import time low elsewhere
+
+    kb = kb or load_knowledge(settings.knowledge_dir)
+    matcher = matcher or Matcher.from_knowledge(kb)
+    engine_db, sessionmaker = create_engine_and_sessionmaker(settings.database_url)
+    engine = ConversationEngine(kb, matcher, sessionmaker, settings)
+    return Services(settings=settings, kb=kb, matcher=matcher, engine=engine,
+                    sessionmaker=sessionmaker, engine_db=engine_db)
+
+
+def build_channels(services: Services) -> dict[str, Any]:
+    """The channel adapters that are configured (call inside the running event loop).
+
+    The web chat is always there; LINE needs its secret and access token, Telegram its
+    bot token (../shared/DESIGN.md configuration names).
+    """
+    from bot.channels.web import WebChannel
+
+    settings = services.settings
+    channels: dict[str, Any] = {"web": WebChannel()}
+    if settings.line_enabled:
+        from bot.channels.line import LineChannel
+
+        channels["line"] = LineChannel(settings)
+    if settings.telegram_enabled:
+        from bot.channels.telegram import TelegramChannel
+
+        channels["telegram"] = TelegramChannel(settings)
+    return channels
+
+
+async def build_services(
+    settings: Settings,
+    *,
+    kb: KnowledgeBase | None = None,
+    matcher: Any = None,
+    with_channels: bool = True,
+) -> Services:
+    """Everything one app process needs, with the configured channels (database upgraded by the caller)."""
+    services = build_core(settings, kb=kb, matcher=matcher)
+    if with_channels:
+        services.channels = build_channels(services)
+    return services
+
+
+def get_services(request: Any) -> Services:
+    """The process's Services from inside a route (FastAPI dependency: ``Depends(get_services)``)."""
+    return request.app.state.services

@@ -1,0 +1,120 @@
+// kurashi web chat: talks to /api/chat; every visible text comes from the server
+// (knowledge/messages.yaml through /api/chat/ui, and the core's replies).
+(function () {
+  "use strict";
+  var log = document.getElementById("log");
+  var form = document.getElementById("composer");
+  var input = document.getElementById("text");
+  var select = document.getElementById("lang");
+  var lang = localStorage.getItem("kurashi.lang") || (navigator.language || "en");
+  var busy = false;
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function scroll() { log.scrollTop = log.scrollHeight; }
+  function linkify(node, text) {
+    // URLs become links; everything else stays text (no HTML from the server is trusted).
+    var parts = text.split(/(https?:\/\/[^\s)）」]+)/);
+    parts.forEach(function (part, i) {
+      if (i % 2 === 1) {
+        var a = el("a", "", part); a.href = part; a.target = "_blank"; a.rel = "noopener";
+        node.appendChild(a);
+      } else if (part) { node.appendChild(document.createTextNode(part)); }
+    });
+  }
+  function showUser(text) { log.appendChild(el("div", "msg user", text)); scroll(); }
+  function showReplies(replies) {
+    replies.forEach(function (r) {
+      var bubble = el("div", "msg bot");
+      linkify(bubble, r.text || "");
+      if (r.card) {
+        var card = el("div", "card");
+        card.appendChild(el("strong", "", r.card.title));
+        card.appendChild(el("div", "", r.card.text));
+        bubble.appendChild(card);
+      }
+      log.appendChild(bubble);
+      var choices = (r.buttons || []).concat(r.quick_replies || []);
+      if (choices.length) {
+        var chips = el("div", "chips");
+        choices.forEach(function (c) {
+          var b = el("button", "chip", c.label);
+          b.type = "button";
+          b.dataset.payload = c.data;
+          b.addEventListener("click", function () { chips.classList.add("used"); press(c); });
+          chips.appendChild(b);
+        });
+        log.appendChild(chips);
+      }
+    });
+    scroll();
+  }
+  function send(body) {
+    body.lang = lang;
+    busy = true;
+    return fetch("/api/chat", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+    }).then(function (res) { return res.json(); })
+      .then(function (data) { showReplies(data.replies || []); })
+      .catch(function () { showReplies([{ text: labels["event.error"] || "…" }]); })
+      .then(function () { busy = false; });
+  }
+  function press(choice) {
+    showUser(choice.label);
+    if (choice.data.indexOf("l:") === 0) { setLang(choice.data.slice(2), false); }
+    send({ data: choice.data });
+  }
+  var labels = {};
+  function loadUi(code) {
+    return fetch("/api/chat/ui?lang=" + encodeURIComponent(code)).then(function (r) { return r.json(); })
+      .then(function (ui) {
+        labels = ui.labels;
+        lang = ui.lang;
+        document.documentElement.lang = ui.lang;
+        document.title = labels["web.title"];
+        document.getElementById("title").textContent = labels["web.title"];
+        document.getElementById("notice").textContent = labels["web.notice"];
+        document.getElementById("lang-label").textContent = labels["web.language"];
+        input.placeholder = labels["web.placeholder"];
+        document.getElementById("send").setAttribute("aria-label", labels["web.send"]);
+        document.getElementById("send").title = labels["web.send"];
+        if (!select.options.length) {
+          ui.languages.forEach(function (l) {
+            var o = el("option", "", l.name); o.value = l.code; select.appendChild(o);
+          });
+        }
+        select.value = ui.lang;
+      });
+  }
+  function setLang(code, tell) {
+    localStorage.setItem("kurashi.lang", code);
+    loadUi(code);
+    if (tell) { send({ data: "l:" + code }); }
+  }
+  select.addEventListener("change", function () { setLang(select.value, true); });
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text || busy) return;
+    input.value = "";
+    showUser(text);
+    send({ text: text });
+  });
+  function poll() {
+    fetch("/api/chat/updates", { credentials: "same-origin" }).then(function (r) { return r.json(); })
+      .then(function (data) { if (data.replies && data.replies.length) showReplies(data.replies); })
+      .catch(function () {});
+  }
+  loadUi(lang).then(function () {
+    if (!sessionStorage.getItem("kurashi.started")) {
+      sessionStorage.setItem("kurashi.started", "1");
+      send({ event: "start" });
+    }
+  });
+  setInterval(poll, 5000);
+})();
