@@ -95,18 +95,21 @@ class LineChannel:
     channel = Channel.LINE.value
     max_recipients = MAX_MULTICAST
 
-    def __init__(self, *, channel_secret: str, access_token: str, api_base_url: str = "https://api.line.me") -> None:
-        self._secret = channel_secret.encode("utf-8")
-        self._access_token = access_token
-        self._base_url = api_base_url.rstrip("/")
+    def __init__(self, settings: Any = None, *, channel_secret: str | None = None,
+                 access_token: str | None = None, api_base_url: str | None = None) -> None:
+        """From ``Settings`` (LINE_CHANNEL_SECRET, LINE_CHANNEL_ACCESS_TOKEN, LINE_API_BASE_URL)
+        or explicit keyword arguments (which win)."""
+        secret = channel_secret or getattr(settings, "line_channel_secret", None)
+        token = access_token or getattr(settings, "line_channel_access_token", None)
+        if not secret or not token:
+            raise ValueError("LINE needs LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN")
+        base = api_base_url or getattr(settings, "line_api_base_url", None) or "https://api.line.me"
+        self._secret = secret.encode("utf-8")
+        self._access_token = token
+        self._base_url = base.rstrip("/")
         self._client: AsyncApiClient | None = None
         self._api: AsyncMessagingApi | None = None
         self._blob: AsyncMessagingApiBlob | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> LineChannel:
-        return cls(channel_secret=settings.line_channel_secret, access_token=settings.line_channel_access_token,
-                   api_base_url=settings.line_api_base_url)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -85,11 +85,18 @@ class TelegramChannel:
     channel = Channel.TELEGRAM.value
     max_recipients = 1
 
-    def __init__(self, *, token: str, webhook_secret: str | None = None,
-                 api_base_url: str = "https://api.telegram.org") -> None:
+    def __init__(self, settings: Any = None, *, token: str | None = None, webhook_secret: str | None = None,
+                 api_base_url: str | None = None) -> None:
+        """From ``Settings`` (TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET, TELEGRAM_API_BASE_URL)
+        or explicit keyword arguments (which win)."""
+        token = token or getattr(settings, "telegram_bot_token", None)
+        if not token:
+            raise ValueError("Telegram needs TELEGRAM_BOT_TOKEN")
+        webhook_secret = webhook_secret or getattr(settings, "telegram_webhook_secret", None)
+        base = (api_base_url or getattr(settings, "telegram_api_base_url", None) or "https://api.telegram.org")
+        base = base.rstrip("/")
         self._token = token
         self._secret = webhook_secret.encode("utf-8") if webhook_secret else None
-        base = api_base_url.rstrip("/")
         self.application: Application = (
             ApplicationBuilder()
             .token(token)
@@ -107,18 +114,21 @@ class TelegramChannel:
         # multi-message push does not repeat what was sent (Telegram has no idempotency key).
         self._progress: OrderedDict[str, int] = OrderedDict()
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> TelegramChannel:
-        return cls(token=settings.telegram_bot_token, webhook_secret=settings.telegram_webhook_secret,
-                   api_base_url=settings.telegram_api_base_url)
-
     @property
     def bot(self) -> Bot:
         return self.application.bot
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Initialise the Bot (getMe). Safe to call again; failures surface as RetryLater."""
+        """Initialise the Bot (getMe) at app start-up; when Telegram is unreachable, log it and
+        try again on the first send instead of failing the whole app."""
+        try:
+            await self._ensure_started()
+        except SendError as exc:
+            log.warning("telegram: not initialised yet (%s); will retry on first use", exc)
+
+    async def _ensure_started(self) -> None:
+        """Initialise the Bot (getMe) once; failures surface as RetryLater/PermanentFailure."""
         if self._started:
             return
         async with self._start_lock:
@@ -244,13 +254,13 @@ class TelegramChannel:
         if not isinstance(query, dict) or not query.get("id"):
             return
         try:
-            await self.start()
+            await self._ensure_started()
             await self.bot.answer_callback_query(str(query["id"]))
         except (TelegramError, SendError) as exc:
             log.info("telegram: answerCallbackQuery failed (%s)", type(exc).__name__)
 
     async def get_file(self, file_id: str) -> bytes:
-        await self.start()
+        await self._ensure_started()
         try:
             file = await self.bot.get_file(file_id)
             return bytes(await file.download_as_bytearray())
@@ -315,7 +325,7 @@ class TelegramChannel:
     async def send(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                    progress: Callable[[int], None] | None = None) -> None:
         """sendMessage for every rendered part after the first ``skip``; errors translated."""
-        await self.start()
+        await self._ensure_started()
         for index, (text, markup) in enumerate(self.render(replies)):
             if index < skip:
                 continue
@@ -345,7 +355,7 @@ class TelegramChannel:
 
     # -- webhook registration and polling ----------------------------------------------------------
     async def set_webhook(self, url: str) -> None:
-        await self.start()
+        await self._ensure_started()
         await self.bot.set_webhook(url=url, secret_token=self._secret.decode() if self._secret else None,
                                    allowed_updates=ALLOWED_UPDATES)
 
@@ -353,7 +363,7 @@ class TelegramChannel:
                    *, timeout: int = 25) -> None:
         """Development without a public URL: long-poll getUpdates and hand each update (as the
         JSON a webhook would carry) to ``ingest`` until ``stop`` is set."""
-        await self.start()
+        await self._ensure_started()
         await self.bot.delete_webhook()
         offset: int | None = None
         while not stop.is_set():
@@ -368,3 +378,13 @@ class TelegramChannel:
             for update in updates:
                 await ingest(update.to_dict())
                 offset = update.update_id + 1
+
+    async def run_polling(self, services: Any) -> None:
+        """``kurashi serve --telegram-polling``: poll until cancelled, storing and processing
+        every update exactly like a webhook delivery (bot.inbound)."""
+        from bot.inbound import ingest_events  # lazy: inbound imports the adapters' callers
+
+        async def ingest(update: dict[str, Any]) -> None:
+            await ingest_events(services, self.channel, self.split_body(json.dumps(update).encode("utf-8")))
+
+        await self.poll(ingest, asyncio.Event())

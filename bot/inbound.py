@@ -1,0 +1,166 @@
+"""Processing of stored inbound webhook events (LINE events, Telegram updates).
+
+Owns the path from a verified platform event to the resident's answer: ``ingest_events``
+stores verified events in ``inbound_events`` (de-duplicated by platform event id) and
+starts their processing in a referenced background task; ``process_inbound_event`` turns
+one stored row into ``IncomingMessage``s through its channel adapter, asks the
+conversation engine, and answers — with the LINE reply token when it is still fresh, with
+a direct ``sendMessage`` on Telegram — falling back to a push through the outbox when the
+direct answer cannot be delivered now. ``process_pending_events`` answers, at start-up,
+events a crash left behind (DESIGN.md: a webhook's 200 loses nothing).
+
+Must not import Starlette/FastAPI or platform SDKs; it reaches platforms only through the
+adapters in ``services.channels``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.channels.base import PermanentFailure, SendError
+from bot.conversation.models import IncomingMessage, Kind, Reply
+from bot.db import repo
+from bot.db.models import STATUS_BLOCKED, InboundEvent
+
+log = logging.getLogger("kurashi.inbound")
+
+#: A LINE reply token is usable for about a minute; an older event is answered by push.
+REPLY_TOKEN_TTL_SECONDS = 50.0
+RESUME_BATCH = 50
+
+# One conversation turn at a time per resident, so that two quick messages from the same
+# person are answered in order and never race on their stored state.
+_user_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _lock_for(msg: IncomingMessage) -> asyncio.Lock:
+    key = f"{msg.channel.value}:{msg.user_id}"
+    lock = _user_locks.get(key)
+    if lock is None:
+        lock = asyncio.Lock()
+        _user_locks[key] = lock
+    return lock
+
+
+async def ingest_events(services: Any, channel: str, events: Sequence[tuple[str, str]]) -> list[int]:
+    """Store verified (event id, payload) pairs and process the new ones in the background.
+
+    Returns the ids of the rows stored now; a redelivery (or a concurrent duplicate) of an
+    event already stored is skipped, so it is never answered twice. The caller answers the
+    platform only after this returns: the events are committed by then.
+    """
+    new_ids: list[int] = []
+    async with services.sessionmaker() as session, session.begin():
+        for event_id, payload in events:
+            if await repo.store_inbound_event(session, channel, event_id, payload):
+                row_id = await session.scalar(
+                    select(InboundEvent.id).where(InboundEvent.channel == channel, InboundEvent.event_id == event_id)
+                )
+                if row_id is not None:
+                    new_ids.append(row_id)
+    if new_ids:
+        services.spawn(process_stored_events(services, new_ids), name=f"inbound-{channel}")
+    return new_ids
+
+
+async def process_stored_events(services: Any, ids: Sequence[int] | None = None, *, limit: int = RESUME_BATCH) -> int:
+    """Claim stored events (these ids, or any pending ones) and process them; returns how many."""
+    async with services.sessionmaker() as session, session.begin():
+        rows = await repo.claim_inbound_events(session, ids=list(ids) if ids is not None else None, limit=limit)
+        session.expunge_all()
+    for row in rows:
+        error: str | None = None
+        try:
+            await process_inbound_event(services, row)
+        except Exception as exc:  # one bad event must not stop the others; no message text in the error
+            log.exception("inbound event failed", extra={"channel": row.channel, "event_row": row.id})
+            error = type(exc).__name__
+        async with services.sessionmaker() as session, session.begin():
+            await repo.finish_inbound_event(session, row.id, error=error)
+    return len(rows)
+
+
+async def process_pending_events(services: Any) -> int:
+    """At start-up: answer every event left pending (or abandoned mid-processing) by a crash."""
+    total = 0
+    while True:
+        done = await process_stored_events(services, None)
+        total += done
+        if done < RESUME_BATCH:
+            return total
+
+
+def _age_seconds(row: InboundEvent) -> float:
+    received = row.received_at
+    if received is None:
+        return 0.0
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - received).total_seconds()
+
+
+async def process_inbound_event(services: Any, row: InboundEvent) -> None:
+    """Answer one stored event: adapter → IncomingMessage → engine → reply (or outbox push)."""
+    adapter = services.channels.get(row.channel)
+    if adapter is None:
+        raise LookupError(f"no adapter for channel {row.channel!r}")
+    for event in adapter.events_of(row.payload):
+        msg = await adapter.to_incoming(event)
+        if msg is None:
+            continue
+        acknowledge = getattr(adapter, "acknowledge", None)
+        if acknowledge is not None:
+            await acknowledge(event)
+        async with _lock_for(msg):
+            replies = await services.engine.handle(msg)
+            if msg.kind == Kind.UNFOLLOW and row.channel == "telegram":
+                # Telegram's my_chat_member "kicked": the user blocked the bot.
+                await _mark_blocked(services, row.channel, [msg.user_id])
+            if replies:
+                await _answer(services, adapter, row, event, msg, replies)
+
+
+async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[str, Any],
+                  msg: IncomingMessage, replies: list[Reply]) -> None:
+    if row.channel == "line":
+        token = adapter.reply_token(event)
+        if token and _age_seconds(row) < REPLY_TOKEN_TTL_SECONDS:
+            try:
+                await adapter.reply(token, msg.user_id, replies)
+                return
+            except SendError as exc:
+                log.info("line reply token unusable, pushing instead", extra={"error": str(exc)})
+        if msg.kind == Kind.GROUP_JOIN:
+            return  # never push into a group: the join answer was a courtesy
+        await _push_later(services, row.channel, msg.user_id, replies)
+        return
+    try:
+        await adapter.reply(msg.user_id, replies)
+    except PermanentFailure as exc:
+        if exc.blocked:
+            await _mark_blocked(services, row.channel, exc.blocked)
+        log.info("reply not deliverable", extra={"channel": row.channel, "error": str(exc)})
+    except SendError as exc:  # RetryLater: the outbox retries with backoff
+        log.info("reply deferred to the outbox", extra={"channel": row.channel, "error": str(exc)})
+        await _push_later(services, row.channel, msg.user_id, replies)
+
+
+async def _push_later(services: Any, channel: str, user_id: str, replies: list[Reply]) -> None:
+    from scheduler.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
+
+    async with services.sessionmaker() as session, session.begin():
+        await enqueue(session, channel=channel, recipients=[user_id], replies=replies, kind="reply")
+    notify = getattr(services.relay, "notify", None)
+    if notify is not None:
+        notify()
+
+
+async def _mark_blocked(services: Any, channel: str, user_ids: Sequence[str]) -> None:
+    async with services.sessionmaker() as session, session.begin():
+        await repo.mark_status(session, channel, user_ids, STATUS_BLOCKED)

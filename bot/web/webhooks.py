@@ -1,0 +1,76 @@
+"""Webhook routes: ``POST /webhooks/line`` and ``POST /webhooks/telegram``.
+
+Owns the HTTP contract with the platforms: authenticate the delivery before reading it
+(LINE ``X-Line-Signature``: missing → 400, wrong → 401; Telegram
+``X-Telegram-Bot-Api-Secret-Token``: missing → 401, wrong → 403), refuse a body that is
+not a webhook payload with 400, store the verified events (bot.inbound.ingest_events,
+de-duplicated by platform event id) and answer 200 at once; the answer to the resident
+is produced by a referenced background task. A channel that is not configured answers 404.
+
+Thin: no conversation logic, no SDK imports; adapters verify and split bodies.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from bot.channels.line import InvalidWebhookBody
+from bot.channels.telegram import SECRET_HEADER, InvalidUpdateBody
+from bot.inbound import ingest_events
+from bot.services import get_services
+
+log = logging.getLogger("kurashi.web.webhooks")
+router = APIRouter()
+
+LINE_SIGNATURE_HEADER = "X-Line-Signature"
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": reason}, status_code=status)
+
+
+@router.post("/webhooks/line", include_in_schema=False)
+async def receive_line_webhook(request: Request) -> JSONResponse:
+    """LINE delivers events here; verify, store, answer 200, process in the background."""
+    services = get_services(request)
+    line = services.channels.get("line")
+    if line is None:
+        return _error(404, "LINE is not configured")
+    signature = request.headers.get(LINE_SIGNATURE_HEADER)
+    if not signature:
+        return _error(400, "missing X-Line-Signature")
+    body = await request.body()
+    if not line.verify(body, signature):
+        log.warning("line webhook with a wrong signature refused")
+        return _error(401, "invalid signature")
+    try:
+        events = line.split_body(body)
+    except InvalidWebhookBody as exc:
+        return _error(400, str(exc))
+    # LINE's "verify" button in the console sends an empty events list: 200, nothing to do.
+    stored = await ingest_events(services, "line", events) if events else []
+    return JSONResponse({"ok": True, "stored": len(stored)})
+
+
+@router.post("/webhooks/telegram", include_in_schema=False)
+async def receive_telegram_webhook(request: Request) -> JSONResponse:
+    """Telegram delivers one Update here; check the secret, store, answer 200, process later."""
+    services = get_services(request)
+    telegram = services.channels.get("telegram")
+    if telegram is None:
+        return _error(404, "Telegram is not configured")
+    secret = request.headers.get(SECRET_HEADER)
+    if not secret:
+        return _error(401, "missing secret token")
+    if not telegram.verify(secret):
+        log.warning("telegram webhook with a wrong secret refused")
+        return _error(403, "invalid secret token")
+    body = await request.body()
+    try:
+        events = telegram.split_body(body)
+    except InvalidUpdateBody as exc:
+        return _error(400, str(exc))
+    stored = await ingest_events(services, "telegram", events)
+    return JSONResponse({"ok": True, "stored": len(stored)})
