@@ -123,11 +123,11 @@ def build_channels(services: Services) -> dict[str, Any]:
     if settings.line_enabled:
         from bot.channels.line import LineChannel
 
-        channels["line"] = LineChannel(settings)
+        channels["line"] = LineChannel.from_settings(settings)
     if settings.telegram_enabled:
         from bot.channels.telegram import TelegramChannel
 
-        channels["telegram"] = TelegramChannel(settings)
+        channels["telegram"] = TelegramChannel.from_settings(settings)
     return channels
 
 
