@@ -231,10 +231,10 @@ async def store_inbound_event(
     """
     dialect = session.get_bind().dialect.name
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    values = dict(
-        channel=channel, event_id=event_id, payload=payload, status=EVENT_PENDING, attempts=0,
-        received_at=now or utcnow(),
-    )
+    values = {
+        "channel": channel, "event_id": event_id, "payload": payload, "status": EVENT_PENDING,
+        "attempts": 0, "received_at": now or utcnow(),
+    }
     stmt = (
         insert_fn(InboundEvent)
         .values(**values)

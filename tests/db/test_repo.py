@@ -1,13 +1,13 @@
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from bot.db import repo
 from bot.db.models import Feedback, InboundEvent, OutboxMessage, Unanswered, User
 
-T0 = datetime(2026, 4, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 
 
 async def test_get_or_create_user_creates_once_and_touches_last_seen(sessionmaker):
@@ -145,7 +145,7 @@ async def test_claim_finish_and_reclaim_after_an_expired_lease(sessionmaker):
 async def test_claim_gives_up_after_max_attempts(sessionmaker):
     async with sessionmaker() as s, s.begin():
         await repo.store_inbound_event(s, "line", "poison", "{}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for attempt in range(3):
         async with sessionmaker() as s, s.begin():
             got = await repo.claim_inbound_events(s, now=now + timedelta(hours=attempt), max_attempts=3)

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import inspect, select
 
@@ -19,7 +19,7 @@ async def test_user_defaults_and_aware_timestamps_round_trip(sessionmaker):
     assert (user.opt_alerts, user.opt_events, user.opt_garbage) == (True, False, False)
     assert user.garbage_time == "19:00" and user.status == "active" and user.state == {}
     assert user.created_at.tzinfo is not None
-    assert abs((datetime.now(timezone.utc) - user.created_at).total_seconds()) < 3600
+    assert abs((datetime.now(UTC) - user.created_at).total_seconds()) < 3600
 
 
 async def test_outbox_json_columns_round_trip(sessionmaker):

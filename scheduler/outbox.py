@@ -1,0 +1,408 @@
+"""The durable outbox: ``enqueue`` pushes in the caller's transaction, ``OutboxRelay`` sends them.
+
+Owns the life of an ``outbox`` row: pending → (leased) → sent | pending again later (retry)
+| failed. Everything that is not a direct reply to the user's own message goes through
+here (consultation replies, alerts, event notices, reminders, expired LINE reply tokens).
+
+Must not import platform SDKs, the conversation core or the channel adapters' modules: it
+talks to adapters only through ``bot.channels.base.ChannelSender`` and its neutral errors.
+
+Delivery guarantees (read before relying on them):
+- Nothing is lost. A row is leased (``claimed_until = now + lease``, committed) before it
+  is sent and stamped sent/failed after; a relay killed in between leaves the lease to run
+  out, and any relay then claims the row again.
+- LINE: nothing is delivered twice. A row keeps the ``retry_key`` fixed at enqueue; LINE
+  (and tests/fakes' fake) drops a second request with the same X-Line-Retry-Key with 409,
+  which the adapter reports as success.
+- Telegram has no idempotency key, so a relay killed after Telegram accepted a message
+  but before the row was stamped sends that message again: at most one duplicate per row
+  that was in flight at the moment of the crash (at most ``concurrency`` rows). The window
+  is kept small: each row is stamped right after its send (group-committed with whatever
+  other rows finished at the same moment), not at the end of its batch.
+- Multi-message rows to Telegram (several sendMessage calls) that fail half-way are
+  retried whole, so the first messages can arrive twice; keep pushes to one message.
+- On PostgreSQL any number of relays may run: rows are claimed with
+  ``SELECT … FOR UPDATE SKIP LOCKED``. On SQLite, claims are serialised by the
+  ``BEGIN IMMEDIATE`` every transaction starts with (bot/db/session.py), so the same lease
+  logic is safe with several relays in one process.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import ChannelSender, PermanentFailure, RetryLater
+from bot.conversation.models import Card, Choice, Reply
+from bot.db import repo
+from bot.db.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENT, OutboxMessage, utcnow
+from scheduler.ratelimit import ChannelLimit, Clock, RateLimiter, SystemClock
+
+log = logging.getLogger(__name__)
+
+#: How many recipients one identical-message call may address (LINE multicast: 500).
+CHANNEL_MAX_RECIPIENTS: dict[str, int] = {"line": 500, "telegram": 1}
+#: Platform limits used to estimate how many requests/messages a row costs.
+LINE_MESSAGES_PER_REQUEST = 5
+LINE_TEXT_LIMIT = 5000
+TELEGRAM_TEXT_LIMIT = 4096
+
+
+# --- payload (de)serialisation ---------------------------------------------------------
+
+
+def reply_to_dict(reply: Reply) -> dict[str, Any]:
+    """A Reply as the JSON stored in ``outbox.payload``."""
+    return {
+        "text": reply.text,
+        "quick_replies": [{"label": c.label, "data": c.data} for c in reply.quick_replies],
+        "buttons": [{"label": c.label, "data": c.data} for c in reply.buttons],
+        "card": asdict(reply.card) if reply.card is not None else None,
+    }
+
+
+def reply_from_dict(data: Mapping[str, Any]) -> Reply:
+    """The Reply stored by ``reply_to_dict``."""
+    card = data.get("card")
+    return Reply(
+        text=data.get("text", ""),
+        quick_replies=[Choice(label=c["label"], data=c["data"]) for c in data.get("quick_replies") or []],
+        buttons=[Choice(label=c["label"], data=c["data"]) for c in data.get("buttons") or []],
+        card=Card(**card) if card else None,
+    )
+
+
+def send_cost(channel: str, replies: Sequence[Mapping[str, Any]]) -> float:
+    """Requests (LINE) or messages (Telegram) one row needs, for the rate limiter.
+
+    LINE: one call carries up to 5 messages (a multicast is one request whatever the
+    number of recipients); Telegram: one sendMessage per message part.
+    """
+    if channel == "line":
+        messages = sum(max(1, math.ceil(len(r.get("text") or "") / LINE_TEXT_LIMIT)) for r in replies)
+        return float(max(1, math.ceil(messages / LINE_MESSAGES_PER_REQUEST)))
+    if channel == "telegram":
+        return float(max(1, sum(max(1, math.ceil(len(r.get("text") or "") / TELEGRAM_TEXT_LIMIT))
+                                for r in replies)))
+    return float(max(1, len(replies)))
+
+
+# --- enqueue ---------------------------------------------------------------------------
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    channel: str,
+    recipients: Iterable[str],
+    replies: Sequence[Reply | Mapping[str, Any]],
+    kind: str,
+    ref: str | None = None,
+    send_after: datetime | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Queue ``replies`` for every recipient; returns the new outbox row ids.
+
+    Runs in the caller's transaction and does not commit, so the push is sent if and only
+    if the change that causes it is committed. Recipients (duplicates removed, order kept)
+    are split into rows of the channel's maximum per call (LINE 500, Telegram 1); each row
+    gets its own retry key, fixed for all its retries.
+    """
+    unique = list(dict.fromkeys(str(r) for r in recipients))
+    if not unique:
+        return []
+    if not replies:
+        raise ValueError("enqueue needs at least one reply")
+    payload = [reply_to_dict(r) if isinstance(r, Reply) else dict(r) for r in replies]
+    per_row = CHANNEL_MAX_RECIPIENTS.get(channel, 1)
+    now = now or utcnow()
+    rows = [
+        OutboxMessage(
+            channel=channel, recipients=unique[i:i + per_row], payload=payload, kind=kind, ref=ref,
+            retry_key=str(uuid.uuid4()), status=OUTBOX_PENDING, attempts=0,
+            send_after=send_after or now, created_at=now,
+        )
+        for i in range(0, len(unique), per_row)
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return [row.id for row in rows]
+
+
+# --- relay -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Claimed:
+    """What a relay needs of a leased row (plain data: no ORM object crosses tasks)."""
+
+    id: int
+    channel: str
+    recipients: list[str]
+    payload: list[dict[str, Any]]
+    retry_key: str
+    attempts: int
+
+
+@dataclass
+class _Outcome:
+    row: _Claimed
+    result: str                         # "sent" | "retry" | "failed" | "reschedule"
+    delay: float = 0.0                  # retry / reschedule: seconds from now
+    error: str | None = None
+    blocked: list[str] = field(default_factory=list)
+    written: bool = False
+
+
+class OutboxRelay:
+    """Sends due outbox rows through the channel senders, within the rate limits.
+
+    ``run()`` is the long-running loop (start it as a task; cancel it to stop);
+    ``relay_once(max_rows)`` claims up to ``max_rows`` due rows, sends them and returns how
+    many it handled (tests and the bench drive this directly). ``notify()`` wakes an idle
+    ``run()`` at once after an enqueue in the same process.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        senders: Mapping[str, ChannelSender],
+        limits: RateLimiter | Mapping[str, ChannelLimit] | None = None,
+        clock: Clock | None = None,
+        *,
+        batch_size: int = 200,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int = 10,
+        backoff_base: float = 5.0,
+        backoff_cap: float = 3600.0,
+        concurrency: int = 64,
+        poll_interval: float = 1.0,
+        max_wait: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.senders = dict(senders)
+        self.clock = clock or (limits.clock if isinstance(limits, RateLimiter) else SystemClock())
+        if isinstance(limits, RateLimiter):
+            self.limiter = limits
+        else:
+            self.limiter = RateLimiter(dict(limits) if limits is not None else None, clock=self.clock)
+        self.batch_size = batch_size
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.poll_interval = poll_interval
+        # A row that would wait longer than this for its rate-limit slot goes back to the
+        # queue (send_after = when the slot comes) instead of holding its lease.
+        self.max_wait = max_wait if max_wait is not None else lease.total_seconds() / 3
+        self.rng = rng or random.Random()
+        self.stats: Counter[str] = Counter()
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._pending_outcomes: list[_Outcome] = []
+        self._stamp_lock = asyncio.Lock()
+
+    # -- public -----------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Wake ``run()`` now (call after committing an enqueue in this process)."""
+        self._wake.set()
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before retry number ``attempts``: exponential, capped, with jitter (half fixed, half random)."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    async def relay_once(self, max_rows: int | None = None) -> int:
+        """Claim up to ``max_rows`` due rows, send them, stamp them; returns how many were handled."""
+        rows = await self._claim(max_rows or self.batch_size)
+        if rows:
+            await asyncio.gather(*(self._send_chain(chain) for chain in self._chains(rows)))
+        return len(rows)
+
+    async def run(self) -> None:
+        """Relay forever: keep up to ``batch_size`` rows in flight, poll when idle. Cancel to stop."""
+        in_flight: set[asyncio.Task[None]] = set()
+        rows_in_flight: dict[asyncio.Task[None], int] = {}
+        try:
+            while True:
+                busy = sum(rows_in_flight.values())
+                claimed: list[_Claimed] = []
+                if busy <= self.batch_size // 2:
+                    try:
+                        claimed = await self._claim(self.batch_size - busy)
+                    except Exception:  # the database may be briefly unavailable; keep going
+                        log.exception("outbox: claim failed")
+                for chain in self._chains(claimed):
+                    task = asyncio.create_task(self._send_chain(chain))
+                    in_flight.add(task)
+                    rows_in_flight[task] = len(chain)
+                if in_flight:
+                    timeout = None if claimed or busy > self.batch_size // 2 else self.poll_interval
+                    done, _ = await asyncio.wait(in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        in_flight.discard(task)
+                        rows_in_flight.pop(task, None)
+                        if not task.cancelled() and task.exception() is not None:
+                            log.error("outbox: send task failed", exc_info=task.exception())
+                elif not claimed:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    except TimeoutError:
+                        pass
+                    self._wake.clear()
+        finally:
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+    # -- claiming -----------------------------------------------------------------------
+
+    async def _claim(self, limit: int) -> list[_Claimed]:
+        if limit <= 0 or not self.senders:
+            return []
+        now = self.clock.now()
+        async with self.sessionmaker() as session, session.begin():
+            query = (
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == OUTBOX_PENDING,
+                    OutboxMessage.send_after <= now,
+                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+                    OutboxMessage.channel.in_(list(self.senders)),
+                )
+                .order_by(OutboxMessage.send_after, OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list((await session.execute(query)).scalars())
+            claimed = []
+            for row in rows:
+                row.claimed_until = now + self.lease
+                row.attempts = (row.attempts or 0) + 1
+                claimed.append(_Claimed(row.id, row.channel, list(row.recipients), list(row.payload),
+                                        row.retry_key, row.attempts))
+        return claimed
+
+    def _chains(self, rows: list[_Claimed]) -> list[list[_Claimed]]:
+        """Rows to one chat of a per-chat-limited channel are sent in order, one after another."""
+        chains: dict[Any, list[_Claimed]] = defaultdict(list)
+        for row in rows:
+            if self.limiter.has_per_recipient_limit(row.channel):
+                key: Any = (row.channel, tuple(row.recipients))
+            else:
+                key = row.id
+            chains[key].append(row)
+        return list(chains.values())
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def _send_chain(self, chain: list[_Claimed]) -> None:
+        for row in chain:
+            await self._stamp(await self._send_row(row))
+
+    async def _send_row(self, row: _Claimed) -> _Outcome:
+        sender = self.senders[row.channel]
+        cost = send_cost(row.channel, row.payload)
+        wait = self.limiter.delay_for(row.channel, row.recipients, cost)
+        if wait > self.max_wait:
+            return _Outcome(row, "reschedule", delay=wait)
+        try:
+            replies = [reply_from_dict(d) for d in row.payload]
+        except (KeyError, TypeError, ValueError) as exc:
+            return _Outcome(row, "failed", error=f"bad payload: {exc!r}"[:500])
+        await self.limiter.acquire(row.channel, row.recipients, cost)
+        async with self._semaphore:
+            try:
+                await sender.push(row.recipients, replies, retry_key=row.retry_key)
+            except RetryLater as exc:
+                delay = max(exc.retry_after or 0.0, self.backoff(row.attempts))
+                return _Outcome(row, "retry", delay=delay, error=f"RetryLater: {exc}"[:500])
+            except PermanentFailure as exc:
+                return _Outcome(row, "failed", error=f"PermanentFailure: {exc}"[:500], blocked=exc.blocked)
+            except Exception as exc:  # an adapter bug or an untranslated network error: retry, loudly
+                log.exception("outbox: unexpected error sending row %s", row.id)
+                return _Outcome(row, "retry", delay=self.backoff(row.attempts),
+                                error=f"{type(exc).__name__}: {exc}"[:500])
+        return _Outcome(row, "sent")
+
+    # -- stamping (group commit) --------------------------------------------------------
+
+    async def _stamp(self, outcome: _Outcome) -> None:
+        """Record ``outcome`` at once; outcomes that finish together share one transaction."""
+        self._pending_outcomes.append(outcome)
+        async with self._stamp_lock:
+            if outcome.written:
+                return
+            batch, self._pending_outcomes = self._pending_outcomes, []
+            try:
+                await self._write(batch)
+            except BaseException:
+                # Keep them for the next writer; if none comes, the leases run out and the
+                # rows are sent again (LINE: deduplicated by the retry key).
+                self._pending_outcomes[:0] = [o for o in batch if o is not outcome]
+                raise
+            for o in batch:
+                o.written = True
+
+    async def _write(self, batch: list[_Outcome]) -> None:
+        now = self.clock.now()
+        pending = OutboxMessage.status == OUTBOX_PENDING
+        async with self.sessionmaker() as session, session.begin():
+            sent_ids = [o.row.id for o in batch if o.result == "sent"]
+            if sent_ids:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(sent_ids), pending)
+                    .values(status=OUTBOX_SENT, sent_at=now, claimed_until=None, last_error=None)
+                    .execution_options(synchronize_session=False)
+                )
+            for o in batch:
+                where = update(OutboxMessage).where(OutboxMessage.id == o.row.id, pending)
+                if o.result == "sent":
+                    continue
+                if o.result == "reschedule":
+                    values: dict[str, Any] = {
+                        "send_after": now + timedelta(seconds=o.delay), "claimed_until": None,
+                        "attempts": max(0, o.row.attempts - 1),
+                    }
+                elif o.result == "retry" and o.row.attempts < self.max_attempts:
+                    values = {"send_after": now + timedelta(seconds=o.delay), "claimed_until": None,
+                              "last_error": o.error}
+                else:
+                    error = o.error if o.result == "failed" else f"gave up after {o.row.attempts} attempts: {o.error}"
+                    values = {"status": OUTBOX_FAILED, "claimed_until": None, "last_error": error}
+                    if o.blocked:
+                        await repo.mark_status(session, o.row.channel, o.blocked, "blocked")
+                await session.execute(where.values(**values).execution_options(synchronize_session=False))
+        for o in batch:
+            self.stats[o.result if o.result != "retry" or o.row.attempts < self.max_attempts else "failed"] += 1
+            if o.result in ("retry", "failed"):
+                log.info("outbox: row %s %s (attempt %s): %s", o.row.id, o.result, o.row.attempts, o.error)
+
+
+async def prune_outbox(
+    session: AsyncSession, *, older_than: timedelta = timedelta(days=30), now: datetime | None = None
+) -> int:
+    """Delete sent and failed rows created more than ``older_than`` ago (they hold recipient ids and text)."""
+    from sqlalchemy import delete
+
+    cutoff = (now or utcnow()) - older_than
+    result = await session.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.status.in_((OUTBOX_SENT, OUTBOX_FAILED)), OutboxMessage.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
