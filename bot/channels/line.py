@@ -111,6 +111,10 @@ class LineChannel:
         self._api: AsyncMessagingApi | None = None
         self._blob: AsyncMessagingApiBlob | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> LineChannel:
+        return cls(settings)
+
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the HTTP client (line-bot-sdk opens an aiohttp session: must run in the loop)."""

@@ -118,6 +118,10 @@ class TelegramChannel:
     def bot(self) -> Bot:
         return self.application.bot
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> TelegramChannel:
+        return cls(settings)
+
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         """Initialise the Bot (getMe) at app start-up; when Telegram is unreachable, log it and
