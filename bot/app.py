@@ -12,7 +12,9 @@ features add routes without editing this file. The conversation core never impor
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
 import logging
 import pkgutil
 from collections.abc import AsyncIterator
@@ -29,6 +31,7 @@ from bot.logging import configure_logging
 from bot.metrics import render_latest
 from bot.services import Services, build_services
 from bot.settings import Settings
+from knowledge.loader import KnowledgeBase
 
 log = logging.getLogger("kurashi.app")
 
@@ -82,22 +85,40 @@ async def _start_background(app: FastAPI, services: Services) -> None:
 
     if getattr(app.state, "telegram_polling", False):
         telegram = services.channels.get("telegram")
-        polling = getattr(telegram, "run_polling", None)
-        if polling is None:
+        if telegram is None:
             log.error("telegram polling requested but Telegram is not configured (TELEGRAM_BOT_TOKEN)")
         else:
-            services.spawn(polling(services), name="telegram-polling")
+            from bot.inbound import ingest_events
+
+            async def ingest_update(update: dict[str, Any]) -> None:
+                # Polled updates take the webhook's path: stored (deduplicated) first, then processed.
+                payload = json.dumps(update, ensure_ascii=False)
+                await ingest_events(services, "telegram", [(str(update.get("update_id")), payload)])
+
+            stop = asyncio.Event()
+            services.extras["telegram_polling_stop"] = stop
+            services.spawn(telegram.poll(ingest_update, stop), name="telegram-polling")
 
 
-def create_app(settings: Settings | None = None, *, telegram_polling: bool = False) -> FastAPI:
-    """The kurashi web app. Settings are read from the environment when not given."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    telegram_polling: bool = False,
+    kb: KnowledgeBase | None = None,
+    matcher: Any = None,
+) -> FastAPI:
+    """The kurashi web app. Settings are read from the environment when not given.
+
+    ``kb``/``matcher`` replace the knowledge base loaded from ``settings.knowledge_dir``
+    (tests and benchmarks with a fixed knowledge set).
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         await upgrade_database(settings.database_url)
-        services = await build_services(settings)
+        services = await build_services(settings, kb=kb, matcher=matcher)
         app.state.services = services
         starters = [getattr(ch, "start", None) for ch in services.channels.values()]
         for start in filter(None, starters):

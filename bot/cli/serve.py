@@ -1,0 +1,32 @@
+"""`kurashi serve [--host] [--port] [--telegram-polling]`: run the app with uvicorn.
+
+Owns only the command line; the app itself is ``bot.app.create_app``.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="run the web app (webhooks, web chat, health, metrics)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--telegram-polling", action="store_true",
+                        help="fetch Telegram updates with getUpdates instead of a webhook (development)")
+    parser.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Start uvicorn with the kurashi app until interrupted."""
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.settings import Settings
+
+    from bot.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    app = create_app(settings, telegram_polling=args.telegram_polling)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True)
+    return 0
