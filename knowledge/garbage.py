@@ -31,10 +31,10 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 from rapidfuzz import fuzz, process
@@ -207,7 +207,7 @@ class GarbageCalendar:
         return [self.remarks[r] for r in (schedule.remarks if schedule else ()) if r in self.remarks]
 
     # ---- items -----------------------------------------------------------------------
-    def find_items(self, query: str, limit: int = 3, score_cutoff: float = 60.0) -> list[ItemMatch]:
+    def find_items(self, query: str, limit: int = 3, score_cutoff: float = 70.0) -> list[ItemMatch]:
         """Items whose name matches ``query`` best (exact normalised name first)."""
         folded = _fold(query)
         if not folded or not self.items:
@@ -269,7 +269,7 @@ class GarbageSet:
     def find_items(self, query: str, lang: str | None = None, limit: int = 3) -> list[ItemMatch]:
         """Search every language's item list; best matches first (``lang``'s list wins ties)."""
         matches: list[ItemMatch] = []
-        for code, calendar in self.calendars.items():
+        for calendar in self.calendars.values():
             matches.extend(calendar.find_items(query, limit=limit))
         matches.sort(key=lambda m: (-m.score, m.lang != lang))
         return matches[:limit]
@@ -535,12 +535,14 @@ def load_calendar(directory: Path | str, lang: str = "ja") -> GarbageCalendar:
         notice_col = head.index("notice") if "notice" in head else None
         kana_col = head.index("furigana") if "furigana" in head else None
         for line, cells in rows[1:]:
-            def cell(col: int | None) -> str:
-                return cells[col] if col is not None and col < len(cells) else ""
-            if not cell(type_col) or not cell(name_col):
+            kind, name, notice, kana = (
+                cells[col] if col is not None and col < len(cells) else ""
+                for col in (type_col, name_col, notice_col, kana_col)
+            )
+            if not kind or not name:
                 problems.append(GarbageProblem(show(file_name), line, "every item needs a type and a name"))
                 continue
-            items.append(Item(cell(name_col), cell(type_col), cell(notice_col), cell(kana_col)))
+            items.append(Item(name, kind, notice, kana))
 
     town_areas: dict[str, str] = {}
     if (directory / "town_area.csv").is_file():
@@ -617,7 +619,7 @@ def _check_alignment(garbage: GarbageSet) -> list[GarbageProblem]:
     and the same schedule in each aligned cell."""
     problems = []
     primary = garbage.primary
-    for lang, calendar in garbage.calendars.items():
+    for calendar in garbage.calendars.values():
         if calendar is primary:
             continue
         where = str(calendar.path / "area_days.csv")
@@ -664,7 +666,22 @@ def describe_schedule(schedule: Schedule) -> Iterable[str]:
 
 
 __all__ = [
-    "Area", "Category", "Center", "GarbageCalendar", "GarbageFormatError", "GarbageProblem", "GarbageSet",
-    "Item", "ItemMatch", "Rule", "Schedule", "describe_schedule", "load_all", "load_calendar",
-    "load_garbage_set", "month_dates", "parse_cell", "DEFAULT_GARBAGE_DIR",
+    "DEFAULT_GARBAGE_DIR",
+    "Area",
+    "Category",
+    "Center",
+    "GarbageCalendar",
+    "GarbageFormatError",
+    "GarbageProblem",
+    "GarbageSet",
+    "Item",
+    "ItemMatch",
+    "Rule",
+    "Schedule",
+    "describe_schedule",
+    "load_all",
+    "load_calendar",
+    "load_garbage_set",
+    "month_dates",
+    "parse_cell",
 ]

@@ -1,0 +1,62 @@
+"""`kurashi garbage import|check|next|item` (subprocess, real entry point)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from knowledge.garbage import load_garbage_set
+
+REPO = Path(__file__).resolve().parents[2]
+FORMS = Path(__file__).resolve().parent / "fixtures" / "garbage" / "forms"
+BROKEN = Path(__file__).resolve().parent / "fixtures" / "garbage" / "broken"
+REF = REPO / ".." / "shared" / "reference" / "5374"
+
+
+def run_kurashi(*args: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "kurashi"
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+
+
+def test_garbage_import_copies_a_validated_calendar_and_prints_a_summary(tmp_path):
+    result = run_kurashi("garbage", "import", str(FORMS), "--name", "testcity", "--dest", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "4 areas, 4 categories, 3 items, 2 remarks, 2 centres" in result.stdout
+    copied = load_garbage_set(tmp_path / "testcity")
+    assert copied.primary.next_collections("週二回", "資源", date(2023, 1, 1), 1) == [date(2023, 1, 10)]
+    # A second import without --force refuses to overwrite.
+    again = run_kurashi("garbage", "import", str(FORMS), "--name", "testcity", "--dest", str(tmp_path))
+    assert again.returncode == 1 and "--force" in again.stderr
+
+
+def test_garbage_import_rejects_a_bad_file_with_file_and_line(tmp_path):
+    source = tmp_path / "bad"
+    shutil.copytree(FORMS, source)
+    shutil.copytree(BROKEN / "bad_token", source, dirs_exist_ok=True)
+    result = run_kurashi("garbage", "import", str(source), "--dest", str(tmp_path / "dest"))
+    assert result.returncode == 1
+    assert f"{source / 'area_days.csv'}:3: error:" in result.stderr
+    assert not (tmp_path / "dest" / "bad").exists()
+
+
+@pytest.mark.skipif(not REF.is_dir(), reason="../shared/reference/5374 (real 5374 data) is absent")
+def test_garbage_import_keeps_language_directories_of_nonoichi(tmp_path):
+    result = run_kurashi("garbage", "import", str(REF / "nonoichi"), "--dest", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "languages ja, en" in result.stdout
+    assert (tmp_path / "nonoichi" / "en-US" / "target.csv").is_file()
+    item = run_kurashi("garbage", "item", "Frying pans", "--root", str(tmp_path), "--lang", "en")
+    assert item.stdout.splitlines()[0].startswith("Frying pans → Non-burnable, Cans, Bottles, Plastic Containers")
+
+
+def test_garbage_next_prints_days_per_category_and_says_sample():
+    result = run_kurashi("garbage", "next", "湯田", "--from", "2026-12-01", "-n", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("SAMPLE")
+    assert "燃やせるごみ: 2026-12-03" in lines
