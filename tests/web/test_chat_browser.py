@@ -1,0 +1,66 @@
+"""The web chat page in real headless Chromium (Debian's /usr/bin/chromium via Playwright)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.web.conftest import RunningApp
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--no-proxy-server"]
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+async def phone_page():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="vi-VN",
+                                            device_scale_factor=2, is_mobile=True, has_touch=True)
+        page = await context.new_page()
+        try:
+            yield page
+        finally:
+            await browser.close()
+
+
+async def test_vietnamese_question_gets_a_vietnamese_answer_and_buttons_work(web_app: RunningApp, phone_page):
+    kb = web_app.services.kb
+    page = phone_page
+    await page.goto(web_app.url + "/")
+    # The greeting arrives in the browser's language (navigator.language = vi-VN).
+    await page.locator(".msg.bot").first.wait_for()
+    assert await page.locator(".msg.bot").first.inner_text() == kb.messages["greeting.follow"]["vi"]
+    assert await page.locator("#text").get_attribute("placeholder") == kb.messages["web.placeholder"]["vi"]
+
+    await page.fill("#text", "vứt ghế sofa thế nào")
+    await page.press("#text", "Enter")
+    answer = page.locator(".msg.bot", has_text="Câu trả lời về rác cỡ lớn.")
+    await answer.wait_for()
+
+    related = page.locator(".chip[data-payload='i:garbage.collection_day']").last
+    assert await related.inner_text() == kb.messages["topic.garbage.collection_day"]["vi"]
+    await related.tap()
+    await page.locator(".msg.bot", has_text="Câu trả lời về ngày thu gom rác.").wait_for()
+
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT_DIR / "web-chat-phone.png"))
+
+
+async def test_language_switch_changes_the_page_and_the_bot(web_app: RunningApp, phone_page):
+    kb = web_app.services.kb
+    page = phone_page
+    await page.goto(web_app.url + "/")
+    await page.locator(".msg.bot").first.wait_for()
+    await page.select_option("#lang", "ko")
+    await page.locator(".msg.bot", has_text=kb.messages["lang.set"]["ko"]).wait_for()
+    assert await page.locator("#text").get_attribute("placeholder") == kb.messages["web.placeholder"]["ko"]
