@@ -246,6 +246,22 @@ class GarbageSet:
         """The calendar in ``lang``, else English, else the primary (Japanese)."""
         return self.calendars.get(lang) or self.calendars.get("en") or self.primary
 
+    @property
+    def districts(self) -> dict[str, str]:
+        """users.area district key → area name of the primary calendar (calendar.yaml)."""
+        return dict(self.meta.get("districts") or {})
+
+    def area_for(self, district_or_area: str | None) -> str | None:
+        """The primary calendar's area for a users.area district key, an area name or a
+        town name (town_area.csv); None when the calendar does not cover it."""
+        if not district_or_area:
+            return None
+        name = self.districts.get(district_or_area, district_or_area)
+        try:
+            return self.primary.area(name).name
+        except KeyError:
+            return None
+
     def category_in(self, label: str, lang: str) -> str:
         """The same category's label in another language (by description.csv order)."""
         index = self._category_index(label)
@@ -609,6 +625,17 @@ def load_garbage_set(directory: Path | str, name: str | None = None) -> GarbageS
     garbage = GarbageSet(name=name or str(meta.get("name") or directory.name), path=directory,
                          calendars=calendars, sample=bool(meta.get("sample", False)), meta=meta)
     problems = _check_alignment(garbage)
+    districts = meta.get("districts") or {}
+    if not isinstance(districts, dict):
+        problems.append(GarbageProblem(str(directory / META_FILE), None, "'districts' must map district keys to area names"))
+    else:
+        for key, area in districts.items():
+            try:
+                garbage.primary.area(str(area))
+            except KeyError:
+                problems.append(GarbageProblem(str(directory / META_FILE), None,
+                                               f"district {key!r} maps to {area!r}, which is not an area of "
+                                               f"{garbage.primary.path / 'area_days.csv'}"))
     if problems:
         raise GarbageFormatError(problems)
     return garbage

@@ -252,3 +252,28 @@ def test_shipped_yamaguchi_calendar_is_marked_as_a_sample():
     assert len(sample.primary.areas) == 21
     [pet] = sample.find_items("ペットボトル", limit=1)
     assert pet.item.category == "古紙・ペット"
+
+
+def test_sample_calendar_maps_every_district_key_to_an_area():
+    sample = load_all()["yamaguchi-sample"]
+    assert len(sample.districts) == 21
+    assert sample.area_for("yuda") == "湯田"
+    assert sample.area_for("湯田") == "湯田"
+    assert sample.area_for("nowhere") is None
+    assert sample.area_in(sample.area_for("osaba"), "en") == "Osaba"
+
+
+def test_district_mapping_to_an_unknown_area_is_an_error(tmp_path):
+    root = tmp_path / "cal"
+    shutil.copytree(FORMS, root)
+    (root / "calendar.yaml").write_text("districts:\n  yuda: 湯田\n", encoding="utf-8")
+    with pytest.raises(GarbageFormatError, match="湯田"):
+        load_garbage_set(root)
+
+
+def test_sample_calendar_districts_are_the_knowledge_base_districts():
+    from knowledge.validate import check_knowledge
+
+    messages = check_knowledge().kb.messages
+    districts = {key.split(".", 1)[1] for key in messages if key.startswith("district.")}
+    assert set(load_all()["yamaguchi-sample"].districts) == districts
