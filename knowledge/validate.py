@@ -532,6 +532,9 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     else:
         out.add(_display(messages_path), None, "missing_file", "messages.yaml is missing")
 
+    # ---- garbage calendars (5374 format) ---------------------------------------------
+    _check_garbage(root / "garbage", out)
+
     # ---- language coverage ----------------------------------------------------------
     for lang in LANGUAGES:
         missing_ids = [i for i, intent in intents.items() if not (intent.answers.get(lang) or "").strip()]
@@ -551,3 +554,26 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     report.kb = KnowledgeBase(intents=intents, groups=groups, contacts=contacts or {}, messages=messages, root=root)
     return report
 
+
+
+def _check_garbage(garbage_root: Path, out: _Collector) -> None:
+    """Each calendar under knowledge/garbage must read; a SAMPLE calendar is a warning so
+    the operator is reminded to replace it with the city's real data."""
+    if not garbage_root.is_dir():
+        return
+    from knowledge.garbage import GarbageFormatError, load_garbage_set
+
+    for directory in sorted(p for p in garbage_root.iterdir() if p.is_dir()):
+        try:
+            garbage = load_garbage_set(directory)
+        except GarbageFormatError as exc:
+            for problem in exc.problems:
+                out.add(_display(Path(problem.file)), problem.line, "garbage_invalid", problem.message)
+            continue
+        for calendar in garbage.calendars.values():
+            for warning in calendar.warnings:
+                out.warn(_display(Path(warning.file)), warning.line, "garbage_warning", warning.message)
+        if garbage.sample:
+            out.warn(_display(directory / "calendar.yaml"), None, "garbage_sample",
+                     f"garbage calendar {garbage.name!r} is a SAMPLE (invented collection days); "
+                     "replace it with the city's data (kurashi garbage import DIR)")

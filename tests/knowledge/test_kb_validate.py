@@ -128,3 +128,27 @@ def test_load_knowledge_good_fixture_returns_the_base():
 def test_every_broken_fixture_is_used():
     used = {"syntax", "schema", "duplicate_key", "refs", "required", "messages", "spec_drift"}
     assert {p.name for p in BROKEN.iterdir()} == used
+
+
+def test_validate_broken_garbage_calendar_is_an_error_with_file_and_line(make_kb):
+    root = make_kb()
+    calendar = root / "garbage" / "town"
+    calendar.mkdir(parents=True)
+    (calendar / "description.csv").write_text("label,sublabel,description,styles,bgcolor\n燃やすごみ,,,,\n", encoding="utf-8")
+    (calendar / "target.csv").write_text("type,name,notice,furigana\n燃やすごみ,紙,,か\n", encoding="utf-8")
+    (calendar / "area_days.csv").write_text("地名,センター,燃やすごみ\n本町,,月曜日\n", encoding="utf-8")
+    report = check_knowledge(root)
+    assert ("garbage_invalid", "area_days.csv", 2) in _found(report)
+
+
+def test_validate_sample_garbage_calendar_is_a_warning(make_kb):
+    root = make_kb()
+    calendar = root / "garbage" / "town"
+    calendar.mkdir(parents=True)
+    (calendar / "description.csv").write_text("label,sublabel,description,styles,bgcolor\n燃やすごみ,,,,\n", encoding="utf-8")
+    (calendar / "target.csv").write_text("type,name,notice,furigana\n燃やすごみ,紙,,か\n", encoding="utf-8")
+    (calendar / "area_days.csv").write_text("地名,センター,燃やすごみ\n本町,,月 木\n", encoding="utf-8")
+    (calendar / "calendar.yaml").write_text("sample: true\n", encoding="utf-8")
+    report = check_knowledge(root)
+    assert report.errors == []
+    assert any(w.code == "garbage_sample" and "'town'" in w.message for w in report.warnings)
