@@ -138,11 +138,13 @@ async def test_media_messages_get_a_polite_answer(kurashi, message) -> None:
 @pytest.mark.parametrize("name", ["message-sticker.json", "message-image.json", "message-location.json",
                                   "postback.json"])
 async def test_reference_samples_are_answered(kurashi, sample_text, name) -> None:
-    kurashi.line_api.bind_reply_token(SAMPLE_TOKEN, SAMPLE_USER)
-    response = await kurashi.post_line(load_line_sample(name))
+    body = load_line_sample(name)
+    token = json.loads(body)["events"][0]["replyToken"]
+    kurashi.line_api.bind_reply_token(token, SAMPLE_USER)
+    response = await kurashi.post_line(body)
     await kurashi.settle()
     assert response.status_code == 200
-    assert kurashi.line_api.replies_to_token(SAMPLE_TOKEN)
+    assert kurashi.line_api.replies_to_token(token)
 
 
 async def test_group_join_is_declined_and_group_chatter_ignored(kurashi) -> None:
