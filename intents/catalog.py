@@ -39,6 +39,10 @@ def cjk_view(key: str) -> str:
     return key.replace(" ", "")
 
 
+NGRAM_SIZES = (3, 4)
+WORD_NGRAM_MASS = 4.0
+
+
 def ngram_features(key: str) -> Counter:
     """Character n-gram features of a folded key.
 
@@ -57,15 +61,23 @@ def ngram_features(key: str) -> Counter:
         else:
             feats["w:" + word] += 1
             padded = f" {word} "
-            for n in (3, 4):
-                for i in range(len(padded) - n + 1):
-                    feats[f"{n}:" + padded[i:i + n]] += 1
+            grams = [f"{n}:" + padded[i:i + n] for n in NGRAM_SIZES for i in range(len(padded) - n + 1)]
+            # Every word carries the same n-gram mass, so a long common word ("registration")
+            # cannot drown the short word that decides the intent ("birth").
+            share = WORD_NGRAM_MASS / max(1, len(grams))
+            for g in grams:
+                feats[g] += share
     # CJK bigrams across the (optional) spaces of Korean/Japanese writing.
     compact = cjk_view(key)
     if is_cjk_text(compact) and " " in key:
         for i in range(len(compact) - 1):
             feats["2:" + compact[i:i + 2]] += 0.5
     return feats
+
+
+def _tf(count: float) -> float:
+    """Sublinear term frequency that also takes fractional (per-word shared) counts."""
+    return 1.0 + math.log(count) if count >= 1.0 else count
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,36 @@ class Entry:
     is_term: bool = False
 
 
+class Postings:
+    """Inverted index in two flat arrays: one slice per feature, so a query's dot product
+    with every doc is one concatenate + one bincount instead of a Python loop of adds."""
+
+    def __init__(self, lists: dict[str, tuple[list[int], list[float]]], n_docs: int):
+        self.n_docs = n_docs
+        self.span: dict[str, tuple[int, int]] = {}
+        ids: list[int] = []
+        ws: list[float] = []
+        for f, (fid, fw) in lists.items():
+            self.span[f] = (len(ids), len(ids) + len(fid))
+            ids.extend(fid)
+            ws.extend(fw)
+        self.ids = np.asarray(ids, dtype=np.int32)
+        self.weights = np.asarray(ws, dtype=np.float32)
+
+    def get(self, f: str):
+        return self.span.get(f)
+
+    def dot(self, vec: dict[str, float]) -> np.ndarray:
+        spans = [(self.span[f], w) for f, w in vec.items() if f in self.span]
+        if not spans:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        ids = np.concatenate([self.ids[a:b] for (a, b), _ in spans])
+        ws = np.concatenate([self.weights[a:b] for (a, b), _ in spans])
+        qw = np.repeat(np.asarray([w for _, w in spans], dtype=np.float32),
+                       [b - a for (a, b), _ in spans])
+        return np.bincount(ids, weights=ws * qw, minlength=self.n_docs).astype(np.float32)
+
+
 class TfidfIndex:
     """Sparse char n-gram TF-IDF with an inverted index; cosine against every entry in one pass."""
 
@@ -86,37 +128,59 @@ class TfidfIndex:
         df: Counter = Counter()
         for feats in docs:
             df.update(feats.keys())
+        self.df = df
         self.idf = {f: math.log((1 + self.n_docs) / (1 + d)) + 1.0 for f, d in df.items()}
-        postings: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
-        for doc_id, feats in enumerate(docs):
-            vec = self._weigh(feats)
-            for f, w in vec.items():
-                ids, ws = postings[f]
-                ids.append(doc_id)
-                ws.append(w)
-        self.postings = {f: (np.asarray(ids, dtype=np.int32), np.asarray(ws, dtype=np.float32))
-                         for f, (ids, ws) in postings.items()}
+        self.vectors = [self._weigh(feats) for feats in docs]
+        self.postings = self._postings(self.vectors)
 
     def _weigh(self, feats: Counter) -> dict[str, float]:
-        vec = {f: (1.0 + math.log(c)) * self.idf.get(f, 0.0) for f, c in feats.items() if c > 0}
+        vec = {f: _tf(c) * self.idf.get(f, 0.0) for f, c in feats.items() if c > 0}
         norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
         return {f: w / norm for f, w in vec.items() if w > 0}
 
-    def query(self, feats: Counter) -> tuple[np.ndarray, float]:
-        """Cosine to every doc, and the share of the query's n-grams the index knows (0..1)."""
-        scores = np.zeros(self.n_docs, dtype=np.float32)
+    @staticmethod
+    def _postings(vectors: list[dict[str, float]]) -> "Postings":
+        lists: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+        for doc_id, vec in enumerate(vectors):
+            for f, w in vec.items():
+                ids, ws = lists[f]
+                ids.append(doc_id)
+                ws.append(w)
+        return Postings(lists, len(vectors))
+
+    def grouped(self, groups: list[int], n_groups: int) -> tuple["Postings", np.ndarray, np.ndarray]:
+        """Centroids of groups of docs (an intent's entries): their postings (unit length),
+        the length of each unnormalised sum, and each doc's dot product with its own group's
+        sum (both let calibration take one doc out of its centroid exactly)."""
+        sums: list[dict[str, float]] = [defaultdict(float) for _ in range(n_groups)]
+        for vec, g in zip(self.vectors, groups):
+            for f, w in vec.items():
+                sums[g][f] += w
+        norms = np.asarray([math.sqrt(sum(w * w for w in vec.values())) for vec in sums], dtype=np.float32)
+        self_dot = np.asarray([sum(w * sums[g][f] for f, w in vec.items()) for vec, g in zip(self.vectors, groups)],
+                              dtype=np.float32)
+        cents = [{f: w / (norm or 1.0) for f, w in vec.items()} for vec, norm in zip(sums, norms)]
+        return self._postings(cents), norms, self_dot
+
+    def query_vector(self, feats: Counter) -> tuple[dict[str, float], float]:
+        """The query's unit TF-IDF vector and the share of its n-grams the index knows."""
         if not feats:
-            return scores, 0.0
+            return {}, 0.0
         known = sum(1 for f in feats if f in self.idf)
         # Unknown n-grams get the highest idf: they are evidence the query is about something else.
         max_idf = math.log(1 + self.n_docs) + 1.0
-        vec = {f: (1.0 + math.log(c)) * self.idf.get(f, max_idf) for f, c in feats.items() if c > 0}
+        vec = {f: _tf(c) * self.idf.get(f, max_idf) for f, c in feats.items() if c > 0}
         norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
-        for f, w in vec.items():
-            post = self.postings.get(f)
-            if post is not None:
-                scores[post[0]] += post[1] * (w / norm)
-        return scores, known / len(feats)
+        return {f: w / norm for f, w in vec.items()}, known / len(feats)
+
+    @staticmethod
+    def cosine(vec: dict[str, float], postings: "Postings", size: int | None = None) -> np.ndarray:
+        return postings.dot(vec)
+
+    def query(self, feats: Counter) -> tuple[np.ndarray, float]:
+        """Cosine to every doc, and the share of the query's n-grams the index knows (0..1)."""
+        vec, known = self.query_vector(feats)
+        return self.cosine(vec, self.postings, self.n_docs), known
 
 
 class Catalog:
@@ -133,6 +197,8 @@ class Catalog:
         self.latin_choices = [e.key if not e.cjk else "" for e in entries]
         self.cjk_choices = [cjk_view(e.key) if e.cjk else "" for e in entries]
         self.tfidf = TfidfIndex([ngram_features(e.key) for e in entries])
+        self.centroids, self.centroid_norms, self.centroid_self_dot = self.tfidf.grouped(
+            self.entry_intent.tolist(), len(intent_ids))
         # Exact (folded) text → intents having it; used for an unambiguous short-cut.
         exact: dict[str, set[str]] = defaultdict(set)
         for e in entries:
