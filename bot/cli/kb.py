@@ -31,10 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("file", nargs="?", default=None,
                           help="labelled JSONL (default: ../shared/eval/dev.jsonl when present)")
     evaluate.add_argument("--json", action="store_true", help="print the results as JSON")
+    evaluate.add_argument("--knowledge", type=Path, default=None,
+                          help="knowledge base directory (default: the installed knowledge/)")
     evaluate.set_defaults(func=evaluate_kb)
 
     calibrate = kb_sub.add_parser("calibrate", help="recompute the matcher's decision thresholds")
     calibrate.add_argument("--write", action="store_true", help="write the thresholds to the configuration")
+    calibrate.add_argument("--knowledge", type=Path, default=None,
+                           help="knowledge base directory (default: the installed knowledge/)")
     calibrate.set_defaults(func=calibrate_kb)
 
 

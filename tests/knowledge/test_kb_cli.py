@@ -70,3 +70,20 @@ def test_ask_refuses_a_broken_knowledge_base_with_exit_1(make_kb):
     result = run_kurashi("ask", "desk", "--knowledge", str(make_kb("refs")))
     assert result.returncode == 1
     assert "dangling_related" in result.stderr
+
+
+def test_kb_eval_is_wired_to_the_matcher_evaluation():
+    labelled = Path(__file__).resolve().parent / "fixtures" / "eval.jsonl"
+    result = run_kurashi("kb", "eval", str(labelled), "--json", "--knowledge", str(GOOD))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["in_scope"] == 2
+    assert report["per_intent"]["demo.desk"]["accuracy"] == 1.0
+
+
+def test_kb_calibrate_without_write_changes_nothing():
+    thresholds = REPO / "intents" / "thresholds.yaml"
+    before = thresholds.read_bytes() if thresholds.exists() else None
+    result = run_kurashi("kb", "calibrate", "--knowledge", str(GOOD))
+    assert result.returncode == 0, result.stderr
+    assert (thresholds.read_bytes() if thresholds.exists() else None) == before

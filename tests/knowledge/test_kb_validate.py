@@ -152,3 +152,10 @@ def test_validate_sample_garbage_calendar_is_a_warning(make_kb):
     report = check_knowledge(root)
     assert report.errors == []
     assert any(w.code == "garbage_sample" and "'town'" in w.message for w in report.warnings)
+
+
+def test_validate_file_that_is_not_utf8_is_an_error(make_kb):
+    root = make_kb()
+    (root / "topics" / "latin1.yaml").write_bytes("group: x\nintents: []\n# caf\xe9\n".encode("latin-1"))
+    report = check_knowledge(root)
+    assert any(p.code == "unreadable_file" and p.file.endswith("latin1.yaml") for p in report.errors)
