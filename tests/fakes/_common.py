@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -62,6 +63,8 @@ class Failure:
     #: LINE only: accept (deliver, remember the retry key) and still answer the failure,
     #: i.e. the ambiguous "sent but the response was lost" case.
     deliver: bool = False
+    #: let this many matching calls through before the failure starts
+    skip: int = 0
 
 
 class LoopbackServer:
@@ -82,7 +85,7 @@ class LoopbackServer:
             raise RuntimeError("the fake server is not started")
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> "LoopbackServer":
+    async def start(self) -> LoopbackServer:
         allow_loopback_without_proxy()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
@@ -97,7 +100,7 @@ class LoopbackServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "LoopbackServer":
+    async def __aenter__(self) -> LoopbackServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -112,6 +115,9 @@ class LoopbackServer:
         if not queue:
             return None
         failure = queue[0]
+        if failure.skip > 0:
+            failure.skip -= 1
+            return None
         failure.times -= 1
         if failure.times <= 0:
             queue.pop(0)

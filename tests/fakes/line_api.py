@@ -243,11 +243,13 @@ class FakeLineAPI(LoopbackServer):
         retry_after: int | None = None,
         message: str | None = None,
         deliver: bool = False,
+        skip: int = 0,
     ) -> None:
         """The next ``times`` calls to ``endpoint`` (reply, push, multicast, profile, content,
         info, loading, quota) answer ``status``. ``deliver=True`` accepts the messages (and the
-        retry key) before failing: the "delivered but the answer was lost" case."""
-        self._queue_failure(endpoint, Failure(status, times, retry_after, message, deliver))
+        retry key) before failing: the "delivered but the answer was lost" case. ``skip`` lets
+        that many calls through first (e.g. fail only the second batch of a long push)."""
+        self._queue_failure(endpoint, Failure(status, times, retry_after, message, deliver, skip))
 
     def set_profile(self, user_id: str, *, display_name: str = "Test User",
                     language: str | None = None, picture_url: str | None = None) -> None:

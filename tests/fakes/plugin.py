@@ -8,7 +8,7 @@ with a reason when ../shared/reference (the specs) is absent.
 """
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 

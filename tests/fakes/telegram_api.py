@@ -217,9 +217,10 @@ class FakeTelegramAPI(LoopbackServer):
 
     # -- programming the fake ------------------------------------------------------------
     def fail_next(self, method: str, status: int, *, times: int = 1, retry_after: int | None = None,
-                  description: str | None = None) -> None:
-        """The next ``times`` calls of ``method`` answer ``status`` (429 carries ``retry_after``)."""
-        self._queue_failure(method, Failure(status, times, retry_after, description))
+                  description: str | None = None, skip: int = 0) -> None:
+        """The next ``times`` calls of ``method`` (after ``skip`` successful ones) answer
+        ``status`` (429 carries ``retry_after``)."""
+        self._queue_failure(method, Failure(status, times, retry_after, description, skip=skip))
 
     def block(self, chat_id: int | str) -> None:
         """The user blocked the bot: sends to this chat answer 403 from now on."""
@@ -387,7 +388,7 @@ class FakeTelegramAPI(LoopbackServer):
         self._new_update.clear()
         try:
             await asyncio.wait_for(self._new_update.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _m_getUpdates(self, params: dict[str, Any]) -> Any:
