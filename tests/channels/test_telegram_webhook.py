@@ -8,7 +8,6 @@ import pytest
 
 from tests.fakes.webhooks import (
     load_telegram_sample,
-    telegram_callback_update,
     telegram_edited_update,
     telegram_my_chat_member_update,
     telegram_photo_update,
