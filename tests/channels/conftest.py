@@ -85,18 +85,18 @@ class Kurashi:
 
 
 def kurashi_settings(database_url: str, line_api: FakeLineAPI, telegram_api: FakeTelegramAPI, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        database_url=database_url,
-        line_channel_secret=line_api.channel_secret,
-        line_channel_access_token=line_api.access_token,
-        line_api_base_url=line_api.base_url,
-        telegram_bot_token=telegram_api.token,
-        telegram_webhook_secret=TELEGRAM_SECRET,
-        telegram_api_base_url=telegram_api.base_url,
-        run_sender=True,
-        run_scheduler=False,
-        log_level="WARNING",
-    )
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "line_channel_secret": line_api.channel_secret,
+        "line_channel_access_token": line_api.access_token,
+        "line_api_base_url": line_api.base_url,
+        "telegram_bot_token": telegram_api.token,
+        "telegram_webhook_secret": TELEGRAM_SECRET,
+        "telegram_api_base_url": telegram_api.base_url,
+        "run_sender": True,
+        "run_scheduler": False,
+        "log_level": "WARNING",
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -85,7 +85,7 @@ class LoopbackServer:
             raise RuntimeError("the fake server is not started")
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> LoopbackServer:
+    async def start(self) -> Self:
         allow_loopback_without_proxy()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
@@ -100,7 +100,7 @@ class LoopbackServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> LoopbackServer:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

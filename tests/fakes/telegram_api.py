@@ -157,9 +157,8 @@ def decode_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
 def _limit_errors(method: str, params: dict[str, Any]) -> list[str]:
     errors: list[str] = []
     text = params.get("text")
-    if method in ("sendMessage", "editMessageText") and isinstance(text, str):
-        if not 1 <= len(text) <= MAX_TEXT:
-            errors.append(f"text must be 1-{MAX_TEXT} characters (got {len(text)})")
+    if method in ("sendMessage", "editMessageText") and isinstance(text, str) and not 1 <= len(text) <= MAX_TEXT:
+        errors.append(f"text must be 1-{MAX_TEXT} characters (got {len(text)})")
     if method == "answerCallbackQuery" and isinstance(text, str) and len(text) > MAX_CALLBACK_ANSWER:
         errors.append(f"callback answer text longer than {MAX_CALLBACK_ANSWER}")
     markup = params.get("reply_markup")
