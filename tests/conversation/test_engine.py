@@ -92,37 +92,53 @@ def clarifying_text(matcher) -> str:
     raise AssertionError(f"the matcher clarifies none of {CLARIFY_CANDIDATES} on the fixture KB")
 
 
+DECLINE_CANDIDATES = ("how tall is mount fuji", "what is the capital of France", "recommend a good ramen shop",
+                      "what is your favourite colour")
+
+
+def declining_text(matcher) -> str:
+    """An out-of-scope English question the real matcher declines on the fixture KB."""
+    for text in DECLINE_CANDIDATES:
+        match = matcher.match(text)
+        if match.decision == "decline" and match.language == "en":
+            return text
+    raise AssertionError(f"the matcher declines none of {DECLINE_CANDIDATES} on the fixture KB")
+
+
 async def test_clarify_offers_top_suggestions_and_abandoning_it_is_recorded(chat: ChatDriver, kb, matcher):
     text = clarifying_text(matcher)
-    expected = matcher.match(text).suggestions[:3]
-    await chat.follow(hint="ko")
+    match = matcher.match(text)
+    expected = match.suggestions[:3]
+    await chat.follow(hint=match.language)
     replies = await chat.say(text)
 
-    assert replies[0].text == msg(kb, "clarify.text", "ko")
+    assert replies[0].text == msg(kb, "clarify.text", match.language)
     assert [d for d in payloads(replies[0]) if d.startswith("i:")] == [f"i:{s}" for s in expected]
     assert "m" in payloads(replies[0])                          # "none of these"
-    await chat.say("메뉴")                                     # walks away from the question
+    await chat.say("menu")                                     # walks away from the question
     rows = await chat.rows(Unanswered)
     assert [(r.text, r.decision, r.suggestions) for r in rows] == [(text, "clarify_abandoned", expected)]
 
 
 async def test_picking_a_clarify_suggestion_answers_and_records_nothing(chat: ChatDriver, kb, matcher):
     text = clarifying_text(matcher)
-    await chat.follow(hint="ko")
+    lang = matcher.match(text).language
+    await chat.follow(hint=lang)
     replies = await chat.say(text)
     first = next(d for d in payloads(replies[0]) if d.startswith("i:"))
     answer = await chat.press(first)
-    assert answer[0].text.startswith(kb.intents[first[2:]].answers["ko"].split("{")[0])
+    assert answer[0].text.startswith(kb.intents[first[2:]].answers[lang].split("{")[0])
     assert await chat.count(Unanswered) == 0
 
 
-async def test_decline_says_so_offers_menu_and_consultation_and_is_recorded(chat: ChatDriver, kb):
+async def test_decline_says_so_offers_menu_and_consultation_and_is_recorded(chat: ChatDriver, kb, matcher):
+    text = declining_text(matcher)
     await chat.follow(hint="en")
-    replies = await chat.say("what is your favourite colour")
+    replies = await chat.say(text)
     assert replies[0].text == msg(kb, "decline.text", "en")
     assert {"m", "c"} <= set(payloads(replies[0]))
     rows = await chat.rows(Unanswered)
-    assert [(r.text, r.decision, r.language) for r in rows] == [("what is your favourite colour", "decline", "en")]
+    assert [(r.text, r.decision, r.language) for r in rows] == [(text, "decline", "en")]
 
 
 async def test_escalating_answer_offers_consultation_with_the_centre_contact(chat: ChatDriver, kb):
@@ -166,11 +182,11 @@ async def test_matched_bot_intents_run_their_flows(chat: ChatDriver, kb):
     assert payloads(replies[0]) == ["x:yes", "x:no"]
 
 
-async def test_forget_me_deletes_everything_after_confirmation(chat: ChatDriver, kb):
+async def test_forget_me_deletes_everything_after_confirmation(chat: ChatDriver, kb, matcher):
     await chat.follow(hint="en")
     await chat.say("bulky garbage pickup")
     await chat.press("fb:+:garbage.bulky")
-    await chat.say("what is your favourite colour")
+    await chat.say(declining_text(matcher))
     assert await chat.count(Feedback) == 1 and await chat.count(Unanswered) == 1
 
     confirm = await chat.say("forget me")

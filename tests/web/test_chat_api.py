@@ -85,9 +85,9 @@ async def test_healthz_checks_the_database(web_app: RunningApp, tmp_path):
 
 async def test_metrics_count_messages_by_channel_language_and_decision(web_app: RunningApp):
     async with client(web_app) as http:
-        await http.post("/api/chat", json={"text": "what is your favourite colour", "lang": "en"})
+        await http.post("/api/chat", json={"text": "bulky garbage pickup", "lang": "en"})
         metrics = (await http.get("/metrics")).text
     assert 'kurashi_messages_total{channel="web",language="en"}' in metrics
-    assert 'kurashi_decisions_total{decision="decline"}' in metrics
+    assert 'kurashi_decisions_total{decision="answer"}' in metrics
     assert "kurashi_handle_seconds_bucket" in metrics
     assert "kurashi_send_failures_total" in metrics
