@@ -188,6 +188,7 @@ class OutboxRelay:
         concurrency: int = 64,
         poll_interval: float = 1.0,
         max_wait: float | None = None,
+        claim_ahead: float = 2.0,
         rng: random.Random | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -203,6 +204,8 @@ class OutboxRelay:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.poll_interval = poll_interval
+        self.claim_ahead = claim_ahead
+        self._stopping = False
         # A row that would wait longer than this for its rate-limit slot goes back to the
         # queue (send_after = when the slot comes) instead of holding its lease.
         self.max_wait = max_wait if max_wait is not None else lease.total_seconds() / 3
@@ -232,46 +235,70 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self) -> None:
-        """Relay forever: keep up to ``batch_size`` rows in flight, poll when idle. Cancel to stop."""
-        in_flight: set[asyncio.Task[None]] = set()
-        rows_in_flight: dict[asyncio.Task[None], int] = {}
+        """Relay until ``stop()`` (graceful) or cancellation (a hard stop, like a crash).
+
+        Keeps about ``claim_ahead`` seconds of each channel's allowed rate in flight (at
+        most ``batch_size`` rows), so a slow channel (Telegram, 30/s) never fills the
+        relay with waiting rows while a fast one (LINE) has work; polls when idle.
+        """
+        self._stopping = False
+        tasks: dict[asyncio.Task[None], tuple[str, int]] = {}
         try:
-            while True:
-                busy = sum(rows_in_flight.values())
-                claimed: list[_Claimed] = []
-                if busy <= self.batch_size // 2:
+            while not self._stopping:
+                busy: Counter[str] = Counter()
+                for channel, count in tasks.values():
+                    busy[channel] += count
+                claimed_any = False
+                for channel in self.senders:
+                    budget = self._budget(channel)
+                    if busy[channel] > budget // 2:
+                        continue
                     try:
-                        claimed = await self._claim(self.batch_size - busy)
+                        rows = await self._claim(budget - busy[channel], channels=[channel])
                     except Exception:  # the database may be briefly unavailable; keep going
                         log.exception("outbox: claim failed")
-                for chain in self._chains(claimed):
-                    task = asyncio.create_task(self._send_chain(chain))
-                    in_flight.add(task)
-                    rows_in_flight[task] = len(chain)
-                if in_flight:
-                    timeout = None if claimed or busy > self.batch_size // 2 else self.poll_interval
-                    done, _ = await asyncio.wait(in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                        rows = []
+                    for chain in self._chains(rows):
+                        tasks[asyncio.create_task(self._send_chain(chain))] = (channel, len(chain))
+                    claimed_any = claimed_any or bool(rows)
+                if tasks:
+                    done, _ = await asyncio.wait(tasks, timeout=self.poll_interval,
+                                                 return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
-                        in_flight.discard(task)
-                        rows_in_flight.pop(task, None)
+                        del tasks[task]
                         if not task.cancelled() and task.exception() is not None:
                             log.error("outbox: send task failed", exc_info=task.exception())
-                elif not claimed:
+                elif not claimed_any:
                     try:
                         await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
                     except TimeoutError:
                         pass
                     self._wake.clear()
+            if tasks:  # graceful stop: let the rows in flight finish and be stamped
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            for task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Ask ``run()`` to stop claiming, finish the rows in flight and return."""
+        self._stopping = True
+        self._wake.set()
+
+    def _budget(self, channel: str) -> int:
+        rate = self.limiter.allowed_rate(channel)
+        if rate is None:
+            return self.batch_size
+        return max(4, min(self.batch_size, math.ceil(rate * self.claim_ahead)))
 
     # -- claiming -----------------------------------------------------------------------
 
-    async def _claim(self, limit: int) -> list[_Claimed]:
-        if limit <= 0 or not self.senders:
+    async def _claim(self, limit: int, channels: Sequence[str] | None = None) -> list[_Claimed]:
+        channels = list(self.senders) if channels is None else list(channels)
+        if limit <= 0 or not channels:
             return []
         now = self.clock.now()
         async with self.sessionmaker() as session, session.begin():
@@ -281,7 +308,7 @@ class OutboxRelay:
                     OutboxMessage.status == OUTBOX_PENDING,
                     OutboxMessage.send_after <= now,
                     or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-                    OutboxMessage.channel.in_(list(self.senders)),
+                    OutboxMessage.channel.in_(channels),
                 )
                 .order_by(OutboxMessage.send_after, OutboxMessage.id)
                 .limit(limit)

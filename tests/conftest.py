@@ -1,10 +1,12 @@
 """Shared test fixtures: real databases (SQLite files and throw-away PostgreSQL databases).
 
 Fixtures:
-- ``database_url``: parametrised over ["sqlite", "postgres"]; an upgraded (Alembic heads)
-  database, async URL. postgres = a fresh ``kurashi_test_<random>`` database on the server
-  of KURASHI_TEST_POSTGRES_URL, dropped (WITH (FORCE)) afterwards; skipped with a reason
-  when that variable is unset.
+- ``database_url``: parametrised over ["sqlite", "postgres"]; an upgraded (Alembic heads),
+  empty database, async URL. sqlite = a file of the test's own; postgres = one
+  ``kurashi_test_<random>`` database per test run on the server of KURASHI_TEST_POSTGRES_URL
+  (dropped WITH (FORCE) at the end), emptied before each test; skipped with the
+  reason "KURASHI_TEST_POSTGRES_URL is not set" when that variable is unset.
+- ``postgres_url``: a PostgreSQL database of the test's own (for schema-changing tests).
 - ``db_engine`` / ``sessionmaker``: AsyncEngine and async_sessionmaker over ``database_url``.
 - ``sqlite_url``: an upgraded SQLite-only database, for tests that need no PostgreSQL.
 - ``shared_dir``: ../shared beside the repository root (skips when absent).
@@ -16,14 +18,16 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import NullPool
 
-from bot.db.session import create_engine_and_sessionmaker, upgrade_database, upgrade_database_sync
+from bot.db.session import create_engine_and_sessionmaker, sync_url, upgrade_database_sync
 
 pytest_plugins = ["tests.fakes.plugin"]
 
@@ -60,59 +64,105 @@ def sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
     return _fresh_sqlite_url(_sqlite_template, tmp_path)
 
 
-async def _create_postgres_database() -> tuple[str, str]:
-    """CREATE DATABASE kurashi_test_<random> on the test server; returns (admin_url, new_url)."""
-    admin_url = os.environ[POSTGRES_ENV]
-    name = f"kurashi_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.dispose()
-    new_url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    return admin_url, new_url
+def _postgres_admin() -> Engine:
+    """A sync AUTOCOMMIT engine on the database named by KURASHI_TEST_POSTGRES_URL (for CREATE/DROP DATABASE)."""
+    return create_engine(sync_url(os.environ[POSTGRES_ENV]), isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
-async def _drop_postgres_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+def _postgres_url_for(name: str) -> str:
+    return make_url(os.environ[POSTGRES_ENV]).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(name: str) -> None:
+    admin = _postgres_admin()
     try:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        await admin.dispose()
+        admin.dispose()
+
+
+def _create_postgres_database(prefix: str) -> str:
+    """CREATE DATABASE <prefix><random>, migrated to the newest schema; returns its async URL."""
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin = _postgres_admin()
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    url = _postgres_url_for(name)
+    try:
+        upgrade_database_sync(url)
+    except BaseException:
+        _drop_postgres_database(name)
+        raise
+    return url
+
+
+@pytest.fixture(scope="session")
+def _postgres_session_db() -> Iterator[str | None]:
+    """One migrated PostgreSQL database per test run (CREATE DATABASE costs about a second here);
+    ``database_url`` empties its tables before each test."""
+    if not os.environ.get(POSTGRES_ENV):
+        yield None
+        return
+    url = _create_postgres_database("kurashi_test_")
+    try:
+        yield url
+    finally:
+        _drop_postgres_database(make_url(url).database)
+
+
+def _empty_postgres_tables(url: str) -> None:
+    """DELETE every row and restart the id sequences. (TRUNCATE is much slower here: it
+    creates and syncs new files for every table; the test tables hold a few rows.)"""
+    engine = create_engine(sync_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            tables = [row[0] for row in conn.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )]
+            # Skip foreign-key triggers for this transaction, so the order of the DELETEs does
+            # not matter (the test server's user is a superuser, as in .ci/run).
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for table in tables:
+                conn.exec_driver_sql(f'DELETE FROM "{table}"')
+            for (sequence,) in conn.exec_driver_sql(
+                "SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = 'public'"
+            ):
+                conn.exec_driver_sql(f"SELECT setval('\"{sequence}\"', 1, false)")
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, upgraded PostgreSQL database (dropped after the test)."""
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (created, migrated, dropped after): for tests
+    that change the schema. Slower than ``database_url``."""
     if not os.environ.get(POSTGRES_ENV):
         pytest.skip(f"{POSTGRES_ENV} is not set")
-    admin_url, url = await _create_postgres_database()
+    url = _create_postgres_database("kurashi_test_")
     try:
-        await upgrade_database(url)
         yield url
     finally:
-        await _drop_postgres_database(admin_url, url)
+        _drop_postgres_database(make_url(url).database)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(
+def database_url(
     request: pytest.FixtureRequest, _sqlite_template: Path, tmp_path: Path
-) -> AsyncIterator[str]:
-    """An upgraded database of its own, on SQLite and on PostgreSQL (async URL)."""
+) -> Iterator[str]:
+    """An upgraded, empty database, on SQLite (a file of its own) and on PostgreSQL (the run's
+    database, tables emptied before the test). Async URL."""
     if request.param == "sqlite":
         yield _fresh_sqlite_url(_sqlite_template, tmp_path)
         return
-    if not os.environ.get(POSTGRES_ENV):
+    url = request.getfixturevalue("_postgres_session_db")
+    if url is None:
         pytest.skip(f"{POSTGRES_ENV} is not set")
-    admin_url, url = await _create_postgres_database()
-    try:
-        await upgrade_database(url)
-        yield url
-    finally:
-        await _drop_postgres_database(admin_url, url)
+    _empty_postgres_tables(url)
+    yield url
 
 
 @pytest.fixture

@@ -87,9 +87,8 @@ async def test_delete_user_data_removes_everything_about_the_user(sessionmaker):
         for i, uid in enumerate(("Ugone", "Ustay")):
             event = {"type": "message", "source": {"type": "user", "userId": uid}, "message": {"text": "hi"}}
             await repo.store_inbound_event(s, "line", f"ev{i}", json.dumps({"events": [event]}))
-        await s.flush()
-        await repo.finish_inbound_event(s, 1)
-        await repo.finish_inbound_event(s, 2)
+        for row_id in (await s.execute(select(InboundEvent.id))).scalars():
+            await repo.finish_inbound_event(s, row_id)
     async with sessionmaker() as s, s.begin():
         user = await repo.get_user(s, "line", "Ugone")
         await repo.delete_user_data(s, user)

@@ -230,7 +230,7 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_line_duplicates_nothin
     gate = asyncio.Event()
     for sender in out.values():
         sender.gate = gate
-    relay = OutboxRelay(sessionmaker, out, FAST, clock, batch_size=120, concurrency=30,
+    relay = OutboxRelay(sessionmaker, out, FAST, clock, batch_size=15, concurrency=30,
                         lease=timedelta(seconds=60))
     task = asyncio.create_task(relay.run())
     for _ in range(1000):
