@@ -1,0 +1,64 @@
+"""Scheduled jobs and the registry of recurring ones.
+
+Owns ``RECURRING_JOBS`` — the jobs the scheduler leader (scheduler/runner.py) installs at
+start: the JMA feed poll every minute, and whatever other features register (event
+notices sweep, garbage reminders, consultation SLA reminders). To add one, append a
+``RecurringJob`` line below (a minimal edit) or call ``register_recurring`` at import time
+of a module this file imports. One-off jobs (an event's publish time) are scheduled with
+``scheduler.runner.schedule_job`` instead.
+
+Every job: ``async def verb_noun(*ids, ctx: JobContext | None = None)``, referenced by
+"module:function", writes only database rows (outbox rows via scheduler.outbox.enqueue).
+
+Must not import the conversation core, channel adapters, FastAPI or platform SDKs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from scheduler.runner import JobContext, get_context
+
+log = logging.getLogger("kurashi.jobs")
+
+
+@dataclass(frozen=True)
+class RecurringJob:
+    """A job installed by the leader: ``seconds`` (interval) or ``cron`` (crontab fields, UTC)."""
+
+    id: str
+    func: str                                   # "module:function"
+    seconds: float | None = None
+    cron: dict[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+
+    def build_trigger(self) -> Any:
+        if self.seconds is not None:
+            return IntervalTrigger(seconds=self.seconds, timezone="UTC")
+        return CronTrigger(timezone="UTC", **self.cron)
+
+
+RECURRING_JOBS: list[RecurringJob] = [
+    RecurringJob("jma:poll", "scheduler.jobs:poll_jma_feeds", seconds=60),
+]
+
+
+def register_recurring(job: RecurringJob) -> None:
+    """Add (or replace, by id) a recurring job; call at import time of a module imported here."""
+    RECURRING_JOBS[:] = [j for j in RECURRING_JOBS if j.id != job.id] + [job]
+
+
+async def poll_jma_feeds(*, ctx: JobContext | None = None) -> dict[str, int]:
+    """Poll every JMA_FEED_URL once (conditional GET) and queue alerts for new relevant entries."""
+    from scheduler.alerts import poll_feeds
+
+    ctx = ctx or get_context()
+    urls = list(ctx.settings.jma_feed_urls) if ctx.settings is not None else list(ctx.extras.get("feed_urls", []))
+    stats = await poll_feeds(ctx, urls)
+    if stats.get("alerts"):
+        ctx.wake_sender()
+    return stats
