@@ -1,0 +1,133 @@
+"""Routing rules for consultations: which organisation takes a case, when it is open, when
+an answer is due. Pure functions over ``knowledge.schema.PartnersFile`` and an instant.
+
+Owns: opening-hours arithmetic in Asia/Tokyo (weekday spans, per-language spans, Japanese
+public holidays from the ``holidays`` package), ``route`` (first matching rule, else the
+default), ``due_at`` (the SLA promise). No I/O, no database, no clock of its own: callers
+pass ``at`` (timezone-aware). Must not import the conversation core, the database or
+channel adapters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from knowledge.schema import WEEKDAYS, Partner, PartnersFile
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+#: How far ahead ``next_open`` looks (Golden Week plus a weekend fits easily).
+LOOKAHEAD_DAYS = 14
+
+
+@lru_cache(maxsize=16)
+def _japan_holidays(year: int) -> frozenset[date]:
+    import holidays  # the package computes the statutory holidays (振替休日 included)
+
+    return frozenset(holidays.country_holidays("JP", years=year).keys())
+
+
+def is_holiday(day: date) -> bool:
+    """A Japanese public holiday (国民の祝日, substitute holidays included)."""
+    return day in _japan_holidays(day.year)
+
+
+def _hours_for(partner: Partner, language: str | None) -> dict[str, str] | None:
+    if language and language in partner.language_hours:
+        return partner.language_hours[language]
+    return partner.hours
+
+
+def _span(text: str) -> tuple[time, time]:
+    start, end = text.split("-")
+    h1, m1 = (int(x) for x in start.split(":"))
+    h2, m2 = (int(x) for x in end.split(":"))
+    return time(h1 % 24, m1), (time(23, 59, 59) if h2 == 24 else time(h2, m2))
+
+
+def hours_known(partner: Partner, language: str | None = None) -> bool:
+    return _hours_for(partner, language) is not None
+
+
+def is_open(partner: Partner, at: datetime, language: str | None = None) -> bool:
+    """Whether the organisation is open at ``at`` (for this language's line, if it has one).
+
+    Unknown hours count as open: the organisation takes messages at any time.
+    """
+    hours = _hours_for(partner, language)
+    if hours is None:
+        return True
+    local = at.astimezone(TOKYO)
+    if partner.closed_on_holidays and is_holiday(local.date()):
+        return False
+    span = hours.get(WEEKDAYS[local.weekday()])
+    if span is None:
+        return False
+    start, end = _span(span)
+    return start <= local.time() < end
+
+
+def next_open(partner: Partner, at: datetime, language: str | None = None) -> datetime | None:
+    """``at`` when open now, else the next opening instant (UTC-aware, in Tokyo tz); None when
+    the hours are unknown or nothing opens within ``LOOKAHEAD_DAYS``."""
+    hours = _hours_for(partner, language)
+    if hours is None:
+        return None
+    if is_open(partner, at, language):
+        return at
+    local = at.astimezone(TOKYO)
+    for offset in range(LOOKAHEAD_DAYS + 1):
+        day = local.date() + timedelta(days=offset)
+        if partner.closed_on_holidays and is_holiday(day):
+            continue
+        span = hours.get(WEEKDAYS[day.weekday()])
+        if span is None:
+            continue
+        start, _end = _span(span)
+        candidate = datetime.combine(day, start, tzinfo=TOKYO)
+        if candidate > local:
+            return candidate
+    return None
+
+
+def due_at(partner: Partner, at: datetime, language: str | None = None) -> datetime:
+    """When the first answer is promised: ``response_hours`` after the organisation (next) opens."""
+    start = next_open(partner, at, language) or at
+    return start + timedelta(hours=partner.response_hours)
+
+
+@dataclass(frozen=True)
+class Route:
+    org: str
+    partner: Partner
+    rule: int | None          # index of the rule that matched; None = the default
+    why: str
+
+
+def route(partners: PartnersFile, topic: str, segment: str | None, language: str | None,
+          at: datetime, *, exclude: frozenset[str] = frozenset()) -> Route:
+    """Pick one organisation for (topic, segment, language) at instant ``at``.
+
+    Rules are tried in order; a rule matches when each of its non-empty lists contains the
+    value (segment "all" in a rule matches anyone; an unknown segment matches only rules
+    without segments), the organisation takes the topic, and — for ``when_open`` rules —
+    the organisation is open now for that language. ``exclude`` skips organisations (a
+    transfer never routes back to where the case came from). No rule → the default.
+    """
+    for index, rule in enumerate(partners.rules):
+        partner = partners.partners.get(rule.org)
+        if partner is None or rule.org in exclude:
+            continue
+        if rule.topics and topic not in rule.topics:
+            continue
+        if topic not in partner.topics:
+            continue
+        if rule.segments and "all" not in rule.segments and (segment or "") not in rule.segments:
+            continue
+        if rule.languages and (language or "") not in rule.languages:
+            continue
+        if rule.when_open and not is_open(partner, at, language):
+            continue
+        return Route(rule.org, partner, index, rule.why or f"rule {index + 1}")
+    return Route(partners.default, partners.partners[partners.default], None, "default")
