@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from knowledge.schema import Contact, Intent
 
@@ -26,6 +26,7 @@ class KnowledgeBase:
     contacts: dict[str, Contact] = field(default_factory=dict)
     messages: dict[str, dict[str, str]] = field(default_factory=dict)
     root: Path = DEFAULT_DIR
+    partners: Any = None                            # knowledge.schema.PartnersFile (partners.yaml) or None
 
 
 class KnowledgeError(Exception):

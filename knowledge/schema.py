@@ -104,3 +104,84 @@ class MessagesFile(_Strict):
     """
 
     messages: dict[str, Localized]
+
+
+# --- consultation partners (knowledge/partners.yaml; owned by the consultations feature) ---
+
+#: Consultation topics the resident picks from, in picker order.
+CONSULT_TOPICS: tuple[str, ...] = ("work", "health", "residence", "money", "housing", "children",
+                                   "disaster", "other")
+#: Resident segments a partner or rule can be limited to ("all" = anyone, also unknown).
+CONSULT_SEGMENTS: tuple[str, ...] = ("trainee", "student", "other", "all")
+#: Ways to notify an organisation's staff (targets are deployment data in the database).
+NOTIFY_CHANNELS: tuple[str, ...] = ("telegram", "email")
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+
+
+class Partner(_Strict):
+    """A partner organisation that takes consultation cases.
+
+    Facts (phone, hours text, address) live in contacts.yaml under ``contact``; ``hours``
+    here is the machine-readable form used for routing (Asia/Tokyo, "HH:MM-HH:MM" per
+    weekday). ``hours: null`` means "not confirmed": the organisation is treated as
+    accepting messages at any time and residents are not told opening hours.
+    """
+
+    name: Localized
+    contact: str | None = None
+    topics: list[str]
+    languages: list[str]
+    segments: list[str] = Field(default_factory=lambda: ["all"])
+    hours: dict[str, str] | None = None
+    #: Opening hours for residents writing in one language (e.g. OTIT's per-language lines).
+    language_hours: dict[str, dict[str, str]] = Field(default_factory=dict)
+    closed_on_holidays: bool = True
+    #: Hours within which the organisation promises a first answer, counted from when it opens.
+    response_hours: int = Field(default=48, ge=1, le=24 * 14)
+    notify: list[str]
+    #: Language of the staff notifications (Telegram group posts, e-mails).
+    staff_language: str = "ja"
+    source: str | list[str] | None = None
+    verified: bool
+    note: str | None = None
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_shape(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for day, span in (value or {}).items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r} (use {', '.join(WEEKDAYS)})")
+            if not _HOURS.match(span) or span[:5] >= span[6:]:
+                raise ValueError(f"{day}: {span!r} must look like 08:30-17:15 (start before end)")
+        return value
+
+    @field_validator("language_hours")
+    @classmethod
+    def _language_hours_shape(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for hours in value.values():
+            cls._hours_shape(hours)
+        return value
+
+
+class RoutingRule(_Strict):
+    """First matching rule wins; an empty list (or omitted key) matches anything."""
+
+    org: str
+    topics: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    #: Only while the organisation is open (otherwise the next rule is tried).
+    when_open: bool = False
+    why: str | None = None
+
+
+class PartnersFile(_Strict):
+    """``knowledge/partners.yaml``: organisations, routing rules and canned staff replies."""
+
+    default: str
+    urgent_topics: list[str] = Field(default_factory=lambda: ["disaster"])
+    partners: dict[str, Partner]
+    rules: list[RoutingRule] = Field(default_factory=list)
+    #: Canned replies staff can insert in the console: key -> text per language.
+    canned_replies: dict[str, Localized] = Field(default_factory=dict)

@@ -535,6 +535,10 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     # ---- garbage calendars (5374 format) ---------------------------------------------
     _check_garbage(root / "garbage", out)
 
+    # ---- consultation partners (knowledge/partners.py) ----------------------------------
+    from knowledge.partners import check_partners
+    partners = check_partners(root, contacts, out)
+
     # ---- language coverage ----------------------------------------------------------
     for lang in LANGUAGES:
         missing_ids = [i for i, intent in intents.items() if not (intent.answers.get(lang) or "").strip()]
@@ -551,7 +555,8 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     report.intents = len(intents)
     report.errors = [p for p in out.problems if p.severity == "error"]
     report.warnings = [p for p in out.problems if p.severity == "warning"]
-    report.kb = KnowledgeBase(intents=intents, groups=groups, contacts=contacts or {}, messages=messages, root=root)
+    report.kb = KnowledgeBase(intents=intents, groups=groups, contacts=contacts or {}, messages=messages, root=root,
+                              partners=partners)
     return report
 
 

@@ -12,6 +12,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from bot.db import consult_models  # noqa: F401  (consultation tables in the metadata)
 from bot.db.models import Base
 from bot.db.session import sync_url
 
