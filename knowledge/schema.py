@@ -185,3 +185,23 @@ class PartnersFile(_Strict):
     rules: list[RoutingRule] = Field(default_factory=list)
     #: Canned replies staff can insert in the console: key -> text per language.
     canned_replies: dict[str, Localized] = Field(default_factory=dict)
+
+
+# --- disaster alert templates (knowledge/alerts.yaml; owned by the scheduler feature) ---
+
+
+class AlertsFile(_Strict):
+    """``knowledge/alerts.yaml``: the pieces a pushed disaster alert is built from.
+
+    ``templates`` are ``str.format`` templates keyed ``<kind>.issued``, ``action.<kind>``…
+    (see the file's header); ``levels`` the 警戒レベル line per level; ``severities`` and
+    ``categories`` name a JMA warning; ``tsunami_kinds`` name a tsunami warning kind.
+    """
+
+    shelter_intent: str
+    level_categories: list[str] = Field(default_factory=list)
+    templates: dict[str, Localized]
+    levels: dict[int, Localized]
+    severities: dict[str, Localized]
+    categories: dict[str, Localized]
+    tsunami_kinds: dict[str, Localized]

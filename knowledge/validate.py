@@ -539,6 +539,10 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     from knowledge.partners import check_partners
     partners = check_partners(root, contacts, out)
 
+    # ---- disaster alert templates (knowledge/alerts.py) ---------------------------------
+    from knowledge.alerts import check_alerts
+    check_alerts(root, contacts, intents, out)
+
     # ---- language coverage ----------------------------------------------------------
     for lang in LANGUAGES:
         missing_ids = [i for i, intent in intents.items() if not (intent.answers.get(lang) or "").strip()]
