@@ -42,14 +42,14 @@ U_NEG_DECLINE, U_NEG_CLARIFY, U_NEG_ANSWER = 1.0, -0.4, -2.0
 #: Off-topic messages weigh as much as this share of the positives in total.
 NEG_SHARE = 0.5
 
-W_TFIDF_GRID = (0.5, 0.7, 0.9)
+W_TFIDF_GRID = (0.3, 0.5, 0.7)
 OTHER_LANG_GRID = (0.9, 1.0)
-W_CENTROID_GRID = (0.2, 0.4, 0.6)
-W_MAX_GRID = (0.0, 0.3)
+W_CENTROID_GRID = (0.4, 0.6, 0.8)
+W_MAX_GRID = (0.3,)
 TOP_K_GRID = (2, 3)
-ANSWER_GRID = np.round(np.arange(0.20, 0.951, 0.01), 2)
+ANSWER_GRID = np.round(np.arange(0.10, 0.951, 0.01), 2)
 MARGIN_GRID = np.round(np.arange(0.0, 0.201, 0.01), 2)
-CLARIFY_GRID = np.round(np.arange(0.10, 0.601, 0.01), 2)
+CLARIFY_GRID = np.round(np.arange(0.05, 0.601, 0.01), 2)
 URGENT_OFFSETS = (0.0, 0.05, 0.1)
 KNOWN_GRID = (0.0, 0.2, 0.3, 0.4, 0.5)
 

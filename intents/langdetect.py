@@ -40,7 +40,7 @@ _JA_ONLY_HAN -= _ZH_ONLY_HAN
 _WORDS: dict[str, dict[str, float]] = {
     "vi": dict.fromkeys((
         "toi tui ban khong ko k cua la gi dau nhu the nao lam sao duoc dc can muon hoi xin chao cam "
-        "rac nha viec tien bao hiem ngay gio may bi cho voi va nay thi tu den ve mot cac nhung phai "
+        "co rac nha viec tien bao hiem ngay gio may bi cho voi va nay thi tu den ve mot cac nhung phai "
         "nguoi xe dap benh vien cap cuu dong dat lut thong tin ho tro dang ky chuyen nop thue luong huu "
         "con hoc truong tieng nhat viet ngan hang gui nuoc cong ty thuc tap sinh the so ca nhan phieu "
         "cu tru loai phan thu gom lich lon kien tu lanh dieu hoa ti vi tivi anh chi em oi a nhe "
@@ -154,9 +154,9 @@ for _w, _weights in _SHARED.items():
     _LEXICON[_w] = dict(_weights)
 
 # Letters only one of our Latin languages writes.
-_VI_LETTERS = set("ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
-_VI_AMBIGUOUS = set("àáèéìíòóùúýãõ")        # vi and pt share these
-_PT_LETTERS = set("çãõ")
+_VI_LETTERS = set("ăđơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
+_VI_AMBIGUOUS = set("àáèéìíòóùúãõâêô")        # vi and pt share these
+_PT_LETTERS = set("ç")
 
 # One Vietnamese syllable, diacritics folded.
 _VI_SYLLABLE = re.compile(
@@ -189,10 +189,16 @@ def _latin_scores(raw: str) -> dict[str, float]:
         scores["vi"] += 3.0 + vi_marks
     if letters & _PT_LETTERS:
         scores["pt"] += 2.5
-    amb = len(letters & _VI_AMBIGUOUS)
-    if amb and not vi_marks:
-        scores["pt"] += 0.8 * amb
-        scores["vi"] += 0.5 * amb
+    # Accents both languages write: a Vietnamese-shaped syllable says vi, anything else pt.
+    for word in raw.split():
+        if set(word) & _VI_AMBIGUOUS and not set(word) & _VI_LETTERS:
+            base = fold_diacritics(word)
+            if word.endswith(("ão", "ões", "ção", "ães")) or "pt" in _LEXICON.get(base, {}):
+                scores["pt"] += 1.0
+            elif _VI_SYLLABLE.match(base):
+                scores["vi"] += 1.0
+            else:
+                scores["pt"] += 0.6
     folded = fold_diacritics(raw)
     words = folded.split()
     vi_syll = romaji = 0

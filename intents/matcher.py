@@ -90,6 +90,8 @@ class Thresholds:
     #: intent score = (1 - w_centroid) * ((1 - w_max) * mean(top_k entries) + w_max * best entry)
     #:                + w_centroid * cosine to the intent centroid
     top_k: int = 3
+    #: rescale rapidfuzz scores above the message's median score (see Matcher.signals).
+    rf_floor: bool = True
     w_max: float = 0.0
     w_centroid: float = 0.2
     #: how many suggestions a clarify offers.
@@ -171,16 +173,25 @@ class Matcher:
         cos = cat.tfidf.postings.dot(vec)
         cc = cat.centroids.dot(vec)
         rf = np.zeros(n, dtype=np.float32)
+        raw = None
         if is_cjk_text(key):
             if len(self._cjk_idx):
-                rf[self._cjk_idx] = process.cdist([cjk_view(key)], self._cjk_choices, scorer=fuzz.ratio,
-                                                  processor=None, dtype=np.float32)[0]
+                raw = process.cdist([cjk_view(key)], self._cjk_choices, scorer=fuzz.ratio,
+                                    processor=None, dtype=np.float32)[0]
+                idx = self._cjk_idx
         elif len(self._latin_idx):
             # token_sort_ratio == ratio of the token-sorted strings; the choices are sorted once
             # at build time, which makes this ~10x faster than calling token_sort_ratio.
-            rf[self._latin_idx] = process.cdist([sorted_tokens(key)], self._latin_sorted, scorer=fuzz.ratio,
-                                                processor=None, dtype=np.float32)[0]
-        return cos, rf / 100.0, known, cc
+            raw = process.cdist([sorted_tokens(key)], self._latin_sorted, scorer=fuzz.ratio,
+                                processor=None, dtype=np.float32)[0]
+            idx = self._latin_idx
+        if raw is not None:
+            # Any two sentences of one script share letters, so ratio has a floor that depends
+            # on the message (length, common letters). Rescale above this message's median
+            # score so "shares some letters with everything" counts as nothing.
+            floor = float(np.median(raw)) if self.thresholds.rf_floor else 0.0
+            rf[idx] = np.clip((raw - floor) / max(1e-6, 100.0 - floor), 0.0, 1.0)
+        return cos, rf, known, cc
 
     def same_language(self, language: str) -> np.ndarray:
         """Entries in ``language`` (official terms count as every language)."""

@@ -1,0 +1,114 @@
+"""The matcher on a small fixture knowledge base: answers per language, decline, clarify, urgent."""
+from __future__ import annotations
+
+import builtins
+import io
+import pathlib
+from dataclasses import replace
+
+import pytest
+
+from intents.matcher import Match, Matcher, Thresholds
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("how do i sort my trash", "garbage.sorting"),
+    ("phan loai rac the nao", "garbage.sorting"),           # Vietnamese without diacritics
+    ("phân loại rác thế nào", "garbage.sorting"),
+    ("ごみの日 いつ", "garbage.collection_day"),
+    ("gomi no hi wa itsu", "garbage.collection_day"),         # romaji
+    ("ｺﾞﾐの日", "garbage.collection_day"),                     # half-width katakana
+    ("쓰레기 요일", "garbage.collection_day"),
+    ("垃圾什么时候收", "garbage.collection_day"),
+    ("health insurance card lost", "insurance.health"),
+    ("bao hiem y te", "insurance.health"),
+    ("保険証 なくした", "insurance.health"),
+    ("i moved here", "procedure.move_in"),
+    ("転入届", "procedure.move_in"),                            # official term
+    ("Hello!!", "greeting.hello"),
+    ("xin chào 👋", "greeting.hello"),
+])
+def test_matches_the_right_intent(matcher, text, intent):
+    m = matcher.match(text)
+    assert m.decision in ("answer", "clarify"), m
+    assert m.intent == intent, m
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "😀", "👍👍🎉", "12345", "0120 000 000", "???", "!!!",
+    "qwxz kjhgf", "zzzzzzzz",
+    "你喜欢什么颜色", "노래 불러 줘", "recommend a cheap laptop",
+])
+def test_declines_out_of_scope_noise_and_non_text(matcher, text):
+    m = matcher.match(text)
+    assert m.decision == "decline", m
+    assert m.intent is None and m.suggestions == []
+
+
+def test_emergency_is_answered_not_clarified(matcher):
+    for text in ("ambulance please", "my friend collapsed help", "救急車 よんで", "goi xe cap cuu"):
+        m = matcher.match(text)
+        assert (m.decision, m.intent) == ("answer", "medical.emergency"), m
+
+
+def test_urgent_intent_skips_clarification_even_with_a_close_runner_up(matcher):
+    # Force a situation where the margin rule alone would ask back.
+    strict = Matcher(matcher.catalog, replace(matcher.thresholds, margin=1.0))
+    m = strict.match("call an ambulance for my friend")
+    assert (m.decision, m.intent) == ("answer", "medical.emergency")
+    other = strict.match("how do i sort my trash")
+    assert other.decision == "clarify"
+
+
+def test_clarify_offers_distinct_top_suggestions_starting_with_the_best(matcher):
+    strict = Matcher(matcher.catalog, replace(matcher.thresholds, margin=1.0))
+    m = strict.match("garbage")
+    assert m.decision == "clarify"
+    assert len(m.suggestions) == 3 and len(set(m.suggestions)) == 3
+    assert m.suggestions[0] == m.intent
+    assert set(m.suggestions[:2]) == {"garbage.sorting", "garbage.collection_day"}
+
+
+def test_language_is_detected_and_can_be_forced(matcher):
+    assert matcher.match("phan loai rac").language == "vi"
+    assert matcher.match("ごみの日").language == "ja"
+    forced = matcher.match("phan loai rac", lang="en")
+    assert forced.language == "en" and forced.intent == "garbage.sorting"
+    assert forced.language_confidence == 1.0
+
+
+def test_exact_sample_answers_with_full_confidence(matcher):
+    m = matcher.match("GOMI NO HI")
+    assert (m.decision, m.intent, m.confidence) == ("answer", "garbage.collection_day", 1.0)
+
+
+def test_match_never_touches_files(matcher, monkeypatch):
+    def no_files(*args, **kwargs):
+        raise AssertionError("match() opened a file")
+
+    monkeypatch.setattr(builtins, "open", no_files)
+    monkeypatch.setattr(io, "open", no_files)
+    monkeypatch.setattr(pathlib.Path, "open", no_files)
+    monkeypatch.setattr(pathlib.Path, "read_text", no_files)
+    for text in ("how do i sort my trash", "ごみの日", "쓰레기 요일", "something brand new 😀"):
+        assert isinstance(matcher.match(text), Match)
+
+
+def test_match_json_has_exactly_the_contract_keys(matcher):
+    data = matcher.match("").as_json()
+    assert list(data) == ["text", "intent", "decision", "confidence", "language", "suggestions"]
+    assert data["intent"] is None and data["decision"] == "decline"
+
+
+def test_thresholds_file_rejects_unknown_keys(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("answer: 0.5\nanswr: 0.4\n")
+    with pytest.raises(ValueError, match="answr"):
+        Thresholds.load(path)
+    path.write_text("answer: 0.5\n")
+    assert Thresholds.load(path).answer == 0.5
+
+
+def test_repo_thresholds_file_loads():
+    th = Thresholds.load()
+    assert 0 < th.clarify <= th.answer < 1
