@@ -78,8 +78,13 @@ class MatcherLike(Protocol):
 
 
 #: A consultation hand-off: (engine, turn, topic) -> replies. The consultations feature
-#: (issue 4) plugs its own in through ``ConversationEngine(consultation=...)``.
+#: (issue 4) plugs its own in through ``ConversationEngine(consultation=...)``; when that
+#: object also has ``async intercept(engine, turn) -> bool`` it sees every event first and
+#: takes the ones that belong to an open consultation.
 ConsultationHandler = Callable[["ConversationEngine", "Turn", "str | None"], Awaitable[list[Reply]]]
+#: Live text for an intent (next garbage days of the resident's area, upcoming events):
+#: (session, user, lang) -> text shown before the static answer, or None for nothing.
+DynamicAnswer = Callable[[AsyncSession, User, str], Awaitable["str | None"]]
 
 
 @dataclass
@@ -130,6 +135,8 @@ class ConversationEngine:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.texts = Texts(kb)
         self._consultation = consultation
+        #: intent id -> DynamicAnswer; features register theirs here (``engine.dynamic_answers[id] = fn``).
+        self.dynamic_answers: dict[str, DynamicAnswer] = {}
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
@@ -156,9 +163,10 @@ class ConversationEngine:
                     turn = Turn(session, user, created, msg, lang=user.language or "en")
                     await self._dispatch(turn)
                     decision, lang = turn.decision, turn.lang
-                    if turn.intent:
-                        log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,
-                                                   "decision": decision, "intent": turn.intent, "lang": lang})
+                    # No message text and no user id at INFO: channel, kind, decision, intent only.
+                    log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,
+                                               "decision": decision, "intent": turn.intent, "lang": lang,
+                                               "ms": round((time.perf_counter() - started) * 1000, 1)})
                     return [self._checked(r) for r in turn.replies]
         finally:
             metrics.observe_message(msg.channel.value, lang, decision, time.perf_counter() - started)
@@ -172,6 +180,10 @@ class ConversationEngine:
 
     async def _dispatch(self, turn: Turn) -> None:
         msg = turn.msg
+        # An open consultation takes the resident's messages (bot/consult/flow.py).
+        intercept = getattr(self._consultation, "intercept", None)
+        if intercept is not None and await intercept(self, turn):
+            return
         if msg.kind == Kind.FOLLOW:
             await self.handle_follow(turn)
         elif msg.kind == Kind.TEXT:
@@ -404,7 +416,17 @@ class ConversationEngine:
         if intent_id in FLOW_INTENTS:
             await self._show_flow_intent(turn, intent_id)
             return
-        turn.replies.append(self.answer_reply(turn, intent_id))
+        reply = self.answer_reply(turn, intent_id)
+        dynamic = self.dynamic_answers.get(intent_id)
+        if dynamic is not None:
+            try:
+                live = await dynamic(turn.session, turn.user, turn.lang)
+            except Exception:  # live data is a bonus: the static answer must still arrive
+                log.exception("dynamic answer failed", extra={"intent": intent_id})
+                live = None
+            if live:
+                reply.text = f"{live.strip()}\n\n{reply.text}"
+        turn.replies.append(reply)
 
     async def _show_flow_intent(self, turn: Turn, intent_id: str) -> None:
         if intent_id == "greeting.hello":

@@ -310,3 +310,20 @@ async def test_every_button_payload_fits_telegram_callback_data(chat: ChatDriver
     for reply in await chat.say("the company took my passport"):
         seen += payloads(reply)
     assert seen and max(len(d.encode()) for d in seen) <= 64
+
+
+async def test_dynamic_answer_is_shown_before_the_static_answer(chat: ChatDriver, kb):
+    async def next_collection(session, user, lang):
+        return f"next: {user.area or 'no area'} ({lang})"
+
+    async def broken(session, user, lang):
+        raise RuntimeError("feed down")
+
+    chat.engine.dynamic_answers["garbage.collection_day"] = next_collection
+    chat.engine.dynamic_answers["garbage.bulky"] = broken
+    await chat.follow(hint="en")
+    await chat.press("s:area:yuda")
+    replies = await chat.press("i:garbage.collection_day")
+    assert replies[0].text.startswith("next: yuda (en)\n\nAnswer about collection days.")
+    replies = await chat.press("i:garbage.bulky")                  # a failing live part is left out
+    assert replies[0].text.startswith("Answer about bulky garbage.")
