@@ -11,7 +11,9 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-_STANDARD = set(vars(logging.LogRecord("x", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("x", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
+#: Chatty libraries kept at WARNING unless kurashi itself logs at DEBUG.
+_QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "apscheduler.scheduler", "telegram.ext")
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,3 +45,6 @@ def configure_logging(level: str = "INFO") -> None:
     handler._kurashi = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    if level.upper() != "DEBUG":
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
