@@ -327,3 +327,18 @@ async def test_dynamic_answer_is_shown_before_the_static_answer(chat: ChatDriver
     assert replies[0].text.startswith("next: yuda (en)\n\nAnswer about collection days.")
     replies = await chat.press("i:garbage.bulky")                  # a failing live part is left out
     assert replies[0].text.startswith("Answer about bulky garbage.")
+
+
+async def test_info_logs_carry_no_message_text_or_user_id(chat: ChatDriver, caplog):
+    import logging
+
+    from bot.logging import JsonFormatter
+
+    caplog.set_level(logging.INFO)
+    await chat.follow(hint="en")
+    await chat.say("the company took my passport")
+    await chat.say("how tall is mount fuji")
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.levelno >= logging.INFO]
+    assert any('"decision": "answer"' in line for line in lines)
+    for line in lines:
+        assert "passport" not in line and "fuji" not in line and chat.user_id not in line
