@@ -64,8 +64,12 @@ async def ingest_events(services: Any, channel: str, events: Sequence[tuple[str,
                 )
                 if row_id is not None:
                     new_ids.append(row_id)
-    if new_ids:
-        services.spawn(process_stored_events(services, new_ids), name=f"inbound-{channel}")
+        # Claimed (leased) in the same transaction: one write less per event, and a crash
+        # after the commit leaves rows whose lease runs out, so the start-up resume takes them.
+        rows = await repo.claim_inbound_events(session, ids=new_ids) if new_ids else []
+        session.expunge_all()
+    if rows:
+        services.spawn(process_claimed_events(services, rows), name=f"inbound-{channel}")
     return new_ids
 
 
@@ -74,6 +78,12 @@ async def process_stored_events(services: Any, ids: Sequence[int] | None = None,
     async with services.sessionmaker() as session, session.begin():
         rows = await repo.claim_inbound_events(session, ids=list(ids) if ids is not None else None, limit=limit)
         session.expunge_all()
+    await process_claimed_events(services, rows)
+    return len(rows)
+
+
+async def process_claimed_events(services: Any, rows: Sequence[InboundEvent]) -> None:
+    """Process rows this process has claimed, stamping each done (or failed) afterwards."""
     for row in rows:
         error: str | None = None
         try:
@@ -83,7 +93,6 @@ async def process_stored_events(services: Any, ids: Sequence[int] | None = None,
             error = type(exc).__name__
         async with services.sessionmaker() as session, session.begin():
             await repo.finish_inbound_event(session, row.id, error=error)
-    return len(rows)
 
 
 async def process_pending_events(services: Any) -> int:
@@ -111,6 +120,12 @@ async def process_inbound_event(services: Any, row: InboundEvent) -> None:
     if adapter is None:
         raise LookupError(f"no adapter for channel {row.channel!r}")
     for event in adapter.events_of(row.payload):
+        if row.channel == "telegram":
+            # Replies in a partner organisation's staff group relay to residents (bot/consult/notify.py).
+            from bot.consult.notify import handle_staff_group_update
+
+            if await handle_staff_group_update(services, row.channel, event):
+                continue
         msg = await adapter.to_incoming(event)
         if msg is None:
             continue
