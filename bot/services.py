@@ -105,7 +105,9 @@ def build_core(
     kb = kb or load_knowledge(settings.knowledge_dir)
     matcher = matcher or Matcher.from_knowledge(kb)
     engine_db, sessionmaker = create_engine_and_sessionmaker(settings.database_url)
-    engine = ConversationEngine(kb, matcher, sessionmaker, settings)
+    from bot.consult.flow import ConsultationFlow  # consultations (issue 4) plug into the engine
+
+    engine = ConversationEngine(kb, matcher, sessionmaker, settings, consultation=ConsultationFlow(kb))
     return Services(settings=settings, kb=kb, matcher=matcher, engine=engine,
                     sessionmaker=sessionmaker, engine_db=engine_db)
 
@@ -128,6 +130,10 @@ def build_channels(services: Services) -> dict[str, Any]:
         from bot.channels.telegram import TelegramChannel
 
         channels["telegram"] = TelegramChannel.from_settings(settings)
+    if settings.smtp_url:
+        from bot.consult.notify import EmailSender  # staff e-mail goes through the outbox too
+
+        channels["email"] = EmailSender.from_settings(settings)
     return channels
 
 
@@ -142,6 +148,9 @@ async def build_services(
     services = build_core(settings, kb=kb, matcher=matcher)
     if with_channels:
         services.channels = build_channels(services)
+        from bot.consult.flow import media_fetcher
+
+        media_fetcher(services)   # images sent during a consultation are fetched through the adapters
     return services
 
 
