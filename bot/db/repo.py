@@ -129,6 +129,10 @@ async def delete_user_data(session: AsyncSession, user: User) -> None:
     INBOUND_RETENTION later).
     """
     channel, pid = user.channel, user.platform_user_id
+    # Consultation cases: messages and images removed, statistics kept (bot/consult/cases.py).
+    from bot.consult.cases import anonymise_for_user
+
+    await anonymise_for_user(session, user)
 
     pending = (
         await session.execute(
