@@ -27,6 +27,7 @@ from bot.channels.base import PermanentFailure, SendError
 from bot.conversation.models import IncomingMessage, Kind, Reply
 from bot.db import repo
 from bot.db.models import STATUS_BLOCKED, InboundEvent
+from bot.metrics import record_send_failure
 
 log = logging.getLogger("kurashi.inbound")
 
@@ -150,6 +151,7 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
                 await adapter.reply(token, msg.user_id, replies)
                 return
             except SendError as exc:
+                record_send_failure("line", "reply_token")
                 log.info("line reply token unusable, pushing instead", extra={"error": str(exc)})
         if msg.kind == Kind.GROUP_JOIN:
             return  # never push into a group: the join answer was a courtesy
@@ -158,10 +160,12 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
     try:
         await adapter.reply(msg.user_id, replies)
     except PermanentFailure as exc:
+        record_send_failure(row.channel, "blocked" if exc.blocked else "permanent")
         if exc.blocked:
             await _mark_blocked(services, row.channel, exc.blocked)
         log.info("reply not deliverable", extra={"channel": row.channel, "error": str(exc)})
     except SendError as exc:  # RetryLater: the outbox retries with backoff
+        record_send_failure(row.channel, "retry")
         log.info("reply deferred to the outbox", extra={"channel": row.channel, "error": str(exc)})
         await _push_later(services, row.channel, msg.user_id, replies)
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from bot.channels.line import InvalidWebhookBody
 from bot.channels.telegram import SECRET_HEADER, InvalidUpdateBody
 from bot.inbound import ingest_events
+from bot.metrics import record_webhook
 from bot.services import get_services
 
 log = logging.getLogger("kurashi.web.webhooks")
@@ -27,8 +28,18 @@ router = APIRouter()
 LINE_SIGNATURE_HEADER = "X-Line-Signature"
 
 
-def _error(status: int, reason: str) -> JSONResponse:
+def _error(status: int, reason: str, channel: str | None = None, outcome: str = "rejected") -> JSONResponse:
+    if channel is not None:
+        record_webhook(channel, outcome)
     return JSONResponse({"ok": False, "error": reason}, status_code=status)
+
+
+def _stored(channel: str, events: int, stored: int) -> JSONResponse:
+    if stored:
+        record_webhook(channel, "stored")
+    if events - stored > 0:
+        record_webhook(channel, "duplicate")
+    return JSONResponse({"ok": True, "stored": stored})
 
 
 @router.post("/webhooks/line", include_in_schema=False)
@@ -40,18 +51,18 @@ async def receive_line_webhook(request: Request) -> JSONResponse:
         return _error(404, "LINE is not configured")
     signature = request.headers.get(LINE_SIGNATURE_HEADER)
     if not signature:
-        return _error(400, "missing X-Line-Signature")
+        return _error(400, "missing X-Line-Signature", "line")
     body = await request.body()
     if not line.verify(body, signature):
         log.warning("line webhook with a wrong signature refused")
-        return _error(401, "invalid signature")
+        return _error(401, "invalid signature", "line")
     try:
         events = line.split_body(body)
     except InvalidWebhookBody as exc:
-        return _error(400, str(exc))
+        return _error(400, str(exc), "line", "malformed")
     # LINE's "verify" button in the console sends an empty events list: 200, nothing to do.
     stored = await ingest_events(services, "line", events) if events else []
-    return JSONResponse({"ok": True, "stored": len(stored)})
+    return _stored("line", len(events), len(stored))
 
 
 @router.post("/webhooks/telegram", include_in_schema=False)
@@ -63,14 +74,14 @@ async def receive_telegram_webhook(request: Request) -> JSONResponse:
         return _error(404, "Telegram is not configured")
     secret = request.headers.get(SECRET_HEADER)
     if not secret:
-        return _error(401, "missing secret token")
+        return _error(401, "missing secret token", "telegram")
     if not telegram.verify(secret):
         log.warning("telegram webhook with a wrong secret refused")
-        return _error(403, "invalid secret token")
+        return _error(403, "invalid secret token", "telegram")
     body = await request.body()
     try:
         events = telegram.split_body(body)
     except InvalidUpdateBody as exc:
-        return _error(400, str(exc))
+        return _error(400, str(exc), "telegram", "malformed")
     stored = await ingest_events(services, "telegram", events)
-    return JSONResponse({"ok": True, "stored": len(stored)})
+    return _stored("telegram", len(events), len(stored))

@@ -146,3 +146,21 @@ async def test_flood_control_on_reply_is_delivered_later_by_the_outbox(kurashi) 
     await kurashi.post_telegram(telegram_text_update(CHAT, "hello"))
     await kurashi.settle()
     assert await kurashi.telegram_api.wait_for_messages(CHAT, 1, timeout=20)
+
+
+async def test_polling_mode_answers_updates_without_a_webhook(sqlite_url, line_api, telegram_api) -> None:
+    from bot.app import create_app
+    from tests.channels.conftest import kurashi_settings
+
+    app = create_app(kurashi_settings(sqlite_url, line_api, telegram_api), telegram_polling=True)
+    telegram_api.queue_update(telegram_text_update(CHAT, "/start", language_code="ko"))
+    async with app.router.lifespan_context(app):
+        assert await telegram_api.wait_for_messages(CHAT, 1, timeout=30)
+    assert telegram_api.calls_of("deleteWebhook")
+    assert telegram_api.calls_of("getUpdates")
+
+
+async def test_metrics_count_webhook_outcomes(kurashi) -> None:
+    await kurashi.post_telegram(telegram_text_update(CHAT, "hi"), secret="wrong")
+    metrics = (await kurashi.client.get("/metrics")).text
+    assert 'kurashi_webhook_events_total{channel="telegram",outcome="rejected"}' in metrics
