@@ -1,0 +1,142 @@
+"""`kurashi staff …`: staff accounts of partner organisations and where they are notified.
+
+  kurashi staff add --org ORG --email E [--name N] [--role staff|operator] [--telegram-id ID]
+                    [--password-stdin]     (otherwise the password is asked twice, hidden)
+  kurashi staff list [--org ORG]
+  kurashi staff notify --org ORG [--telegram-chat ID] [--email E ...] [--no-staff-emails|--staff-emails]
+  kurashi staff notify --list
+
+There is no default password. Owns only argument parsing and printing; the work is in
+bot/consult/staff.py. Must not import the conversation engine or channel adapters.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("staff", help="staff accounts of partner organisations")
+    sub = parser.add_subparsers(dest="staff_command", metavar="STAFF_COMMAND")
+
+    add = sub.add_parser("add", help="create a staff account (asks for the password)")
+    add.add_argument("--org", required=True, help="organisation key in knowledge/partners.yaml")
+    add.add_argument("--email", required=True)
+    add.add_argument("--name")
+    add.add_argument("--role", choices=("staff", "operator"), default="staff")
+    add.add_argument("--telegram-id", type=int, help="the staff member's Telegram user id (group replies)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(func=run_add)
+
+    lst = sub.add_parser("list", help="list staff accounts")
+    lst.add_argument("--org")
+    lst.set_defaults(func=run_list)
+
+    notify = sub.add_parser("notify", help="set where an organisation's staff are notified")
+    notify.add_argument("--org")
+    notify.add_argument("--telegram-chat", help="the staff group's chat id ('' to remove)")
+    notify.add_argument("--email", action="append", help="an extra address (repeat; replaces the list)")
+    staff_emails = notify.add_mutually_exclusive_group()
+    staff_emails.add_argument("--staff-emails", dest="email_staff", action="store_true", default=None,
+                              help="also e-mail every active staff account (default)")
+    staff_emails.add_argument("--no-staff-emails", dest="email_staff", action="store_false")
+    notify.add_argument("--list", action="store_true", help="show every organisation's targets")
+    notify.set_defaults(func=run_notify)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _run(work: Callable[[Any, Any], Awaitable[int]]) -> int:
+    """Run ``work(session, kb)`` in one transaction on DATABASE_URL (schema upgraded first)."""
+    from bot.db.session import create_engine_and_sessionmaker, upgrade_database
+    from bot.settings import Settings
+    from knowledge.loader import load_knowledge
+
+    settings = Settings()
+    kb = load_knowledge(settings.knowledge_dir)
+
+    async def main() -> int:
+        await upgrade_database(settings.database_url)
+        engine, maker = create_engine_and_sessionmaker(settings.database_url)
+        try:
+            async with maker() as session, session.begin():
+                return await work(session, kb)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        print("the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from bot.consult.staff import StaffError, add_staff
+
+    password = _read_password(args.password_stdin)
+    if password is None:
+        return 1
+
+    async def work(session: Any, kb: Any) -> int:
+        try:
+            staff = await add_staff(session, kb, org=args.org, email=args.email, password=password,
+                                    name=args.name, role=args.role, telegram_user_id=args.telegram_id)
+        except StaffError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"staff {staff.id} {staff.email} ({staff.role}) of {staff.org} created")
+        return 0
+
+    return _run(work)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from bot.consult.staff import list_staff
+
+    async def work(session: Any, kb: Any) -> int:
+        rows = await list_staff(session, args.org)
+        for s in rows:
+            state = "active" if s.active else "disabled"
+            tg = f" telegram:{s.telegram_user_id}" if s.telegram_user_id else ""
+            print(f"{s.id}\t{s.org}\t{s.email}\t{s.role}\t{state}\t{s.name or ''}{tg}")
+        if not rows:
+            print("no staff accounts", file=sys.stderr)
+        return 0
+
+    return _run(work)
+
+
+def run_notify(args: argparse.Namespace) -> int:
+    from bot.consult.notify import targets
+    from bot.consult.staff import StaffError, list_notify, set_notify
+
+    async def work(session: Any, kb: Any) -> int:
+        if not args.list:
+            if not args.org:
+                print("error: --org is required (or --list)", file=sys.stderr)
+                return 2
+            try:
+                await set_notify(session, kb, args.org, telegram_chat_id=args.telegram_chat,
+                                 emails=args.email, email_staff=args.email_staff)
+            except StaffError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        orgs = [args.org] if args.org and not args.list else [r.org for r in await list_notify(session)]
+        partners = getattr(kb, "partners", None)
+        for org in orgs:
+            chat, emails = await targets(session, org)
+            kinds = ",".join(partners.partners[org].notify) if partners and org in partners.partners else "?"
+            print(f"{org}\tnotify={kinds}\ttelegram={chat or '-'}\temail={','.join(emails) or '-'}")
+        return 0
+
+    return _run(work)
