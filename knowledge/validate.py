@@ -45,6 +45,8 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: (``<repo>/../shared/spec/intents.yaml``) when this is a checkout next to /shared.
 DEFAULT_DIR = Path(__file__).resolve().parent
 SHARED_SPEC = DEFAULT_DIR.parent / ".." / "shared" / "spec" / "intents.yaml"
+#: The held-out evaluation set; samples must not copy it (it would measure memorisation).
+SHARED_EVAL = DEFAULT_DIR.parent / ".." / "shared" / "eval" / "dev.jsonl"
 #: The project's own copy of the required ids, so the check works without ../shared.
 REQUIRED_FILE = "required_intents.yaml"
 #: Message keys the project's code looks up itself (render.py); the rest belong to
@@ -327,7 +329,8 @@ def _check_placeholders(text: str, contacts: dict[str, Contact] | None, doc: Sou
                     f"{what}: {raw}: contact {key!r} has no {fld!r}")
 
 
-def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None = None) -> Report:
+def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None = None,
+                    eval_file: Path | str | None = None) -> Report:
     """Validate the knowledge base under ``root`` (default: the package's own).
 
     Required intents come from ``<root>/required_intents.yaml`` and, for the package's own
@@ -458,6 +461,12 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
                              f"sample {sample!r} ({lang}) is under both {owner!r} ({odoc.name}) "
                              f"and {intent_id!r}; the matcher cannot tell them apart")
 
+    # ---- samples copied from the evaluation set -------------------------------------
+    eval_path = Path(eval_file) if eval_file else (
+        SHARED_EVAL if root.resolve() == DEFAULT_DIR and SHARED_EVAL.exists() else None)
+    if eval_path is not None:
+        _check_eval_overlap(eval_path, intents, intent_where, out)
+
     # ---- required intents -----------------------------------------------------------
     required_sources: list[Path] = []
     own_copy = root / REQUIRED_FILE
@@ -586,3 +595,29 @@ def _check_garbage(garbage_root: Path, out: _Collector) -> None:
             out.warn(_display(directory / "calendar.yaml"), None, "garbage_sample",
                      f"garbage calendar {garbage.name!r} is a SAMPLE (invented collection days); "
                      "replace it with the city's data (kurashi garbage import DIR)")
+
+
+def _check_eval_overlap(eval_path: Path, intents: dict[str, Intent],
+                        intent_where: dict[str, tuple[SourceDoc, Path_]], out: _Collector) -> None:
+    """Warn about sample questions that are (after normalisation) a text of the labelled
+    evaluation set: the matcher would be tested on what it memorised."""
+    import json
+
+    texts: set[str] = set()
+    try:
+        for raw in eval_path.read_text(encoding="utf-8").splitlines():
+            if raw.strip():
+                text = json.loads(raw).get("text")
+                if isinstance(text, str) and text.strip():
+                    texts.add(_norm_sample(text))
+    except (OSError, ValueError, AttributeError) as exc:
+        out.warn(_display(eval_path), None, "eval_unreadable", f"cannot read the evaluation set: {exc}")
+        return
+    for intent_id, intent in intents.items():
+        doc, ipath = intent_where[intent_id]
+        for lang, samples in intent.samples.items():
+            for pos, sample in enumerate(samples):
+                if _norm_sample(sample) in texts:
+                    out.warn(doc.name, doc.line(ipath + ("samples", lang, pos)), "sample_in_eval_set",
+                             f"{intent_id}: sample {sample!r} ({lang}) is a text of {_display(eval_path.resolve())}; "
+                             "write your own wording so the evaluation stays honest")

@@ -159,3 +159,10 @@ def test_validate_file_that_is_not_utf8_is_an_error(make_kb):
     (root / "topics" / "latin1.yaml").write_bytes("group: x\nintents: []\n# caf\xe9\n".encode("latin-1"))
     report = check_knowledge(root)
     assert any(p.code == "unreadable_file" and p.file.endswith("latin1.yaml") for p in report.errors)
+
+
+def test_validate_sample_copied_from_the_evaluation_set_is_a_warning(make_kb):
+    report = check_knowledge(make_kb(), eval_file=FIXTURES / "eval_overlap.jsonl")
+    [warning] = [w for w in report.warnings if w.code == "sample_in_eval_set"]
+    assert Path(warning.file).name == "demo.yaml" and "'desk a question 1'" in warning.message
+    assert warning.line == 26
