@@ -382,9 +382,14 @@ def _unescape(text: str) -> str:
     return _NUMERIC_ENTITY.sub(_char, text)
 
 
+#: Hiragana → katakana, so "ふらいぱん" finds "フライパン" (residents type either).
+_HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
+
+
 def _fold(text: str) -> str:
-    """Normalised form for matching names: NFKC, case-folded, punctuation → spaces."""
-    text = unicodedata.normalize("NFKC", _unescape(text)).casefold()
+    """Normalised form for matching names: NFKC, case-folded, hiragana as katakana,
+    punctuation → spaces."""
+    text = unicodedata.normalize("NFKC", _unescape(text)).casefold().translate(_HIRAGANA_TO_KATAKANA)
     text = "".join(ch if ch.isalnum() else " " for ch in text)
     return " ".join(text.split())
 

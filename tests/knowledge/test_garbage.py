@@ -277,3 +277,8 @@ def test_sample_calendar_districts_are_the_knowledge_base_districts():
     messages = check_knowledge().kb.messages
     districts = {key.split(".", 1)[1] for key in messages if key.startswith("district.")}
     assert set(load_all()["yamaguchi-sample"].districts) == districts
+
+
+def test_item_lookup_accepts_hiragana_for_katakana_names(kanazawa):
+    [match] = kanazawa.find_items("ふらいぱん", limit=1)
+    assert (match.item.name, match.item.category) == ("フライパン(金属)", "燃やさないごみ")
