@@ -4,7 +4,8 @@ Owns the calibration procedure, deterministic from the knowledge base and files 
 package (never from ../shared/eval, which is only for measuring):
 
 - positives: every sample question of the knowledge base, matched leave-one-out (its own
-  entry hidden, everything else in the index), language detected as in production;
+  entry hidden, everything else in the index), language detected as in production; and
+  the keyword fragment of each longer sample (``fragment``), with its sample hidden too;
 - negatives: ``intents/data/out_of_scope.yaml`` (hand-written off-topic messages in the
   core languages and some extra ones) plus seeded gibberish in each script, emoji-only,
   digits-only and punctuation-only messages;
@@ -44,7 +45,7 @@ NEG_SHARE = 0.5
 
 W_TFIDF_GRID = (0.3, 0.5, 0.7)
 OTHER_LANG_GRID = (0.9, 1.0)
-W_CENTROID_GRID = (0.4, 0.6, 0.8)
+W_CENTROID_GRID = (0.2, 0.4, 0.6)
 W_MAX_GRID = (0.3,)
 TOP_K_GRID = (2, 3)
 ANSWER_GRID = np.round(np.arange(0.10, 0.951, 0.01), 2)
@@ -89,11 +90,33 @@ class _Query:
     cc: np.ndarray | None
 
 
+def fragment(key: str, idf: dict[str, float]) -> str | None:
+    """The keyword fragment a resident might type instead of the whole sample: the two
+    rarest words (Latin, in their order) or the rarest 3-character run (CJK)."""
+    if is_cjk_text(key):
+        chars = cjk_view(key)
+        if len(chars) < 5:
+            return None
+        weight = [idf.get("1:" + ch, 0.0) for ch in chars]
+        start = max(range(len(chars) - 2), key=lambda i: (sum(weight[i:i + 3]), -i))
+        return chars[start:start + 3]
+    words = key.split()
+    if len(words) < 3:
+        return None
+    rare = sorted(range(len(words)), key=lambda i: (-idf.get("w:" + words[i], 99.0), i))[:2]
+    return " ".join(words[i] for i in sorted(rare))
+
+
 def _queries(matcher: Matcher) -> list[_Query]:
     cat = matcher.catalog
     qs: list[_Query] = []
     items: list[tuple[str, int | None, int | None]] = [
         (e.text, cat.intent_pos[e.intent], i) for i, e in enumerate(cat.entries) if not e.is_term]
+    # Residents often type only keywords: each sample's keyword fragment, its sample hidden too.
+    for i, e in enumerate(cat.entries):
+        frag = None if e.is_term else fragment(e.key, cat.tfidf.idf)
+        if frag:
+            items.append((frag, cat.intent_pos[e.intent], i))
     items += [(t, None, None) for t in load_negatives() + gibberish()]
     for text, truth, exclude in items:
         key = match_key(text)
