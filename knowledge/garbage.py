@@ -686,6 +686,15 @@ def load_all(root: Path | str | None = None) -> dict[str, GarbageSet]:
     return {sub.name: load_garbage_set(sub) for sub in sorted(root.iterdir()) if sub.is_dir()}
 
 
+def city_calendar(sets: dict[str, GarbageSet]) -> GarbageSet | None:
+    """The calendar residents' answers should use: a real (non-sample) one when installed,
+    else the sample (answers from it must say it is a sample), else None."""
+    real = [s for s in sets.values() if not s.sample]
+    if real:
+        return real[0]
+    return next(iter(sets.values()), None)
+
+
 def describe_schedule(schedule: Schedule) -> Iterable[str]:
     """Machine-neutral pieces of a cell (for summaries): 'Mon', 'Wed#2', '2020-04-06', 'months 4,6'."""
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -710,6 +719,7 @@ __all__ = [
     "ItemMatch",
     "Rule",
     "Schedule",
+    "city_calendar",
     "describe_schedule",
     "load_all",
     "load_calendar",

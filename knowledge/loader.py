@@ -27,6 +27,8 @@ class KnowledgeBase:
     messages: dict[str, dict[str, str]] = field(default_factory=dict)
     root: Path = DEFAULT_DIR
     partners: Any = None                            # knowledge.schema.PartnersFile (partners.yaml) or None
+    #: Garbage calendars under knowledge/garbage/: name -> knowledge.garbage.GarbageSet.
+    garbage: dict[str, Any] = field(default_factory=dict)
 
 
 class KnowledgeError(Exception):

@@ -542,7 +542,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
         out.add(_display(messages_path), None, "missing_file", "messages.yaml is missing")
 
     # ---- garbage calendars (5374 format) ---------------------------------------------
-    _check_garbage(root / "garbage", out)
+    garbage = _check_garbage(root / "garbage", out)
 
     # ---- consultation partners (knowledge/partners.py) ----------------------------------
     from knowledge.partners import check_partners
@@ -569,16 +569,18 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     report.errors = [p for p in out.problems if p.severity == "error"]
     report.warnings = [p for p in out.problems if p.severity == "warning"]
     report.kb = KnowledgeBase(intents=intents, groups=groups, contacts=contacts or {}, messages=messages, root=root,
-                              partners=partners)
+                              partners=partners, garbage=garbage)
     return report
 
 
 
-def _check_garbage(garbage_root: Path, out: _Collector) -> None:
+def _check_garbage(garbage_root: Path, out: _Collector) -> dict[str, Any]:
     """Each calendar under knowledge/garbage must read; a SAMPLE calendar is a warning so
-    the operator is reminded to replace it with the city's real data."""
+    the operator is reminded to replace it with the city's real data. Returns the valid
+    calendars by directory name (they become ``KnowledgeBase.garbage``)."""
+    loaded: dict[str, Any] = {}
     if not garbage_root.is_dir():
-        return
+        return loaded
     from knowledge.garbage import GarbageFormatError, load_garbage_set
 
     for directory in sorted(p for p in garbage_root.iterdir() if p.is_dir()):
@@ -588,6 +590,7 @@ def _check_garbage(garbage_root: Path, out: _Collector) -> None:
             for problem in exc.problems:
                 out.add(_display(Path(problem.file)), problem.line, "garbage_invalid", problem.message)
             continue
+        loaded[directory.name] = garbage
         for calendar in garbage.calendars.values():
             for warning in calendar.warnings:
                 out.warn(_display(Path(warning.file)), warning.line, "garbage_warning", warning.message)
@@ -595,6 +598,7 @@ def _check_garbage(garbage_root: Path, out: _Collector) -> None:
             out.warn(_display(directory / "calendar.yaml"), None, "garbage_sample",
                      f"garbage calendar {garbage.name!r} is a SAMPLE (invented collection days); "
                      "replace it with the city's data (kurashi garbage import DIR)")
+    return loaded
 
 
 def _check_eval_overlap(eval_path: Path, intents: dict[str, Intent],

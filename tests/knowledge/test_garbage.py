@@ -282,3 +282,15 @@ def test_sample_calendar_districts_are_the_knowledge_base_districts():
 def test_item_lookup_accepts_hiragana_for_katakana_names(kanazawa):
     [match] = kanazawa.find_items("ふらいぱん", limit=1)
     assert (match.item.name, match.item.category) == ("フライパン(金属)", "燃やさないごみ")
+
+
+def test_knowledge_base_carries_the_garbage_calendars_and_prefers_a_real_one(tmp_path):
+    from knowledge.garbage import city_calendar
+    from knowledge.loader import load_knowledge
+
+    kb = load_knowledge()
+    assert set(kb.garbage) == {"yamaguchi-sample"}
+    assert city_calendar(kb.garbage).sample is True
+    real = load_garbage_set(FORMS)
+    assert city_calendar({"a-sample": kb.garbage["yamaguchi-sample"], "real": real}) is real
+    assert city_calendar({}) is None
