@@ -306,6 +306,15 @@ def _format_fields(template: str) -> set[str]:
     return fields
 
 
+class _PartialContacts(dict):
+    """The valid contacts of a contacts.yaml that failed validation, plus the keys of the
+    invalid ones (so placeholders naming them are not reported a second time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: set[str] = set()
+
+
 def _check_placeholders(text: str, contacts: dict[str, Contact] | None, doc: SourceDoc, path: Path_,
                         out: _Collector, what: str) -> None:
     for raw in _PLACEHOLDER_LIKE.findall(text):
@@ -318,6 +327,8 @@ def _check_placeholders(text: str, contacts: dict[str, Contact] | None, doc: Sou
         if contacts is None:
             continue                        # contacts.yaml itself is broken; reported there
         contact = contacts.get(key)
+        if contact is None and key in getattr(contacts, "broken", ()):
+            continue                        # the contact exists but is invalid; reported in contacts.yaml
         if contact is None:
             out.add(doc.name, doc.line(path), "dangling_contact",
                     f"{what}: {raw} names contact {key!r}, which is not in contacts.yaml")
@@ -355,12 +366,12 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
             # Keep the valid contacts so one broken entry does not hide every placeholder.
             raw = contacts_doc.data.get("contacts") if contacts_doc and isinstance(contacts_doc.data, dict) else None
             if isinstance(raw, dict):
-                contacts = {}
+                contacts = _PartialContacts()
                 for key, value in raw.items():
                     try:
                         contacts[key] = Contact.model_validate(value)
                     except ValidationError:
-                        pass
+                        contacts.broken.add(str(key))   # reported above; not "dangling" too
         else:
             contacts = dict(parsed.contacts)
         for key, contact in (contacts or {}).items():

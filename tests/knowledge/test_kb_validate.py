@@ -166,3 +166,12 @@ def test_validate_sample_copied_from_the_evaluation_set_is_a_warning(make_kb):
     [warning] = [w for w in report.warnings if w.code == "sample_in_eval_set"]
     assert Path(warning.file).name == "demo.yaml" and "'desk a question 1'" in warning.message
     assert warning.line == 26
+
+
+def test_validate_an_invalid_contact_is_reported_once_not_as_dangling_everywhere(make_kb):
+    root = make_kb()
+    text = (root / "contacts.yaml").read_text(encoding="utf-8").replace("    verified: true\n", "", 1)
+    (root / "contacts.yaml").write_text(text, encoding="utf-8")
+    report = check_knowledge(root)
+    assert [p.code for p in report.errors] == ["missing_field"]
+    assert "contacts.desk.verified" in report.errors[0].message
