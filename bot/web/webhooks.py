@@ -26,6 +26,22 @@ log = logging.getLogger("kurashi.web.webhooks")
 router = APIRouter()
 
 LINE_SIGNATURE_HEADER = "X-Line-Signature"
+#: Platform webhook bodies are a few kilobytes; anything this big is not from LINE/Telegram.
+MAX_BODY_BYTES = 1_000_000
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The raw body, or None when it is larger than MAX_BODY_BYTES (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error(status: int, reason: str, channel: str | None = None, outcome: str = "rejected") -> JSONResponse:
@@ -52,7 +68,9 @@ async def receive_line_webhook(request: Request) -> JSONResponse:
     signature = request.headers.get(LINE_SIGNATURE_HEADER)
     if not signature:
         return _error(400, "missing X-Line-Signature", "line")
-    body = await request.body()
+    body = await _read_body(request)
+    if body is None:
+        return _error(413, "body too large", "line")
     if not line.verify(body, signature):
         log.warning("line webhook with a wrong signature refused")
         return _error(401, "invalid signature", "line")
@@ -78,7 +96,9 @@ async def receive_telegram_webhook(request: Request) -> JSONResponse:
     if not telegram.verify(secret):
         log.warning("telegram webhook with a wrong secret refused")
         return _error(403, "invalid secret token", "telegram")
-    body = await request.body()
+    body = await _read_body(request)
+    if body is None:
+        return _error(413, "body too large", "telegram")
     try:
         events = telegram.split_body(body)
     except InvalidUpdateBody as exc:

@@ -223,3 +223,28 @@ async def test_event_left_pending_by_a_crash_is_answered_by_push_at_start(sqlite
         messages = await line_api.wait_for_messages(USER, 1)
     assert messages
     assert line_api.requests_to("/v2/bot/message/reply") == []
+
+
+async def test_vietnamese_question_gets_the_vietnamese_knowledge_answer_as_a_reply(kurashi) -> None:
+    first_line = kurashi.services.kb.intents["garbage.sorting"].answers["vi"].splitlines()[0]
+    token = kurashi.line_api.issue_reply_token(USER)
+    await kurashi.post_line(line_body(line_text_event(USER, "phân loại rác như thế nào", reply_token=token)))
+    await kurashi.settle()
+    texts = [m.get("text", "") for m in kurashi.line_api.replies_to_token(token)]
+    assert any(first_line in t for t in texts)
+    assert kurashi.line_api.requests_to("/v2/bot/message/push") == []
+
+
+async def test_text_from_a_group_is_ignored(kurashi, sample_text) -> None:
+    body = load_line_sample("message-text-group.json")
+    response = await kurashi.post_line(body)
+    await kurashi.settle()
+    assert response.status_code == 200
+    assert kurashi.line_api.requests == []
+
+
+async def test_oversized_body_is_refused(kurashi) -> None:
+    body = line_body(line_text_event(USER, "x" * 1_100_000))
+    response = await kurashi.post_line(body)
+    assert response.status_code == 413
+    assert await kurashi.count_events() == 0

@@ -109,3 +109,17 @@ async def test_polling_hands_every_update_to_ingest(telegram, telegram_api) -> N
 async def test_get_file_downloads_the_bytes(telegram, telegram_api) -> None:
     telegram_api.add_file("F9", b"%PDF-1.7", "documents/f9.pdf")
     assert await telegram.get_file("F9") == b"%PDF-1.7"
+
+
+async def test_cli_webhook_set_registers_the_secret_and_info_reports_it(telegram_api) -> None:
+    from bot.cli.telegram import manage_webhook
+    from bot.settings import Settings
+
+    settings = Settings(_env_file=None, telegram_bot_token=telegram_api.token, telegram_webhook_secret="s3cret-x",
+                        telegram_api_base_url=telegram_api.base_url, public_base_url="https://kurashi.example.org")
+    info = await manage_webhook(settings, "set")
+    assert info["url"] == "https://kurashi.example.org/webhooks/telegram"
+    assert telegram_api.webhook["secret_token"] == "s3cret-x"
+    assert (await manage_webhook(settings, "delete"))["url"] == ""
+    with pytest.raises(ValueError):
+        await manage_webhook(settings, "set", "http://insecure.example.org/webhooks/telegram")

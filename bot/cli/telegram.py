@@ -1,0 +1,63 @@
+"""`kurashi telegram webhook set|delete|info`: register kurashi's webhook with Telegram.
+
+Owns only these commands. ``set`` registers ``{PUBLIC_BASE_URL}/webhooks/telegram`` (or
+``--url``) with TELEGRAM_WEBHOOK_SECRET as the secret token Telegram will send back in
+``X-Telegram-Bot-Api-Secret-Token``; ``info`` shows what Telegram has. LINE's webhook URL is
+set in the LINE Developers console instead (no API call needed here).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("telegram", help="Telegram webhook registration")
+    commands = parser.add_subparsers(dest="telegram_command", metavar="COMMAND", required=True)
+    webhook = commands.add_parser("webhook", help="set, delete or show the bot's webhook")
+    webhook.add_argument("action", choices=("set", "delete", "info"))
+    webhook.add_argument("--url", help="public URL of POST /webhooks/telegram (default: PUBLIC_BASE_URL + path)")
+    webhook.set_defaults(func=run_webhook)
+
+
+async def manage_webhook(settings: Any, action: str, url: str | None = None) -> dict[str, Any]:
+    """Perform ``action`` ("set", "delete", "info") against the Bot API; returns what Telegram reports."""
+    from bot.channels.telegram import TelegramChannel
+
+    channel = TelegramChannel(settings)
+    try:
+        if action == "set":
+            if not settings.telegram_webhook_secret:
+                raise ValueError("set TELEGRAM_WEBHOOK_SECRET first: kurashi refuses webhooks without it")
+            target = url or f"{settings.public_base_url.rstrip('/')}/webhooks/telegram"
+            if not target.startswith("https://"):
+                raise ValueError(f"Telegram only delivers to https:// URLs, not {target}")
+            await channel.set_webhook(target)
+        elif action == "delete":
+            await channel._ensure_started()
+            await channel.bot.delete_webhook()
+        await channel._ensure_started()
+        info = await channel.bot.get_webhook_info()
+        return {"url": info.url, "pending_update_count": info.pending_update_count,
+                "last_error_message": info.last_error_message}
+    finally:
+        await channel.close()
+
+
+def run_webhook(args: argparse.Namespace) -> int:
+    """Print Telegram's webhook info after the action; exit 1 with a reason on failure."""
+    from bot.settings import Settings
+
+    settings = Settings()
+    if not settings.telegram_enabled:
+        print("TELEGRAM_BOT_TOKEN is not set")
+        return 1
+    try:
+        info = asyncio.run(manage_webhook(settings, args.action, args.url))
+    except Exception as exc:  # a command line tool reports, it does not trace back
+        print(f"failed: {exc}")
+        return 1
+    print(json.dumps(info, ensure_ascii=False, indent=2))
+    return 0
