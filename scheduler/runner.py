@@ -356,8 +356,10 @@ class SchedulerRunner:
         health_interval: float = 5.0,
         store_poll_interval: float = 5.0,
         install_recurring: bool = True,
+        on_leadership: Callable[[bool], None] | None = None,
     ) -> None:
         self.ctx = ctx
+        self.on_leadership = on_leadership
         self.lock_key = lock_key
         self.retry_interval = retry_interval
         self.health_interval = health_interval
@@ -427,9 +429,12 @@ class SchedulerRunner:
             try:
                 await self._lead(lock)
             finally:
+                was_leader = self._leader.is_set()
                 self._leader.clear()
                 self._shutdown_scheduler()
                 await lock.release()
+                if was_leader:
+                    self._announce(False)
             if not self._stopping.is_set():
                 await self._sleep(self.retry_interval)
 
@@ -443,6 +448,7 @@ class SchedulerRunner:
         if self.install_recurring:
             self._install_recurring(scheduler)
         self._leader.set()
+        self._announce(True)
         while not self._stopping.is_set():
             await self._sleep(min(self.health_interval, self.store_poll_interval))
             if not await lock.alive():
@@ -462,6 +468,11 @@ class SchedulerRunner:
                                   replace_existing=True)
             except Exception:
                 log.exception("scheduler: could not install recurring job %s", job.id)
+
+    def _announce(self, leading: bool) -> None:
+        if self.on_leadership is not None:
+            with contextlib.suppress(Exception):
+                self.on_leadership(leading)
 
     def _shutdown_scheduler(self) -> None:
         scheduler, self.scheduler = self.scheduler, None

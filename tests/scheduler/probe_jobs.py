@@ -1,0 +1,12 @@
+"""A job for the scheduler tests: appends "<token> <pid>" to a file, so a test sees who ran it and how often."""
+from __future__ import annotations
+
+import os
+
+
+async def record_fire(path: str, token: str, *, ctx=None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{token} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
