@@ -21,6 +21,7 @@ from knowledge.render import fill_placeholders
 from knowledge.schema import CORE_LANGUAGES, EXTRA_LANGUAGES, LANGUAGE_NAMES, LANGUAGES
 
 FALLBACK = ("en", "ja")
+UNVERIFIED_NOTE = "fact.unverified"
 
 # Platform tags that are not simply "<code>-<region>" (BCP 47 / Telegram IETF tags).
 _TAG_ALIASES = {"fil": "tl", "tgl": "tl", "nep": "ne", "bur": "my", "vie": "vi", "kor": "ko",
@@ -84,8 +85,12 @@ class Texts:
         """Message ``key`` in ``lang``: contact placeholders filled, then format fields."""
         template = self.raw(key, lang)
         shown_lang = self.text_language(key, lang)
-        text, _unverified = fill_placeholders(self.kb, template, shown_lang)
-        return text.format(**fields) if fields else text
+        text, unverified = fill_placeholders(self.kb, template, shown_lang)
+        text = text.format(**fields) if fields else text
+        if unverified and key != UNVERIFIED_NOTE:
+            # A contact fact not confirmed yet carries "※" (from fill_placeholders) and the note.
+            text = f"{text}\n\n{self.t(UNVERIFIED_NOTE, lang)}"
+        return text
 
     def all_languages(self, key: str, languages: tuple[str, ...] = CORE_LANGUAGES) -> str:
         """Message ``key`` once per language, one per line (for a resident whose language is unknown)."""

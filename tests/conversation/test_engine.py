@@ -342,3 +342,15 @@ async def test_info_logs_carry_no_message_text_or_user_id(chat: ChatDriver, capl
     assert any('"decision": "answer"' in line for line in lines)
     for line in lines:
         assert "passport" not in line and "fuji" not in line and chat.user_id not in line
+
+
+def test_system_message_with_an_unverified_contact_fact_is_marked(kb):
+    from dataclasses import replace
+
+    from bot.conversation.locale import Texts
+
+    yfrcc = kb.contacts["yfrcc"].model_copy(update={"verified": False})
+    texts = Texts(replace(kb, contacts={**kb.contacts, "yfrcc": yfrcc}))
+    text = texts.t("consult.contact", "en")
+    assert f"{yfrcc.phone}※" in text and text.endswith(kb.messages["fact.unverified"]["en"])
+    assert "※" not in Texts(kb).t("consult.contact", "en") or not kb.contacts["yfrcc"].verified
