@@ -127,11 +127,11 @@ class TelegramChannel:
         """Initialise the Bot (getMe) at app start-up; when Telegram is unreachable, log it and
         try again on the first send instead of failing the whole app."""
         try:
-            await self._ensure_started()
+            await self.ensure_started()
         except SendError as exc:
             log.warning("telegram: not initialised yet (%s); will retry on first use", exc)
 
-    async def _ensure_started(self) -> None:
+    async def ensure_started(self) -> None:
         """Initialise the Bot (getMe) once; failures surface as RetryLater/PermanentFailure."""
         if self._started:
             return
@@ -258,13 +258,13 @@ class TelegramChannel:
         if not isinstance(query, dict) or not query.get("id"):
             return
         try:
-            await self._ensure_started()
+            await self.ensure_started()
             await self.bot.answer_callback_query(str(query["id"]))
         except (TelegramError, SendError) as exc:
             log.info("telegram: answerCallbackQuery failed (%s)", type(exc).__name__)
 
     async def get_file(self, file_id: str) -> bytes:
-        await self._ensure_started()
+        await self.ensure_started()
         try:
             file = await self.bot.get_file(file_id)
             return bytes(await file.download_as_bytearray())
@@ -329,7 +329,7 @@ class TelegramChannel:
     async def send(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                    progress: Callable[[int], None] | None = None) -> None:
         """sendMessage for every rendered part after the first ``skip``; errors translated."""
-        await self._ensure_started()
+        await self.ensure_started()
         for index, (text, markup) in enumerate(self.render(replies)):
             if index < skip:
                 continue
@@ -359,7 +359,7 @@ class TelegramChannel:
 
     # -- webhook registration and polling ----------------------------------------------------------
     async def set_webhook(self, url: str) -> None:
-        await self._ensure_started()
+        await self.ensure_started()
         await self.bot.set_webhook(url=url, secret_token=self._secret.decode() if self._secret else None,
                                    allowed_updates=ALLOWED_UPDATES)
 
@@ -367,7 +367,7 @@ class TelegramChannel:
                    *, timeout: int = 25) -> None:
         """Development without a public URL: long-poll getUpdates and hand each update (as the
         JSON a webhook would carry) to ``ingest`` until ``stop`` is set."""
-        await self._ensure_started()
+        await self.ensure_started()
         await self.bot.delete_webhook()
         offset: int | None = None
         while not stop.is_set():

@@ -36,9 +36,9 @@ async def manage_webhook(settings: Any, action: str, url: str | None = None) -> 
                 raise ValueError(f"Telegram only delivers to https:// URLs, not {target}")
             await channel.set_webhook(target)
         elif action == "delete":
-            await channel._ensure_started()
+            await channel.ensure_started()
             await channel.bot.delete_webhook()
-        await channel._ensure_started()
+        await channel.ensure_started()
         info = await channel.bot.get_webhook_info()
         return {"url": info.url, "pending_update_count": info.pending_update_count,
                 "last_error_message": info.last_error_message}
@@ -48,6 +48,9 @@ async def manage_webhook(settings: Any, action: str, url: str | None = None) -> 
 
 def run_webhook(args: argparse.Namespace) -> int:
     """Print Telegram's webhook info after the action; exit 1 with a reason on failure."""
+    from telegram.error import TelegramError
+
+    from bot.channels.base import SendError
     from bot.settings import Settings
 
     settings = Settings()
@@ -56,7 +59,7 @@ def run_webhook(args: argparse.Namespace) -> int:
         return 1
     try:
         info = asyncio.run(manage_webhook(settings, args.action, args.url))
-    except Exception as exc:  # a command line tool reports, it does not trace back
+    except (ValueError, SendError, TelegramError) as exc:  # report, do not trace back
         print(f"failed: {exc}")
         return 1
     print(json.dumps(info, ensure_ascii=False, indent=2))
