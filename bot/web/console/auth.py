@@ -41,12 +41,12 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
@@ -304,3 +304,8 @@ async def login(db: AsyncSession, email: str, password: str, address: str, *,
     staff.last_login_at = now
     await db.flush()
     return staff
+
+
+#: Route parameter types: ``staff: CurrentStaff`` / ``operator: CurrentOperator``.
+CurrentStaff = Annotated[Staff, Depends(require_staff)]
+CurrentOperator = Annotated[Staff, Depends(require_operator)]

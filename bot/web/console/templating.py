@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from bot.db.models import utcnow
 from bot.web.console.auth import PREFIX, csrf_field, is_operator
+from knowledge.schema import LANGUAGE_NAMES
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -71,6 +72,24 @@ def format_ago(at: datetime | None, now: datetime | None = None) -> str:
     return f"{hours}時間"
 
 
+#: Staff-facing labels (Japanese · English).
+STATUS_LABELS = {"open": "未対応 Open", "answered": "回答済 Answered", "closed": "終了 Closed"}
+TOPIC_LABELS = {"work": "仕事 Work", "health": "健康・病院 Health", "residence": "在留・手続 Residence",
+                "money": "お金・税・保険 Money", "housing": "住まい Housing", "children": "子ども・学校 Children",
+                "disaster": "災害・緊急 Disaster", "other": "その他 Other"}
+OUTCOME_LABELS = {"resolved": "解決 Resolved", "referred": "他機関を紹介 Referred",
+                  "information_given": "情報提供 Information given", "no_response": "返信なし No response",
+                  "not_our_area": "担当外 Not our area", "other": "その他 Other", "forgotten": "削除依頼 Forgotten"}
+ACTION_LABELS = {"opened": "受付 Opened", "resident_wrote": "相談者から Resident wrote",
+                 "replied": "返信 Replied", "noted": "メモ Note", "assigned": "担当 Assigned",
+                 "transferred": "転送 Transferred", "closed": "終了 Closed", "rated": "評価 Rated",
+                 "reminded": "催促 Reminded", "anonymised": "匿名化 Anonymised"}
+DIRECTION_LABELS = {"in": "相談者 Resident", "out": "返信 Reply", "note": "内部メモ Internal note",
+                    "system": "システム System"}
+
+templates.env.globals.update(STATUS_LABELS=STATUS_LABELS, TOPIC_LABELS=TOPIC_LABELS,
+                             OUTCOME_LABELS=OUTCOME_LABELS, ACTION_LABELS=ACTION_LABELS,
+                             DIRECTION_LABELS=DIRECTION_LABELS, LANGUAGE_NAMES=LANGUAGE_NAMES)
 templates.env.globals["csrf_field"] = csrf_field
 templates.env.globals["PREFIX"] = PREFIX
 templates.env.filters["local"] = format_local
@@ -86,4 +105,10 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     ctx: dict[str, Any] = {"staff": staff, "nav": visible if staff is not None else [],
                            "current": request.url.path, "now": utcnow()}
     ctx.update(context or {})
-    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    # Case pages hold residents' personal data: never cached, never framed.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
