@@ -91,11 +91,11 @@ def csrf_of(html: str) -> str:
 
 
 def console_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        _env_file=None, database_url=database_url, run_sender=False, run_scheduler=False,
-        line_channel_secret=None, line_channel_access_token=None, telegram_bot_token=None,
-        secret_key="console-test-secret-0123456789abcdef",
-    )
+    values: dict[str, Any] = {
+        "_env_file": None, "database_url": database_url, "run_sender": False, "run_scheduler": False,
+        "line_channel_secret": None, "line_channel_access_token": None, "telegram_bot_token": None,
+        "secret_key": "console-test-secret-0123456789abcdef",
+    }
     values.update(overrides)
     return Settings(**values)
 
