@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("dir", type=Path, help="directory with area_days.csv, description.csv, target.csv … "
                                             "(or language sub-directories ja/, en-US/)")
     imp.add_argument("--name", default=None, help="calendar name (default: the directory's name)")
-    imp.add_argument("--dest", type=Path, default=None, help="garbage data root (default: knowledge/garbage)")
+    imp.add_argument("--dest", type=Path, default=None, help="garbage data root (default: $KNOWLEDGE_DIR/garbage, else knowledge/garbage)")
     imp.add_argument("--force", action="store_true", help="replace an existing calendar of that name")
     imp.set_defaults(func=import_calendar)
 
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     nxt = sub.add_parser("next", help="next collection days of an area")
     nxt.add_argument("area", help="area name as in area_days.csv (or a town in town_area.csv)")
     nxt.add_argument("--calendar", default=None, help="calendar name under knowledge/garbage (default: the only one)")
-    nxt.add_argument("--root", type=Path, default=None, help="garbage data root (default: knowledge/garbage)")
+    nxt.add_argument("--root", type=Path, default=None, help="garbage data root (default: $KNOWLEDGE_DIR/garbage, else knowledge/garbage)")
     nxt.add_argument("--from", dest="from_date", type=date.fromisoformat, default=None,
                      help="YYYY-MM-DD (default: today)")
     nxt.add_argument("-n", type=int, default=3, help="days per category")
@@ -50,6 +50,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     item.add_argument("--root", type=Path, default=None)
     item.add_argument("--lang", default=None, help="prefer this language's item list")
     item.set_defaults(func=show_item)
+
+
+def _garbage_root() -> Path:
+    """knowledge/garbage of the configured knowledge base (KNOWLEDGE_DIR), else the package's."""
+    from knowledge.garbage import DEFAULT_GARBAGE_DIR
+
+    try:
+        from bot.settings import Settings
+
+        configured = Settings().knowledge_dir
+    except Exception:  # noqa: BLE001 — a broken .env must not stop an offline data import
+        configured = None
+    return Path(configured) / "garbage" if configured else DEFAULT_GARBAGE_DIR
 
 
 def _print_problems(exc) -> int:
@@ -90,14 +103,14 @@ def check_calendar(args: argparse.Namespace) -> int:
 
 def import_calendar(args: argparse.Namespace) -> int:
     """Validate, then copy the calendar to <dest>/<name>/ (languages kept as sub-directories)."""
-    from knowledge.garbage import DEFAULT_GARBAGE_DIR, GarbageFormatError, load_garbage_set
+    from knowledge.garbage import GarbageFormatError, load_garbage_set
 
     source: Path = args.dir
     try:
         garbage = load_garbage_set(source, name=args.name)
     except GarbageFormatError as exc:
         return _print_problems(exc)
-    target = (args.dest or DEFAULT_GARBAGE_DIR) / (args.name or source.resolve().name)
+    target = (args.dest or _garbage_root()) / (args.name or source.resolve().name)
     if target.exists():
         if not args.force:
             print(f"{target} exists; use --force to replace it", file=sys.stderr)
@@ -126,7 +139,7 @@ def import_calendar(args: argparse.Namespace) -> int:
 def _pick(args: argparse.Namespace):
     from knowledge.garbage import load_all
 
-    sets = load_all(args.root)
+    sets = load_all(args.root or _garbage_root())
     if not sets:
         raise SystemExit("no garbage calendars installed (kurashi garbage import DIR)")
     if args.calendar:

@@ -1,6 +1,7 @@
 """`kurashi garbage import|check|next|item` (subprocess, real entry point)."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -60,3 +61,13 @@ def test_garbage_next_prints_days_per_category_and_says_sample():
     lines = result.stdout.splitlines()
     assert lines[0].startswith("SAMPLE")
     assert "燃やせるごみ: 2026-12-03" in lines
+
+
+def test_garbage_import_defaults_to_the_configured_knowledge_dir(tmp_path):
+    script = Path(sys.executable).parent / "kurashi"
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())"]
+    env = {**os.environ, "KNOWLEDGE_DIR": str(tmp_path)}
+    result = subprocess.run([*command, "garbage", "import", str(FORMS), "--name", "town"], capture_output=True,
+                            text=True, cwd=tmp_path, env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "garbage" / "town" / "area_days.csv").is_file()
