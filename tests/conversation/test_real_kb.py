@@ -1,0 +1,51 @@
+"""The engine on the project's real knowledge base and matcher, in every core language."""
+from __future__ import annotations
+
+import pytest
+
+from bot.conversation.engine import FIRST_LANGUAGE_CONFIDENCE, ConversationEngine
+from bot.conversation.models import Channel, IncomingMessage, Kind
+from intents.matcher import Matcher
+from knowledge.loader import load_knowledge
+from knowledge.render import render_answer
+from knowledge.schema import CORE_LANGUAGES
+
+INTENTS = ("garbage.bulky", "medical.emergency", "work.labor_trouble", "procedure.move_in")
+
+
+@pytest.fixture(scope="module")
+def real():
+    kb = load_knowledge()
+    return kb, Matcher.from_knowledge(kb)
+
+
+def first_answered_sample(kb, matcher, intent_id: str, lang: str) -> str:
+    """A sample question of the intent that the matcher answers with it, in that language."""
+    for sample in kb.intents[intent_id].samples[lang]:
+        m = matcher.match(sample)
+        if (m.decision == "answer" and m.intent == intent_id and m.language == lang
+                and m.language_confidence >= FIRST_LANGUAGE_CONFIDENCE):
+            return sample
+    raise AssertionError(f"no {lang} sample of {intent_id} is answered with it by the matcher")
+
+
+@pytest.mark.parametrize("lang", CORE_LANGUAGES)
+async def test_first_question_in_each_language_gets_the_answer_in_it(real, sqlite_url, lang):
+    from bot.db.session import create_engine_and_sessionmaker
+
+    kb, matcher = real
+    db, sessionmaker = create_engine_and_sessionmaker(sqlite_url)
+    engine = ConversationEngine(kb, matcher, sessionmaker)
+    try:
+        for n, intent_id in enumerate(INTENTS):
+            text = first_answered_sample(kb, matcher, intent_id, lang)
+            replies = await engine.handle(IncomingMessage(Channel.LINE, f"U{lang}{n}", Kind.TEXT, text=text))
+            assert replies[0].text == kb.messages["welcome.first"][lang], (intent_id, text)
+            answer = replies[1].text
+            assert render_answer(kb, intent_id, lang) in answer, (intent_id, text)
+            if kb.intents[intent_id].urgent:
+                assert answer.startswith(kb.messages["urgent.numbers"][lang])
+            if kb.intents[intent_id].escalates:
+                assert any(c.data.startswith("c") for c in replies[1].quick_replies)
+    finally:
+        await db.dispose()
