@@ -122,7 +122,7 @@ async def test_another_organisation_sees_nothing(sessionmaker, kb) -> None:
 
 
 async def test_staff_read_messages_media_and_filter_the_inbox(sessionmaker, kb) -> None:
-    user_id, case_id, otit_id, _ = await _setup(sessionmaker, kb)
+    _, case_id, otit_id, _ = await _setup(sessionmaker, kb)
     staff = await _staff(sessionmaker, otit_id)
     async with sessionmaker() as s, s.begin():
         messages = await cases.list_messages(s, staff, case_id)

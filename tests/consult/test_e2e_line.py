@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.cli.consult import collect_stats
 from bot.consult import cases
 from bot.consult.staff import add_staff
 from bot.db.consult_models import Case, CaseMedia, CaseMessage, Staff
 from bot.db.models import User
-from bot.cli.consult import collect_stats
 from tests.fakes.webhooks import line_body, line_message_event, line_postback_event, line_text_event
 
 USER = "U" + "7" * 32
