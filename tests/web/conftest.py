@@ -51,3 +51,11 @@ async def web_app(sqlite_url: str) -> AsyncIterator[RunningApp]:
     app = create_app(make_settings(sqlite_url), kb=load_fixture_kb())
     async for url in serve(app):
         yield RunningApp(url, app)
+
+
+@pytest.fixture
+async def real_web_app(sqlite_url: str) -> AsyncIterator[RunningApp]:
+    """The app on the project's real knowledge base (loaded and validated at start-up)."""
+    app = create_app(make_settings(sqlite_url))
+    async for url in serve(app):
+        yield RunningApp(url, app)

@@ -64,3 +64,27 @@ async def test_language_switch_changes_the_page_and_the_bot(web_app: RunningApp,
     await page.select_option("#lang", "ko")
     await page.locator(".msg.bot", has_text=kb.messages["lang.set"]["ko"]).wait_for()
     assert await page.locator("#text").get_attribute("placeholder") == kb.messages["web.placeholder"]["ko"]
+
+
+async def test_real_knowledge_base_in_the_browser(real_web_app: RunningApp, phone_page):
+    from knowledge.render import render_answer
+
+    services = real_web_app.services
+    kb, matcher = services.kb, services.matcher
+    question = next(s for s in kb.intents["garbage.bulky"].samples["vi"]
+                    if (m := matcher.match(s)).intent == "garbage.bulky" and m.decision == "answer"
+                    and m.language == "vi")
+    first_line = render_answer(kb, "garbage.bulky", "vi").splitlines()[0]
+    related = kb.intents["garbage.bulky"].related[0]
+
+    page = phone_page
+    await page.goto(real_web_app.url + "/")
+    await page.locator(".msg.bot").first.wait_for()
+    await page.fill("#text", question)
+    await page.click("#send")
+    await page.locator(".msg.bot", has_text=first_line).wait_for()
+    await page.locator(f".chip[data-payload='i:{related}']").last.tap()
+    related_line = render_answer(kb, related, "vi").splitlines()[0]
+    await page.locator(".msg.bot", has_text=related_line).wait_for()
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT_DIR / "web-chat-phone-real-kb.png"))

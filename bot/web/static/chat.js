@@ -28,6 +28,7 @@
   }
   function showUser(text) { log.appendChild(el("div", "msg user", text)); scroll(); }
   function showReplies(replies) {
+    var firstNew = null;
     replies.forEach(function (r) {
       var bubble = el("div", "msg bot");
       linkify(bubble, r.text || "");
@@ -38,6 +39,7 @@
         bubble.appendChild(card);
       }
       log.appendChild(bubble);
+      if (!firstNew) firstNew = bubble;
       var choices = (r.buttons || []).concat(r.quick_replies || []);
       if (choices.length) {
         var chips = el("div", "chips");
@@ -51,7 +53,10 @@
         log.appendChild(chips);
       }
     });
-    scroll();
+    // A long answer is read from its first line; a short one just scrolls into view.
+    if (firstNew && log.scrollHeight - firstNew.offsetTop > log.clientHeight) {
+      log.scrollTop = firstNew.offsetTop - log.offsetTop - 8;
+    } else { scroll(); }
   }
   function send(body) {
     body.lang = lang;
