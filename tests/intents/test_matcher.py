@@ -112,3 +112,28 @@ def test_thresholds_file_rejects_unknown_keys(tmp_path):
 def test_repo_thresholds_file_loads():
     th = Thresholds.load()
     assert 0 < th.clarify <= th.answer < 1
+
+
+def test_fast_aggregation_equals_brute_force_for_the_top(matcher):
+    """aggregate() computes exact scores only for intents that can reach the top; check the
+    top (suggestions + 1) against a brute-force computation over every intent."""
+    import numpy as np
+
+    th = matcher.thresholds
+    cat = matcher.catalog
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        s = rng.random(len(cat.entries)).astype(np.float32) ** 3
+        cc = rng.random(len(cat.intent_ids)).astype(np.float32) * 0.5
+        fast = matcher.aggregate(s, cc)
+        brute = np.zeros(len(cat.intent_ids))
+        for g in range(len(cat.intent_ids)):
+            v = np.sort(s[cat.entry_intent == g])[::-1]
+            k = min(th.top_k, len(v))
+            part = (1 - th.w_max) * v[:k].mean() + th.w_max * v[0]
+            brute[g] = (1 - th.w_centroid) * part + th.w_centroid * cc[g]
+        n = th.suggestions + 1
+        top_brute = np.argsort(-brute, kind="stable")[:n]
+        top_fast = np.argsort(-fast, kind="stable")[:n]
+        assert list(top_fast) == list(top_brute)
+        assert np.allclose(fast[top_fast], brute[top_brute], atol=1e-5)
