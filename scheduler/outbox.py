@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import ChannelSender, PermanentFailure, RetryLater
@@ -100,6 +100,18 @@ def send_cost(channel: str, replies: Sequence[Mapping[str, Any]]) -> float:
 # --- enqueue ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Push:
+    """One push for ``enqueue_many``: identical ``replies`` to every recipient."""
+
+    channel: str
+    recipients: Sequence[str]
+    replies: Sequence[Reply | Mapping[str, Any]]
+    kind: str
+    ref: str | None = None
+    send_after: datetime | None = None
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -118,25 +130,35 @@ async def enqueue(
     are split into rows of the channel's maximum per call (LINE 500, Telegram 1); each row
     gets its own retry key, fixed for all its retries.
     """
-    unique = list(dict.fromkeys(str(r) for r in recipients))
-    if not unique:
-        return []
-    if not replies:
-        raise ValueError("enqueue needs at least one reply")
-    payload = [reply_to_dict(r) if isinstance(r, Reply) else dict(r) for r in replies]
-    per_row = CHANNEL_MAX_RECIPIENTS.get(channel, 1)
+    push = Push(channel, list(recipients), replies, kind, ref, send_after)
+    return await enqueue_many(session, [push], now=now)
+
+
+async def enqueue_many(session: AsyncSession, pushes: Iterable[Push], *, now: datetime | None = None) -> list[int]:
+    """``enqueue`` for many different pushes in one INSERT (e.g. one per user or per language)."""
     now = now or utcnow()
-    rows = [
-        OutboxMessage(
-            channel=channel, recipients=unique[i:i + per_row], payload=payload, kind=kind, ref=ref,
-            retry_key=str(uuid.uuid4()), status=OUTBOX_PENDING, attempts=0,
-            send_after=send_after or now, created_at=now,
-        )
-        for i in range(0, len(unique), per_row)
-    ]
-    session.add_all(rows)
-    await session.flush()
-    return [row.id for row in rows]
+    rows: list[dict[str, Any]] = []
+    for push in pushes:
+        unique = list(dict.fromkeys(str(r) for r in push.recipients))
+        if not unique:
+            continue
+        if not push.replies:
+            raise ValueError("a push needs at least one reply")
+        payload = [reply_to_dict(r) if isinstance(r, Reply) else dict(r) for r in push.replies]
+        per_row = CHANNEL_MAX_RECIPIENTS.get(push.channel, 1)
+        for i in range(0, len(unique), per_row):
+            rows.append({
+                "channel": push.channel, "recipients": unique[i:i + per_row], "payload": payload,
+                "kind": push.kind, "ref": push.ref, "retry_key": str(uuid.uuid4()),
+                "status": OUTBOX_PENDING, "attempts": 0, "send_after": push.send_after or now,
+                "created_at": now,
+            })
+    if not rows:
+        return []
+    result = await session.execute(
+        insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows
+    )
+    return list(result.scalars())
 
 
 # --- relay -----------------------------------------------------------------------------
@@ -215,6 +237,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._pending_outcomes: list[_Outcome] = []
         self._stamp_lock = asyncio.Lock()
+        # One transaction of this relay at a time: on SQLite two of them would contend for
+        # the file lock, and SQLite's busy handler sleeps 1-100 ms per collision.
+        self._db_lock = asyncio.Lock()
+        self._held: set[int] = set()   # ids of rows this relay has claimed and not yet stamped
 
     # -- public -----------------------------------------------------------------------
 
@@ -243,6 +269,7 @@ class OutboxRelay:
         """
         self._stopping = False
         tasks: dict[asyncio.Task[None], tuple[str, int]] = {}
+        heartbeat = asyncio.create_task(self._renew_leases())
         try:
             while not self._stopping:
                 busy: Counter[str] = Counter()
@@ -277,11 +304,33 @@ class OutboxRelay:
             if tasks:  # graceful stop: let the rows in flight finish and be stamped
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            heartbeat.cancel()
             for task in tasks:
                 if not task.done():
                     task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(heartbeat, *tasks, return_exceptions=True)
+
+    async def _renew_leases(self) -> None:
+        """While ``run()`` lives, extend the leases of the rows it still holds (waiting for a
+        rate-limit slot, a connection or a slow platform), so no other relay — and not this
+        one either — claims them again while they may still be sent."""
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = list(self._held)
+            if not held:
+                continue
+            try:
+                async with self._db_lock, self.sessionmaker() as session, session.begin():
+                    for i in range(0, len(held), 500):
+                        await session.execute(
+                            update(OutboxMessage)
+                            .where(OutboxMessage.id.in_(held[i:i + 500]), OutboxMessage.status == OUTBOX_PENDING)
+                            .values(claimed_until=self.clock.now() + self.lease)
+                            .execution_options(synchronize_session=False)
+                        )
+            except Exception:  # the rows stay leased until their lease ends; retry next time
+                log.exception("outbox: lease renewal failed")
 
     def stop(self) -> None:
         """Ask ``run()`` to stop claiming, finish the rows in flight and return."""
@@ -301,26 +350,33 @@ class OutboxRelay:
         if limit <= 0 or not channels:
             return []
         now = self.clock.now()
-        async with self.sessionmaker() as session, session.begin():
+        m = OutboxMessage
+        async with self._db_lock, self.sessionmaker() as session, session.begin():
             query = (
-                select(OutboxMessage)
+                select(m.id, m.channel, m.recipients, m.payload, m.retry_key, m.attempts)
                 .where(
-                    OutboxMessage.status == OUTBOX_PENDING,
-                    OutboxMessage.send_after <= now,
-                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-                    OutboxMessage.channel.in_(channels),
+                    m.status == OUTBOX_PENDING,
+                    m.send_after <= now,
+                    or_(m.claimed_until.is_(None), m.claimed_until < now),
+                    m.channel.in_(channels),
                 )
-                .order_by(OutboxMessage.send_after, OutboxMessage.id)
+                .order_by(m.send_after, m.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            rows = list((await session.execute(query)).scalars())
-            claimed = []
-            for row in rows:
-                row.claimed_until = now + self.lease
-                row.attempts = (row.attempts or 0) + 1
-                claimed.append(_Claimed(row.id, row.channel, list(row.recipients), list(row.payload),
-                                        row.retry_key, row.attempts))
+            claimed = [
+                _Claimed(row.id, row.channel, list(row.recipients), list(row.payload), row.retry_key,
+                         (row.attempts or 0) + 1)
+                for row in (await session.execute(query)).all()
+            ]
+            if claimed:
+                await session.execute(
+                    update(m)
+                    .where(m.id.in_([c.id for c in claimed]))
+                    .values(claimed_until=now + self.lease, attempts=m.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+        self._held.update(c.id for c in claimed)
         return claimed
 
     def _chains(self, rows: list[_Claimed]) -> list[list[_Claimed]]:
@@ -377,17 +433,19 @@ class OutboxRelay:
             try:
                 await self._write(batch)
             except BaseException:
-                # Keep them for the next writer; if none comes, the leases run out and the
-                # rows are sent again (LINE: deduplicated by the retry key).
+                # Keep the others for the next writer. Ours is given up: its lease runs out
+                # and the row is sent again (LINE: deduplicated by the retry key).
                 self._pending_outcomes[:0] = [o for o in batch if o is not outcome]
+                self._held.discard(outcome.row.id)
                 raise
             for o in batch:
                 o.written = True
+                self._held.discard(o.row.id)
 
     async def _write(self, batch: list[_Outcome]) -> None:
-        now = self.clock.now()
         pending = OutboxMessage.status == OUTBOX_PENDING
-        async with self.sessionmaker() as session, session.begin():
+        async with self._db_lock, self.sessionmaker() as session, session.begin():
+            now = self.clock.now()
             sent_ids = [o.row.id for o in batch if o.result == "sent"]
             if sent_ids:
                 await session.execute(

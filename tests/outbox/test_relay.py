@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.conversation.models import Choice, Reply
 from bot.db import repo
 from bot.db.models import OutboxMessage, User
-from scheduler.outbox import OutboxRelay, enqueue, reply_from_dict, reply_to_dict
+from scheduler.outbox import OutboxRelay, Push, enqueue, enqueue_many, reply_from_dict, reply_to_dict
 from scheduler.ratelimit import ChannelLimit
 from tests.outbox.recording import FakeClock, RecordingSender, RetryLater
 
@@ -52,6 +52,21 @@ async def test_enqueue_splits_recipients_by_the_channel_maximum(sessionmaker):
     assert [u for r in stored[:3] for u in r.recipients] == line_users
     assert len({r.retry_key for r in stored}) == 6
     assert {r.ref for r in stored[:3]} == {"alert:1"}
+
+
+async def test_enqueue_many_writes_different_pushes_in_one_go(sessionmaker):
+    pushes = [
+        Push("line", ["U1", "U2"], [Reply("en")], "event", ref="event:1"),
+        Push("telegram", ["5", "6"], [Reply("vi")], "event", ref="event:1"),
+        Push("line", [], [Reply("nobody")], "event"),
+    ]
+    async with sessionmaker() as s, s.begin():
+        ids = await enqueue_many(s, pushes)
+    stored = await rows(sessionmaker)
+    assert ids == [r.id for r in stored]
+    assert [(r.channel, r.recipients, r.payload[0]["text"]) for r in stored] == [
+        ("line", ["U1", "U2"], "en"), ("telegram", ["5"], "vi"), ("telegram", ["6"], "vi"),
+    ]
 
 
 async def test_enqueue_belongs_to_the_callers_transaction(sessionmaker):
