@@ -4,6 +4,7 @@ real SMTP server on loopback (aiosmtpd) — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -46,10 +47,14 @@ def smtp_server() -> Iterator[tuple[str, Mailbox]]:
     from aiosmtpd.controller import Controller
 
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=0)
+    # aiosmtpd's start() connects to its own port to check it is up, so port 0 cannot be used.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield f"smtp://127.0.0.1:{controller.server.sockets[0].getsockname()[1]}", mailbox
+        yield f"smtp://127.0.0.1:{port}", mailbox
     finally:
         controller.stop()
 
