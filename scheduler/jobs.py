@@ -44,6 +44,7 @@ class RecurringJob:
 
 RECURRING_JOBS: list[RecurringJob] = [
     RecurringJob("jma:poll", "scheduler.jobs:poll_jma_feeds", seconds=60),
+    RecurringJob("consult:sla", "bot.consult.sla:remind_overdue_consultations", seconds=300),
 ]
 
 

@@ -199,7 +199,7 @@ class ConsultationFlow:
         text = language = intent = None
         extra: dict[str, Any] | None = None
         media = None
-        if msg.kind == Kind.TEXT:
+        if msg.kind in (Kind.TEXT, Kind.EDITED):
             text = (msg.text or "")[:cases.MAX_TEXT]
             try:
                 match = engine.matcher.match(text)

@@ -67,7 +67,7 @@ def _staff_language(kb: Any, org: str) -> str:
 
 
 def _describe(kind: str, text: str | None, extra: dict[str, Any] | None) -> str:
-    if kind == "text":
+    if kind in ("text", "edited"):
         return (text or "")[:MAX_QUOTE]
     if kind == "location" and extra:
         where = " ".join(str(extra.get(k)) for k in ("title", "address") if extra.get(k))

@@ -64,3 +64,15 @@ async def remind_overdue_cases(sessionmaker: async_sessionmaker[AsyncSession], n
     if overdue:
         log.info("overdue cases reminded", extra={"count": len(overdue)})
     return len(overdue)
+
+
+async def remind_overdue_consultations(*, ctx: Any = None) -> int:
+    """The recurring scheduler job (scheduler/jobs.py, every 5 minutes): ``remind_overdue_cases``
+    with the job context's database, knowledge base and clock; wakes the local outbox relay."""
+    from scheduler.runner import get_context  # lazy: the scheduler imports jobs by name
+
+    ctx = ctx or get_context()
+    count = await remind_overdue_cases(ctx.sessionmaker, ctx.now(), kb=ctx.kb)
+    if count:
+        ctx.wake_sender()
+    return count

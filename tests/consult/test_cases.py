@@ -239,3 +239,17 @@ async def test_forget_me_removes_messages_and_keeps_statistics(sessionmaker, kb)
     async with sessionmaker() as s, s.begin():
         with pytest.raises(cases.CaseClosed):
             await cases.staff_reply(s, kb, staff, case_id, "anyone there?")
+
+
+async def test_sla_job_runs_from_the_scheduler_registry(sessionmaker, database_url, kb) -> None:
+    from bot.consult.sla import remind_overdue_consultations
+    from scheduler.jobs import RECURRING_JOBS
+    from scheduler.runner import JobContext
+
+    assert any(j.func == "bot.consult.sla:remind_overdue_consultations" for j in RECURRING_JOBS)
+    await _setup(sessionmaker, kb)
+    woken: list[int] = []
+    ctx = JobContext(database_url=database_url, sessionmaker=sessionmaker, kb=kb,
+                     now=lambda: NOW + timedelta(hours=25), notify=lambda: woken.append(1))
+    assert await remind_overdue_consultations(ctx=ctx) == 1 and woken == [1]
+    assert await remind_overdue_consultations(ctx=ctx) == 0

@@ -1,0 +1,63 @@
+"""`kurashi staff …` and `kurashi consult stats` against a real SQLite file."""
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import pytest
+from argon2 import PasswordHasher
+
+from bot.cli import main
+
+
+@pytest.fixture
+def db_file(tmp_path, monkeypatch):
+    path = tmp_path / "kurashi.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return path
+
+
+def test_staff_add_hashes_the_password_read_from_stdin(db_file, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    assert main(["staff", "add", "--org", "otit", "--email", "Mai@OTIT.example", "--name", "Mai",
+                 "--role", "operator", "--telegram-id", "4242", "--password-stdin"]) == 0
+    with sqlite3.connect(db_file) as conn:
+        org, email, role, digest, tg = conn.execute(
+            "select org, email, role, password_hash, telegram_user_id from staff").fetchone()
+    assert (org, email, role, tg) == ("otit", "mai@otit.example", "operator", 4242)
+    assert digest.startswith("$argon2id$") and PasswordHasher().verify(digest, "a long enough secret")
+    assert main(["staff", "list"]) == 0
+    assert "mai@otit.example" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, password, message", [
+    (["--org", "otit", "--email", "a@b.example"], "short\n", "at least"),            # no weak passwords
+    (["--org", "nowhere", "--email", "a@b.example"], "long enough pass\n", "unknown organisation"),
+    (["--org", "otit", "--email", "not-an-email"], "long enough pass\n", "e-mail"),
+])
+def test_staff_add_refuses_bad_input(db_file, monkeypatch, capsys, args, password, message) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(password))
+    assert main(["staff", "add", *args, "--password-stdin"]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_duplicate_email_is_refused(db_file, monkeypatch, capsys) -> None:
+    for expected in (0, 1):
+        monkeypatch.setattr("sys.stdin", io.StringIO("long enough pass\n"))
+        assert main(["staff", "add", "--org", "yfrcc", "--email", "x@y.example", "--password-stdin"]) == expected
+    assert "already" in capsys.readouterr().err
+
+
+def test_notify_targets_and_stats(db_file, capsys) -> None:
+    assert main(["staff", "notify", "--org", "otit", "--telegram-chat", "-1001234", "--email", "desk@otit.example"]) == 0
+    assert "telegram=-1001234" in capsys.readouterr().out
+    assert main(["staff", "notify", "--org", "otit", "--telegram-chat", "not a number"]) == 1
+    assert main(["staff", "notify", "--list"]) == 0
+    assert "desk@otit.example" in capsys.readouterr().out
+    assert main(["consult", "stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["rated"] == 0 and stats["ratings"] == {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}
+    assert main(["consult", "stats"]) == 0
+    assert "ratings" in capsys.readouterr().out
