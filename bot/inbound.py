@@ -34,6 +34,11 @@ log = logging.getLogger("kurashi.inbound")
 #: A LINE reply token is usable for about a minute; an older event is answered by push.
 REPLY_TOKEN_TTL_SECONDS = 50.0
 RESUME_BATCH = 50
+RESUME_INTERVAL_SECONDS = 60.0
+#: Events processed at the same time per process. More does not help: every turn writes to
+#: the database, and concurrent writers only queue on SQLite's lock (measured with
+#: bench/bench_webhook.py: one at a time beats 32 at once); PostgreSQL gains a little more.
+PROCESSING_CONCURRENCY = 4
 
 # One conversation turn at a time per resident, so that two quick messages from the same
 # person are answered in order and never race on their stored state.
@@ -83,27 +88,53 @@ async def process_stored_events(services: Any, ids: Sequence[int] | None = None,
     return len(rows)
 
 
+def _processing_slots(services: Any) -> asyncio.Semaphore:
+    slots = services.extras.get("inbound_slots")
+    if slots is None:
+        slots = services.extras["inbound_slots"] = asyncio.Semaphore(PROCESSING_CONCURRENCY)
+    return slots
+
+
 async def process_claimed_events(services: Any, rows: Sequence[InboundEvent]) -> None:
     """Process rows this process has claimed, stamping each done (or failed) afterwards."""
     for row in rows:
-        error: str | None = None
-        try:
-            await process_inbound_event(services, row)
-        except Exception as exc:  # one bad event must not stop the others; no message text in the error
-            log.exception("inbound event failed", extra={"channel": row.channel, "event_row": row.id})
-            error = type(exc).__name__
-        async with services.sessionmaker() as session, session.begin():
-            await repo.finish_inbound_event(session, row.id, error=error)
+        async with _processing_slots(services):
+            await _process_and_finish(services, row)
 
 
-async def process_pending_events(services: Any) -> int:
-    """At start-up: answer every event left pending (or abandoned mid-processing) by a crash."""
+async def _process_and_finish(services: Any, row: InboundEvent) -> None:
+    error: str | None = None
+    try:
+        await process_inbound_event(services, row)
+    except Exception as exc:  # one bad event must not stop the others; no message text in the error
+        log.exception("inbound event failed", extra={"channel": row.channel, "event_row": row.id})
+        error = type(exc).__name__
+    async with services.sessionmaker() as session, session.begin():
+        await repo.finish_inbound_event(session, row.id, error=error)
+
+
+async def resume_pending_events(services: Any) -> int:
+    """Answer every event left pending (or abandoned mid-processing) by a crash; returns how many."""
     total = 0
     while True:
         done = await process_stored_events(services, None)
         total += done
         if done < RESUME_BATCH:
             return total
+
+
+async def process_pending_events(services: Any, *, interval: float = RESUME_INTERVAL_SECONDS) -> None:
+    """Background sweep started with the app: resume pending events now, then every
+    ``interval`` seconds, so an event whose processor died (its lease ran out) is answered
+    without waiting for the next restart."""
+    while True:
+        try:
+            resumed = await resume_pending_events(services)
+            if resumed:
+                log.info("resumed pending inbound events", extra={"count": resumed})
+        except Exception:  # the database may be briefly unavailable; try again next round
+            log.exception("resuming inbound events failed")
+        await asyncio.sleep(interval)
 
 
 def _age_seconds(row: InboundEvent) -> float:
