@@ -424,9 +424,12 @@ async def plan_jma_alert(
 async def plan_manual_alert(
     session: AsyncSession, kb: Any, texts: dict[str, str], *, now: datetime | None = None,
     areas: list[str] | None = None, languages: list[str] | None = None, urgent: bool = False,
+    key: str | None = None,
 ) -> AlertPlan:
     """An operator's alert: ``texts`` per language (at least one); ``areas`` limits it to
-    districts (users with no area are then left out), ``languages`` to users' languages."""
+    districts (users with no area are then left out), ``languages`` to users' languages.
+    ``key`` (e.g. the preview's one-time id) becomes the hazard key "manual:<key>", so a
+    confirmation sent twice is recognised (``find_manual_alert``)."""
     texts = {k: v for k, v in texts.items() if v and v.strip()}
     if not texts:
         raise ValueError("a manual alert needs a text in at least one language")
@@ -436,10 +439,17 @@ async def plan_manual_alert(
     area_set = frozenset(areas) if areas else city_areas(kb)
     rows = await _select_users(session, areas=area_set, include_no_area=not areas, languages=languages)
     decision = {"texts": texts, "areas": areas or [], "languages": languages or [], "urgent": urgent}
-    plan = AlertPlan(source=SOURCE_MANUAL, kind="manual", hazard_key=f"manual:{now.isoformat()}",
+    plan = AlertPlan(source=SOURCE_MANUAL, kind="manual", hazard_key=f"manual:{key or now.isoformat()}",
                      is_cancellation=False, urgent=urgent, level=None, decision=decision, replies=replies)
     plan.recipients = _recipients(rows, alerts, urgent=urgent, now=now)
     return plan
+
+
+async def find_manual_alert(session: AsyncSession, key: str) -> Alert | None:
+    """The manual alert queued with ``key`` (see plan_manual_alert), if any."""
+    return (await session.execute(
+        select(Alert).where(Alert.hazard_key == f"manual:{key}", Alert.source == SOURCE_MANUAL)
+    )).scalars().first()
 
 
 # --- queueing ---------------------------------------------------------------------------------
