@@ -47,6 +47,9 @@ def sorted_tokens(key: str) -> str:
     return " ".join(sorted(key.split()))
 
 
+#: Only the start of a very long message is matched (rapidfuzz cost grows with length).
+MAX_CHARS = 300
+
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "thresholds.yaml"
 Decision = Literal["answer", "clarify", "decline"]
 
@@ -254,7 +257,8 @@ class Matcher:
         """Per-intent scores of ``text``; ``exclude`` hides one entry (leave-one-out calibration)."""
         cat = self.catalog
         th = self.thresholds
-        key = match_key(text)
+        # A pasted letter is not a question the index can match; keep the cost bounded.
+        key = match_key(text[:MAX_CHARS])
         if lang:
             language, lang_conf = lang, 1.0
         else:

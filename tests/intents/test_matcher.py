@@ -137,3 +137,10 @@ def test_fast_aggregation_equals_brute_force_for_the_top(matcher):
         top_fast = np.argsort(-fast, kind="stable")[:n]
         assert list(top_fast) == list(top_brute)
         assert np.allclose(fast[top_fast], brute[top_brute], atol=1e-5)
+
+
+def test_very_long_message_is_handled(matcher):
+    text = "how do i sort my trash " + "blah " * 5000
+    m = matcher.match(text)
+    assert m.text == text
+    assert m.decision in ("answer", "clarify", "decline")
