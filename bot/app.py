@@ -145,7 +145,7 @@ def create_app(
         try:
             async with services.engine_db.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any driver error means "not healthy"
+        except Exception as exc:  # noqa: BLE001 - any driver error means "not healthy"
             log.warning("health check failed", extra={"error": type(exc).__name__})
             return JSONResponse({"status": "error", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok", "intents": len(services.kb.intents)})

@@ -90,7 +90,7 @@ def test_every_variable_compose_interpolates_is_documented_or_defaulted():
 
 def test_dockerfile_exposes_the_port_compose_publishes(compose):
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    exposed = re.search(r"^EXPOSE\s+(\d+)", dockerfile, re.M).group(1)
+    exposed = re.search(r"^EXPOSE\s+(\d+)", dockerfile, re.MULTILINE).group(1)
     published = [p.rsplit(":", 1)[1] for p in compose["services"]["app"]["ports"]]
     assert exposed in published
     assert "kurashi db upgrade" in dockerfile and "/healthz" in dockerfile

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import IO, Iterable
+from collections.abc import Iterable
+from typing import IO
 
 from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Reply
 

@@ -21,9 +21,8 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app import create_app
-    from bot.settings import Settings
-
     from bot.logging import configure_logging
+    from bot.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)

@@ -30,7 +30,7 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -132,7 +132,7 @@ class ConversationEngine:
         self.matcher = matcher
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.texts = Texts(kb)
         self._consultation = consultation
         #: intent id -> DynamicAnswer; features register theirs here (``engine.dynamic_answers[id] = fn``).
@@ -150,24 +150,23 @@ class ConversationEngine:
                 text = (self.texts.t("event.group", hint) if hint
                         else self.texts.all_languages("event.group", ("ja", "en")))
                 return [Reply(text=text)]
-            async with self.sessionmaker() as session:
-                async with session.begin():
-                    if msg.kind == Kind.UNFOLLOW:
-                        await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
-                        return []
-                    user, created = await repo.get_or_create_user(
-                        session, msg.channel.value, msg.user_id, now=self.clock()
-                    )
-                    if user.status != STATUS_ACTIVE:
-                        user.status = STATUS_ACTIVE   # they wrote again: they can be reached again
-                    turn = Turn(session, user, created, msg, lang=user.language or "en")
-                    await self._dispatch(turn)
-                    decision, lang = turn.decision, turn.lang
-                    # No message text and no user id at INFO: channel, kind, decision, intent only.
-                    log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,
-                                               "decision": decision, "intent": turn.intent, "lang": lang,
-                                               "ms": round((time.perf_counter() - started) * 1000, 1)})
-                    return [self._checked(r) for r in turn.replies]
+            async with self.sessionmaker() as session, session.begin():
+                if msg.kind == Kind.UNFOLLOW:
+                    await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
+                    return []
+                user, created = await repo.get_or_create_user(
+                    session, msg.channel.value, msg.user_id, now=self.clock()
+                )
+                if user.status != STATUS_ACTIVE:
+                    user.status = STATUS_ACTIVE   # they wrote again: they can be reached again
+                turn = Turn(session, user, created, msg, lang=user.language or "en")
+                await self._dispatch(turn)
+                decision, lang = turn.decision, turn.lang
+                # No message text and no user id at INFO: channel, kind, decision, intent only.
+                log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,
+                                           "decision": decision, "intent": turn.intent, "lang": lang,
+                                           "ms": round((time.perf_counter() - started) * 1000, 1)})
+                return [self._checked(r) for r in turn.replies]
         finally:
             metrics.observe_message(msg.channel.value, lang, decision, time.perf_counter() - started)
 
@@ -268,9 +267,8 @@ class ConversationEngine:
         self._ensure_language(turn)
         command = self.texts.command_of(text)
         pending = turn.state.get("await")
-        if pending and command is None:
-            if await self._handle_pending(turn, pending, text):
-                return
+        if pending and command is None and await self._handle_pending(turn, pending, text):
+            return
         if pending:
             turn.set_state(**{"await": None})   # a command (or stale input) cancels the question
         if command is not None:

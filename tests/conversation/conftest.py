@@ -78,4 +78,4 @@ def payloads(reply: Reply) -> list[str]:
     return [c.data for c in (*reply.quick_replies, *reply.buttons)]
 
 
-__all__ = ["ChatDriver", "payloads", "Feedback", "Unanswered", "User"]
+__all__ = ["ChatDriver", "Feedback", "Unanswered", "User", "payloads"]
