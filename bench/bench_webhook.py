@@ -4,8 +4,10 @@ reaches the fake platform API, side by side with a bare ASGI endpoint on the sam
 stack (the ceiling: what uvicorn + the HTTP client alone allow on this machine).
 
 Measured per platform: events/s (events answered / wall time) and p50/p99 latency from
-"webhook sent" to "answer received by the fake platform". Bounded: a few thousand
-requests, well under two minutes. Owns nothing else; imports the fakes from tests/.
+"webhook sent" to "answer received by the fake platform", under load and one event at a
+time. The fakes and the load generator run in a child process so that only the app's CPU
+is measured. Bounded: a few thousand requests (KURASHI_BENCH_WEBHOOK_EVENTS per platform).
+Owns nothing else; imports the fakes from tests/.
 """
 from __future__ import annotations
 
@@ -149,29 +151,22 @@ async def _ceiling(client: aiohttp.ClientSession, base: str, body: bytes, name: 
     return _summary(name, CEILING_REQUESTS, latencies, time.perf_counter() - started)
 
 
-async def _run() -> dict[str, Any]:
-    from bot.app import create_app
-    from bot.settings import Settings
+async def _load(conn: Any) -> None:
+    """Child process: the fake platforms and the load generator, so that their CPU is not
+    charged to the app under test. Talks to the parent over ``conn``."""
     from tests.fakes.line_api import FakeLineAPI
     from tests.fakes.telegram_api import FakeTelegramAPI
     from tests.fakes.webhooks import line_body, line_signed, line_text_event, telegram_text_update
 
     questions = _questions()
-    tmp = tempfile.TemporaryDirectory(prefix="kurashi-bench-webhook-")
     # Validation against the specs is the tests' job; here it would measure openapi-core.
     line_api = await FakeLineAPI(validate=False).start()
     telegram_api = await FakeTelegramAPI(validate=False).start()
-    settings = Settings(
-        _env_file=None,
-        database_url=f"sqlite+aiosqlite:///{tmp.name}/bench.db",
-        line_channel_secret=line_api.channel_secret, line_channel_access_token=line_api.access_token,
-        line_api_base_url=line_api.base_url, telegram_bot_token=telegram_api.token,
-        telegram_webhook_secret=TELEGRAM_SECRET, telegram_api_base_url=telegram_api.base_url,
-        run_sender=True, run_scheduler=False, log_level="WARNING",
-    )
+    conn.send({"line": line_api.base_url, "line_token": line_api.access_token, "line_secret": line_api.channel_secret,
+               "telegram": telegram_api.base_url, "telegram_token": telegram_api.token})
+    urls = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+    base, bare_base = urls["app"], urls["bare"]
     results: dict[str, Any] = {}
-    server, task, base = await _serve(create_app(settings))
-    bare_server, bare_task, bare_base = await _serve(_bare_app)
     try:
         # aiohttp as the load generator: on this stack httpx's client costs ~20x more per request.
         connector = aiohttp.TCPConnector(limit=CONCURRENCY)
@@ -187,13 +182,12 @@ async def _run() -> dict[str, Any]:
                 requests.append((f"{base}/webhooks/line", body, line_signed(body, line_api.channel_secret)))
             started = time.perf_counter()
             sent = await _drive(client, requests)
-            await line_api.wait_until(lambda: len(line_api.deliveries) >= LINE_EVENTS, timeout=240)
+            await line_api.wait_until(lambda: len(line_api.deliveries) >= LINE_EVENTS, timeout=300)
             arrival = {}
             for record in line_api.requests_to("/v2/bot/message/reply"):
                 if record.status == 200:
                     arrival[record.json["replyToken"]] = record.at
-            # RecordedRequest.at is time.monotonic(); perf_counter and monotonic share no epoch,
-            # so convert through the offset measured now.
+            # RecordedRequest.at is time.monotonic(); convert through the offset to perf_counter.
             offset = time.perf_counter() - time.monotonic()
             latencies = [(arrival[t] + offset - sent[i]) * 1000 for i, t in enumerate(tokens) if t in arrival]
             wall = max(arrival.values()) + offset - started if arrival else 0.0
@@ -222,11 +216,10 @@ async def _run() -> dict[str, Any]:
                 body = json.dumps(update).encode("utf-8")
                 requests.append((f"{base}/webhooks/telegram", body,
                                  {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}))
-            already = len(telegram_api.sent)
             started = time.perf_counter()
             sent = await _drive(client, requests)
             await telegram_api.wait_until(
-                lambda: len({m["chat_id"] for m in telegram_api.sent[already:]}) >= TELEGRAM_EVENTS, timeout=240)
+                lambda: len({m["chat_id"] for m in telegram_api.sent}) >= TELEGRAM_EVENTS, timeout=300)
             first_arrival: dict[str, float] = {}
             for call in telegram_api.calls_of("sendMessage"):
                 chat = str(call.params.get("chat_id"))
@@ -250,12 +243,55 @@ async def _run() -> dict[str, Any]:
             results["telegram"]["sequential_p50_ms"] = round(_percentile(one_by_one, 0.5), 2)
             results["telegram"]["sequential_p99_ms"] = round(_percentile(one_by_one, 0.99), 2)
             results["telegram_ceiling"] = await _ceiling(client, bare_base, requests[0][1], "bare ASGI (Telegram body)")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        results = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
-        await _stop(server, task)
-        await _stop(bare_server, bare_task)
         await line_api.stop()
         await telegram_api.stop()
+    conn.send(results)
+
+
+def _load_main(conn: Any) -> None:
+    asyncio.run(_load(conn))
+
+
+async def _run() -> dict[str, Any]:
+    import multiprocessing
+
+    from bot.app import create_app
+    from bot.settings import Settings
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_load_main, args=(child,), daemon=True)
+    process.start()
+    loop = asyncio.get_running_loop()
+    tmp = tempfile.TemporaryDirectory(prefix="kurashi-bench-webhook-")
+    try:
+        fakes = await loop.run_in_executor(None, parent.recv)
+        settings = Settings(
+            _env_file=None,
+            database_url=f"sqlite+aiosqlite:///{tmp.name}/bench.db",
+            line_channel_secret=fakes["line_secret"], line_channel_access_token=fakes["line_token"],
+            line_api_base_url=fakes["line"], telegram_bot_token=fakes["telegram_token"],
+            telegram_webhook_secret=TELEGRAM_SECRET, telegram_api_base_url=fakes["telegram"],
+            run_sender=True, run_scheduler=False, log_level="WARNING",
+        )
+        server, task, base = await _serve(create_app(settings))
+        bare_server, bare_task, bare_base = await _serve(_bare_app)
+        try:
+            parent.send({"app": base, "bare": bare_base})
+            results = await loop.run_in_executor(None, parent.recv)
+        finally:
+            await _stop(server, task)
+            await _stop(bare_server, bare_task)
+    finally:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
         tmp.cleanup()
+    if "error" in results:
+        raise RuntimeError(f"load generator failed: {results['error']}")
 
     for platform in ("line", "telegram"):
         ceiling = results[f"{platform}_ceiling"]["events_per_s"]
@@ -263,7 +299,7 @@ async def _run() -> dict[str, Any]:
         results[platform]["share_of_ceiling"] = round(got / ceiling, 3) if ceiling and got else None
     results["setup"] = {
         "concurrency": CONCURRENCY, "line_users": USERS, "database": "sqlite",
-        "server": f"uvicorn {uvicorn.__version__}, one process; client, fakes and app share one event loop",
+        "server": f"uvicorn {uvicorn.__version__}, one app process; fakes and load generator in a child process",
         "telegram_chats": "one new chat per update (every update is a first contact)",
         "latency": "webhook sent → first answer received by the fake platform API; under load it is "
                    "mostly queueing (webhooks are acknowledged at once, answers follow at the processing "
