@@ -16,10 +16,10 @@ from fastapi import FastAPI
 
 from bot.app import create_app
 from bot.consult import cases as case_service
+from bot.consult.staff import add_staff
 from bot.db import repo
 from bot.db.consult_models import Case, Staff
 from bot.settings import Settings
-from bot.web.console.auth import hash_password
 from knowledge.loader import DEFAULT_DIR, KnowledgeBase
 from knowledge.schema import PartnersFile
 from tests.conversation.kbfixture import load_fixture_kb
@@ -50,12 +50,10 @@ class Console:
 
     async def add_staff(self, email: str, org: str, *, role: str = "staff", name: str | None = None,
                         password: str = PASSWORD) -> Staff:
+        """A staff account made the way ``kurashi staff add`` makes it."""
         async with self.sessionmaker() as s, s.begin():
-            staff = Staff(org=org, email=email.lower(), name=name, role=role,
-                          password_hash=hash_password(password))
-            s.add(staff)
-            await s.flush()
-        return staff
+            return await add_staff(s, self.services.kb, org=org, email=email, password=password, name=name,
+                                   role=role)
 
     async def add_case(self, *, user_id: str, org: str = "otit", topic: str = "work", language: str = "vi",
                        texts: tuple[str, ...] = ("Công ty không trả lương cho tôi 2 tháng.",),

@@ -2,6 +2,8 @@
 sessions, CSRF, the login rate limit, organisation isolation, inbox filters, case actions."""
 from __future__ import annotations
 
+import struct
+import zlib
 from datetime import timedelta
 
 import pytest
@@ -18,6 +20,17 @@ from bot.web.console.auth import (
     CurrentOperator,
 )
 from tests.console.conftest import Console, csrf_of
+
+
+def make_png(width: int, height: int, rgb: tuple[int, int, int] = (11, 92, 173)) -> bytes:
+    """A plain-colour PNG (a stand-in for the photo of a pay slip)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -264,3 +277,27 @@ async def test_session_cookie_is_secure_behind_https(database_url: str, public: 
                                                "csrf_token": token})
         assert "Secure" in page.headers["set-cookie"]
         assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
+
+
+async def test_case_page_shows_locations_stickers_and_images_that_could_not_be_fetched(console: Console):
+    from bot.consult import cases as case_service
+
+    await console.add_staff("iwata@otit.example", "otit")
+    case = await console.add_case(user_id="U" + "8" * 32)
+    async with console.sessionmaker() as s, s.begin():
+        stored = await s.get(Case, case.id)
+        kb = console.services.kb
+        await case_service.resident_message(s, kb, stored, kind="location", extra={
+            "latitude": 34.1785, "longitude": 131.4737, "address": "山口市亀山町2-1", "title": "会社"})
+        await case_service.resident_message(s, kb, stored, kind="sticker", text="(sad)")
+        await case_service.resident_message(s, kb, stored, kind="image",
+                                            media=MediaContent(None, error="content expired (410)"))
+        await case_service.resident_message(s, kb, stored, text="<script>alert(1)</script>", language="vi")
+    async with console.client() as client:
+        await console.login(client, "iwata@otit.example")
+        page = (await client.get(f"/console/cases/{case.id}")).text
+
+    assert "山口市亀山町2-1" in page and "34.1785" in page and "131.4737" in page
+    assert "[スタンプ Sticker] (sad)" in page
+    assert "Image not available: content expired (410)" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
