@@ -49,7 +49,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.models import Choice, Reply
-from bot.db.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENT, STATUS_ACTIVE, OutboxMessage, User, utcnow
+from bot.db.models import (
+    OUTBOX_FAILED,
+    OUTBOX_PENDING,
+    OUTBOX_SENT,
+    STATUS_ACTIVE,
+    OutboxMessage,
+    User,
+    utcnow,
+)
 from bot.db.scheduler_models import (
     ENTRY_ALERTED,
     ENTRY_FAILED,
@@ -406,7 +414,7 @@ async def plan_jma_alert(
         targets = [
             a for a in prior
             if not a.is_cancellation and a.created_at >= now - CANCEL_LOOKBACK
-            and ({tuple(e)[0] for e in (a.decision or {}).get("issued") or []} & cancelled_categories)
+            and ({e[0] for e in (a.decision or {}).get("issued") or []} & cancelled_categories)
         ]
         if not targets:
             return plan

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import fcntl
 import logging
 import os
@@ -94,7 +93,6 @@ class JobContext:
 
 
 _context: JobContext | None = None
-_context_var: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("kurashi_job_ctx", default=None)
 
 
 def set_context(ctx: JobContext | None) -> None:
@@ -105,7 +103,7 @@ def set_context(ctx: JobContext | None) -> None:
 
 def get_context() -> JobContext:
     """The JobContext of the running process; RuntimeError when none was set."""
-    ctx = _context_var.get() or _context
+    ctx = _context
     if ctx is None:
         raise RuntimeError("no JobContext: start a SchedulerRunner or pass ctx= to the job")
     return ctx
@@ -284,7 +282,7 @@ class _PostgresLock(_Lock):
         try:
             await asyncio.wait_for(self.conn.execute(text("SELECT 1")), timeout=10)
             return True
-        except Exception:
+        except Exception:  # any driver/network error means the session (and the lock) may be gone
             log.warning("scheduler: lost the leader connection")
             with contextlib.suppress(Exception):
                 await self.conn.close()

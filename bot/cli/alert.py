@@ -60,7 +60,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 async def _ingest(data: bytes, args: argparse.Namespace) -> int:
     from scheduler.alerts import ingest_telegram
 
-    settings, engine, sessionmaker, kb = await _setup()
+    _, engine, sessionmaker, kb = await _setup()
     try:
         async with sessionmaker() as session, session.begin():
             try:

@@ -25,7 +25,7 @@ from scheduler.jma import is_relevant_title
 from tests.fakes._common import REFERENCE_DIR, LoopbackServer
 
 JMA_DIR = REFERENCE_DIR / "jma"
-_ENTRY = re.compile(r"<entry>.*?</entry>\s*", re.S)
+_ENTRY = re.compile(r"<entry>.*?</entry>\s*", re.DOTALL)
 
 
 @dataclass

@@ -11,7 +11,6 @@ from bot.db.session import create_engine_and_sessionmaker
 from tests.scheduler.conftest import add_users, outbox_rows
 from tests.scheduler.test_alerts import CITY_USERS, OTHER_USERS, TSUNAMI_DRILL, YAMAGUCHI_WARNING
 
-
 # The CLI runs on the real clock: no quiet hours here, so the counts do not depend on the time of day.
 USERS = [{k: v for k, v in u.items() if not k.startswith("quiet")} for u in CITY_USERS]
 
