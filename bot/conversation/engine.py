@@ -456,7 +456,7 @@ class ConversationEngine:
         for related in intent.related[:MAX_RELATED]:
             if related in self.kb.intents:
                 choices.append(Choice(self.texts.intent_label(related, turn.lang), f"i:{related}"))
-        if intent_id != "smalltalk.thanks":
+        if intent_id.split(".", 1)[0] not in HIDDEN_PREFIXES:   # no 👍/👎 under small talk
             choices += [Choice(self.t(turn, "fb.up"), f"fb:+:{intent_id}"),
                         Choice(self.t(turn, "fb.down"), f"fb:-:{intent_id}")]
         choices.append(Choice(self.t(turn, "menu.btn.menu"), "m"))

@@ -354,3 +354,10 @@ def test_system_message_with_an_unverified_contact_fact_is_marked(kb):
     text = texts.t("consult.contact", "en")
     assert f"{yfrcc.phone}※" in text and text.endswith(kb.messages["fact.unverified"]["en"])
     assert "※" not in Texts(kb).t("consult.contact", "en") or not kb.contacts["yfrcc"].verified
+
+
+async def test_small_talk_gets_its_answer_without_feedback_buttons(chat: ChatDriver, kb):
+    await chat.follow(hint="vi")
+    replies = await chat.say("cảm ơn")
+    assert replies[0].text.startswith("Không có gì.")
+    assert not [d for d in payloads(replies[0]) if d.startswith("fb:")]
