@@ -137,6 +137,8 @@ class ConsultationFlow:
             hours = engine.t(turn, "consult.hours_unknown")
         text = engine.t(turn, "consult.who", org=self._name(picked.org, turn.lang), hours=hours,
                         due=_local(due_at(partner, now, turn.lang)))
+        if not partner.verified or (contact is not None and not contact.verified):
+            text = f"{text}\n\n{engine.t(turn, 'fact.unverified')}"   # never present unsure facts as sure
         self._set(turn, {"step": "consent", "topic": topic, "org": picked.org})
         replies.append(Reply(text, quick_replies=[Choice(engine.t(turn, "consult.btn.yes"), "k:y"),
                                                   Choice(engine.t(turn, "consult.btn.no"), "k:n")]))
@@ -204,7 +206,10 @@ class ConsultationFlow:
             try:
                 match = engine.matcher.match(text)
                 language = getattr(match, "language", None) or turn.lang
-                intent = getattr(match, "intent", None) if getattr(match, "decision", "") == "answer" else None
+                # The matcher's best guess even when it would only ask "did you mean" (staff see
+                # it as a hint next to the text, never as a decision).
+                decision = getattr(match, "decision", "")
+                intent = getattr(match, "intent", None) if decision in ("answer", "clarify") else None
             except Exception:  # the matcher must never lose a resident's message
                 log.exception("matcher failed on a case message")
                 language = turn.lang

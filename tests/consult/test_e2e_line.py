@@ -5,6 +5,7 @@ answers (to the case, not the matcher) → staff close → the rating question �
 Also: the way back to the bot, an image kept with the case, forget-me with an open case."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from bot.db.models import User
 from tests.fakes.webhooks import line_body, line_message_event, line_postback_event, line_text_event
 
 USER = "U" + "7" * 32
+WEEKEND = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)           # Saturday 19:00 in Yamaguchi
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200 + b"\xff\xd9"
 
 
@@ -198,3 +200,17 @@ async def test_forget_me_with_an_open_case(consult_app) -> None:
         assert kept.user_id is None and kept.status == "closed" and kept.outcome == "forgotten"
         assert (await s.execute(select(CaseMessage))).first() is None
         assert (await s.execute(select(CaseMedia))).first() is None
+
+
+async def test_unverified_organisation_facts_are_marked(consult_app) -> None:
+    app = consult_app
+    await press(app, "l:vi")
+    await press(app, "s:seg:trainee")
+    offer = await press(app, "c:work")                          # OTIT: facts from an old handbook copy
+    assert "OTIT" in _texts(offer)
+    assert "※" in _texts(offer)
+    app.services.engine.clock = lambda: WEEKEND
+    await press(app, "k:n")
+    offer = await press(app, "c:health")                        # the centre: official facts, closed now
+    text = _texts(offer)
+    assert "※" not in text and "12/01 08:30" in text            # opens again Tuesday 08:30
