@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from intents.matcher import THRESHOLDS_FILE, Matcher, Thresholds
 from intents.catalog import cjk_view, match_key, ngram_features
 from intents.langdetect import detect_language
+from intents.matcher import THRESHOLDS_FILE, Matcher, Thresholds
 from intents.normalize import DIGIT, is_cjk_text, script_profile
 
 NEGATIVES_FILE = Path(__file__).resolve().parent / "data" / "out_of_scope.yaml"
@@ -260,7 +260,7 @@ def calibrate(matcher: Matcher) -> Thresholds:
         pos = f.truth >= 0
         acc = float(((f.best_intent == f.truth) & pos).sum()) / max(1, int(pos.sum()))
         if best is None or acc > best[0] + 1e-9:
-            best = (acc, dict(w_tfidf=w, other_language=other, w_centroid=wc, w_max=wm, top_k=k), f)
+            best = (acc, {"w_tfidf": w, "other_language": other, "w_centroid": wc, "w_max": wm, "top_k": k}, f)
     _, weights, f = best
     th, utility, rates = _search(f)
     source = {"method": "leave-one-out over knowledge-base samples + intents/data/out_of_scope.yaml + "

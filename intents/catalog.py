@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -110,14 +111,18 @@ class Postings:
         return self.span.get(f)
 
     def dot(self, vec: dict[str, float]) -> np.ndarray:
-        spans = [(self.span[f], w) for f, w in vec.items() if f in self.span]
-        if not spans:
+        span = self.span
+        ids_parts: list[np.ndarray] = []
+        w_parts: list[np.ndarray] = []
+        for f, w in vec.items():
+            ab = span.get(f)
+            if ab is not None:
+                ids_parts.append(self.ids[ab[0]:ab[1]])
+                w_parts.append(self.weights[ab[0]:ab[1]] * w)
+        if not ids_parts:
             return np.zeros(self.n_docs, dtype=np.float32)
-        ids = np.concatenate([self.ids[a:b] for (a, b), _ in spans])
-        ws = np.concatenate([self.weights[a:b] for (a, b), _ in spans])
-        qw = np.repeat(np.asarray([w for _, w in spans], dtype=np.float32),
-                       [b - a for (a, b), _ in spans])
-        return np.bincount(ids, weights=ws * qw, minlength=self.n_docs).astype(np.float32)
+        return np.bincount(np.concatenate(ids_parts), weights=np.concatenate(w_parts),
+                           minlength=self.n_docs).astype(np.float32)
 
 
 class TfidfIndex:
@@ -139,7 +144,7 @@ class TfidfIndex:
         return {f: w / norm for f, w in vec.items() if w > 0}
 
     @staticmethod
-    def _postings(vectors: list[dict[str, float]]) -> "Postings":
+    def _postings(vectors: list[dict[str, float]]) -> Postings:
         lists: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
         for doc_id, vec in enumerate(vectors):
             for f, w in vec.items():
@@ -148,7 +153,7 @@ class TfidfIndex:
                 ws.append(w)
         return Postings(lists, len(vectors))
 
-    def grouped(self, groups: list[int], n_groups: int) -> tuple["Postings", np.ndarray, np.ndarray]:
+    def grouped(self, groups: list[int], n_groups: int) -> tuple[Postings, np.ndarray, np.ndarray]:
         """Centroids of groups of docs (an intent's entries): their postings (unit length),
         the length of each unnormalised sum, and each doc's dot product with its own group's
         sum (both let calibration take one doc out of its centroid exactly)."""
@@ -174,7 +179,7 @@ class TfidfIndex:
         return {f: w / norm for f, w in vec.items()}, known / len(feats)
 
     @staticmethod
-    def cosine(vec: dict[str, float], postings: "Postings", size: int | None = None) -> np.ndarray:
+    def cosine(vec: dict[str, float], postings: Postings, size: int | None = None) -> np.ndarray:
         return postings.dot(vec)
 
     def query(self, feats: Counter) -> tuple[np.ndarray, float]:
@@ -206,7 +211,7 @@ class Catalog:
         self.exact = {k: next(iter(v)) for k, v in exact.items() if len(v) == 1 and k}
 
     @classmethod
-    def build(cls, kb: "KnowledgeBase") -> "Catalog":
+    def build(cls, kb: KnowledgeBase) -> Catalog:
         entries: list[Entry] = []
         seen: set[tuple[str, str]] = set()
         for iid, intent in kb.intents.items():

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from intents.matcher import Match, Matcher
 
@@ -110,7 +110,7 @@ def evaluate(matcher: Matcher, rows: Iterable[Labelled], use_lang: bool = False)
 
 
 def format_report(result: dict, path: Path) -> str:
-    pct = lambda x: "  n/a" if x is None else f"{100 * x:5.1f}%"  # noqa: E731
+    pct = lambda x: "  n/a" if x is None else f"{100 * x:5.1f}%"
     lines = [
         f"evaluation on {path}",
         f"  in-scope messages     {result['in_scope']}",

@@ -16,8 +16,17 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from intents.normalize import (DEVANAGARI, HAN, HANGUL, KANA, LATIN, MYANMAR, fold_diacritics, normalize,
-                               script_profile)
+from intents.normalize import (
+    DEVANAGARI,
+    HAN,
+    HANGUL,
+    KANA,
+    LATIN,
+    MYANMAR,
+    fold_diacritics,
+    normalize,
+    script_profile,
+)
 
 FALLBACK = "en"
 
@@ -38,71 +47,12 @@ _JA_ONLY_HAN -= _ZH_ONLY_HAN
 # Latin word lists, already diacritic-folded. Weight 1.0 = typical of that language only;
 # shared words (no, o, di, ka, ...) appear in several lists with lower weights.
 _WORDS: dict[str, dict[str, float]] = {
-    "vi": dict.fromkeys((
-        "toi tui ban khong ko k cua la gi dau nhu the nao lam sao duoc dc can muon hoi xin chao cam "
-        "co rac nha viec tien bao hiem ngay gio may bi cho voi va nay thi tu den ve mot cac nhung phai "
-        "nguoi xe dap benh vien cap cuu dong dat lut thong tin ho tro dang ky chuyen nop thue luong huu "
-        "con hoc truong tieng nhat viet ngan hang gui nuoc cong ty thuc tap sinh the so ca nhan phieu "
-        "cu tru loai phan thu gom lich lon kien tu lanh dieu hoa ti vi tivi anh chi em oi a nhe "
-        "vay chu roi sau truoc trong ngoai khi neu cung van da dang se muon biet o dau bo ba me "
-        "kham chua thuoc dau om sot chay tro mat trom canh sat quay roi luat su ung ho tro giup "
-        "dia chi giay to ho chieu visa gia han doi het han song lam thu tuc thong bao tam dung "
-        "dinh kem ngu dich phien thong phong chong thien tai so tan lanh nan bao dong ket chuc mung"
-    ).split(), 1.0),
-    "en": dict.fromkeys((
-        "the a an is are am i my me you your how what where when why which who can could do does "
-        "to for of in on with at it this that there please help want need get have has about "
-        "garbage trash rubbish waste hello hi hey thanks thank card insurance tax hospital clinic "
-        "doctor sick ill police fire ambulance earthquake typhoon rain flood shelter school child "
-        "work job boss salary wage wages paid unpaid apartment rent bank account money send bike "
-        "bicycle japanese class lesson language change settings delete data stop event events city "
-        "hall office open hours address phone number move moving out leave leaving japan register "
-        "registration certificate residence visa renew renewal pension health emergency night "
-        "holiday find near nearest day days collection sort sorting bulky furniture tv fridge "
-        "and or not no yes ok okay good morning evening any some should must will would if from "
-        "by be been was were his her our they them their menu list topics interpreter translate"
-    ).split(), 1.0),
-    "id": dict.fromkeys((
-        "saya aku bagaimana gimana mana apa tidak nggak gak enggak yang dan ke untuk bisa sampah buang "
-        "kapan hari rumah sakit kartu asuransi pajak gaji kerja tolong terima kasih selamat pagi siang "
-        "malam halo gempa banjir polisi kebakaran kantor ada ini itu dengan mau ingin cara membuang "
-        "dimana di mana berapa kenapa mengapa sudah belum harus boleh perlu tempat pindah alamat "
-        "daftar pendaftaran kota balai anak sekolah bayi lahir hamil uang kirim rekening bank "
-        "sepeda belajar bahasa jepang kelas acara bantuan penerjemah dokter obat darurat topan "
-        "hujan pengungsian evakuasi kami kita mereka dia juga atau dari pada saat bagaimanakah"
-    ).split(), 1.0),
-    "tl": dict.fromkeys((
-        "ang ng mga sa ako ko mo po paano saan ano kailan magkano basura ba na kung hindi wala may "
-        "ito iyan yung yun salamat kumusta kamusta trabaho sahod ospital pera bahay tulong lindol "
-        "bagyo pulis sunog ko akin aking namin natin kami tayo sila siya nila niya lang din rin "
-        "naman pa kasi pwede puwede gusto kailangan dito diyan doon maraming marami magandang umaga "
-        "gabi hapon araw tapon itapon paaralan anak bata pagbubuntis panganganak pasaporte "
-        "bisikleta nihongo klase wika palitan tanong tulungan tawag tumawag amo sweldo suweldo "
-        "sobra oras lumipat lipat tirahan opisina munisipyo"
-    ).split(), 1.0),
-    "pt": dict.fromkeys((
-        "como onde os as do da dos das que nao para uma um eu meu minha lixo quando dia cartao "
-        "seguro imposto salario trabalho obrigado obrigada ola bom boa ajuda terremoto policia fogo "
-        "incendio casa banco conta posso preciso quero fazer tem tenho voce voces esta estou sao "
-        "qual quais quanto quanta por porque muito mais hoje amanha noite tarde escola crianca filho "
-        "filha mudanca mudar endereco prefeitura hospital medico emergencia ambulancia chuva tufao "
-        "abrigo evacuacao aula japones lingua idioma mudar configuracao apagar dados eventos festa "
-        "dinheiro enviar bicicleta gravidez nascimento interprete tradutor aluguel apartamento"
-    ).split(), 1.0),
-    "ja": dict.fromkeys((
-        "gomi desu masu doko nani itsu dou byouin byoin shiyakusho kuyakusho zairyu kaado hoken nenkin "
-        "zeikin jishin hinan hinanjo keisatsu kyuukyuusha kyukyusha arigatou arigato arigatoo "
-        "konnichiwa konnichiha ohayou ohayo sumimasen onegaishimasu onegai shitai dashikata bunbetsu "
-        "youbi yobi getsuyoubi kayoubi suiyoubi mokuyoubi kinyoubi doyoubi nichiyoubi tenshutsu "
-        "tennyu tennyuu tenkyo juminhyo juuminhyou mainanba nihongo kyoushitsu kyoshitsu apaato "
-        "ginkou ginko jitensha gakkou gakko hoikuen shussan soudan sodan tsuuyaku tsuyaku ibento "
-        "matsuri yamaguchi moeru moenai sodai shigen kaji kega kyuukyuu kyukyu taifuu taifu ooame "
-        "oame kasai yakusho shinsei tetsuzuki todoke kudasai oshiete oshiete shiritai wakaranai "
-        "ikitai nan nanyoubi naniyoubi dasu dashite suteru sutetai desuka masuka koban kouban "
-        "kenkou hokensho zeikin juminzei juuminzei kosodate hoikusho kodomo ninshin boshi techo "
-        "hinanbasho keikai reberu bousai bosai hijou hijouyou mochidashi hanzai dorobo dorobou "
-        "roudou rodo kyuuryou kyuryo zangyou zangyo jisshuusei jisshusei ginou ryuugakusei"
-    ).split(), 1.0),
+    "vi": dict.fromkeys(["toi", "tui", "ban", "khong", "ko", "k", "cua", "la", "gi", "dau", "nhu", "the", "nao", "lam", "sao", "duoc", "dc", "can", "muon", "hoi", "xin", "chao", "cam", "co", "rac", "nha", "viec", "tien", "bao", "hiem", "ngay", "gio", "may", "bi", "cho", "voi", "va", "nay", "thi", "tu", "den", "ve", "mot", "cac", "nhung", "phai", "nguoi", "xe", "dap", "benh", "vien", "cap", "cuu", "dong", "dat", "lut", "thong", "tin", "ho", "tro", "dang", "ky", "chuyen", "nop", "thue", "luong", "huu", "con", "hoc", "truong", "tieng", "nhat", "viet", "ngan", "hang", "gui", "nuoc", "cong", "ty", "thuc", "tap", "sinh", "the", "so", "ca", "nhan", "phieu", "cu", "tru", "loai", "phan", "thu", "gom", "lich", "lon", "kien", "tu", "lanh", "dieu", "hoa", "ti", "vi", "tivi", "anh", "chi", "em", "oi", "a", "nhe", "vay", "chu", "roi", "sau", "truoc", "trong", "ngoai", "khi", "neu", "cung", "van", "da", "dang", "se", "muon", "biet", "o", "dau", "bo", "ba", "me", "kham", "chua", "thuoc", "dau", "om", "sot", "chay", "tro", "mat", "trom", "canh", "sat", "quay", "roi", "luat", "su", "ung", "ho", "tro", "giup", "dia", "chi", "giay", "to", "ho", "chieu", "visa", "gia", "han", "doi", "het", "han", "song", "lam", "thu", "tuc", "thong", "bao", "tam", "dung", "dinh", "kem", "ngu", "dich", "phien", "thong", "phong", "chong", "thien", "tai", "so", "tan", "lanh", "nan", "bao", "dong", "ket", "chuc", "mung"], 1.0),
+    "en": dict.fromkeys(["the", "a", "an", "is", "are", "am", "i", "my", "me", "you", "your", "how", "what", "where", "when", "why", "which", "who", "can", "could", "do", "does", "to", "for", "of", "in", "on", "with", "at", "it", "this", "that", "there", "please", "help", "want", "need", "get", "have", "has", "about", "garbage", "trash", "rubbish", "waste", "hello", "hi", "hey", "thanks", "thank", "card", "insurance", "tax", "hospital", "clinic", "doctor", "sick", "ill", "police", "fire", "ambulance", "earthquake", "typhoon", "rain", "flood", "shelter", "school", "child", "work", "job", "boss", "salary", "wage", "wages", "paid", "unpaid", "apartment", "rent", "bank", "account", "money", "send", "bike", "bicycle", "japanese", "class", "lesson", "language", "change", "settings", "delete", "data", "stop", "event", "events", "city", "hall", "office", "open", "hours", "address", "phone", "number", "move", "moving", "out", "leave", "leaving", "japan", "register", "registration", "certificate", "residence", "visa", "renew", "renewal", "pension", "health", "emergency", "night", "holiday", "find", "near", "nearest", "day", "days", "collection", "sort", "sorting", "bulky", "furniture", "tv", "fridge", "and", "or", "not", "no", "yes", "ok", "okay", "good", "morning", "evening", "any", "some", "should", "must", "will", "would", "if", "from", "by", "be", "been", "was", "were", "his", "her", "our", "they", "them", "their", "menu", "list", "topics", "interpreter", "translate"], 1.0),
+    "id": dict.fromkeys(["saya", "aku", "bagaimana", "gimana", "mana", "apa", "tidak", "nggak", "gak", "enggak", "yang", "dan", "ke", "untuk", "bisa", "sampah", "buang", "kapan", "hari", "rumah", "sakit", "kartu", "asuransi", "pajak", "gaji", "kerja", "tolong", "terima", "kasih", "selamat", "pagi", "siang", "malam", "halo", "gempa", "banjir", "polisi", "kebakaran", "kantor", "ada", "ini", "itu", "dengan", "mau", "ingin", "cara", "membuang", "dimana", "di", "mana", "berapa", "kenapa", "mengapa", "sudah", "belum", "harus", "boleh", "perlu", "tempat", "pindah", "alamat", "daftar", "pendaftaran", "kota", "balai", "anak", "sekolah", "bayi", "lahir", "hamil", "uang", "kirim", "rekening", "bank", "sepeda", "belajar", "bahasa", "jepang", "kelas", "acara", "bantuan", "penerjemah", "dokter", "obat", "darurat", "topan", "hujan", "pengungsian", "evakuasi", "kami", "kita", "mereka", "dia", "juga", "atau", "dari", "pada", "saat", "bagaimanakah"], 1.0),
+    "tl": dict.fromkeys(["ang", "ng", "mga", "sa", "ako", "ko", "mo", "po", "paano", "saan", "ano", "kailan", "magkano", "basura", "ba", "na", "kung", "hindi", "wala", "may", "ito", "iyan", "yung", "yun", "salamat", "kumusta", "kamusta", "trabaho", "sahod", "ospital", "pera", "bahay", "tulong", "lindol", "bagyo", "pulis", "sunog", "ko", "akin", "aking", "namin", "natin", "kami", "tayo", "sila", "siya", "nila", "niya", "lang", "din", "rin", "naman", "pa", "kasi", "pwede", "puwede", "gusto", "kailangan", "dito", "diyan", "doon", "maraming", "marami", "magandang", "umaga", "gabi", "hapon", "araw", "tapon", "itapon", "paaralan", "anak", "bata", "pagbubuntis", "panganganak", "pasaporte", "bisikleta", "nihongo", "klase", "wika", "palitan", "tanong", "tulungan", "tawag", "tumawag", "amo", "sweldo", "suweldo", "sobra", "oras", "lumipat", "lipat", "tirahan", "opisina", "munisipyo"], 1.0),
+    "pt": dict.fromkeys(["como", "onde", "os", "as", "do", "da", "dos", "das", "que", "nao", "para", "uma", "um", "eu", "meu", "minha", "lixo", "quando", "dia", "cartao", "seguro", "imposto", "salario", "trabalho", "obrigado", "obrigada", "ola", "bom", "boa", "ajuda", "terremoto", "policia", "fogo", "incendio", "casa", "banco", "conta", "posso", "preciso", "quero", "fazer", "tem", "tenho", "voce", "voces", "esta", "estou", "sao", "qual", "quais", "quanto", "quanta", "por", "porque", "muito", "mais", "hoje", "amanha", "noite", "tarde", "escola", "crianca", "filho", "filha", "mudanca", "mudar", "endereco", "prefeitura", "hospital", "medico", "emergencia", "ambulancia", "chuva", "tufao", "abrigo", "evacuacao", "aula", "japones", "lingua", "idioma", "mudar", "configuracao", "apagar", "dados", "eventos", "festa", "dinheiro", "enviar", "bicicleta", "gravidez", "nascimento", "interprete", "tradutor", "aluguel", "apartamento"], 1.0),
+    "ja": dict.fromkeys(["gomi", "desu", "masu", "doko", "nani", "itsu", "dou", "byouin", "byoin", "shiyakusho", "kuyakusho", "zairyu", "kaado", "hoken", "nenkin", "zeikin", "jishin", "hinan", "hinanjo", "keisatsu", "kyuukyuusha", "kyukyusha", "arigatou", "arigato", "arigatoo", "konnichiwa", "konnichiha", "ohayou", "ohayo", "sumimasen", "onegaishimasu", "onegai", "shitai", "dashikata", "bunbetsu", "youbi", "yobi", "getsuyoubi", "kayoubi", "suiyoubi", "mokuyoubi", "kinyoubi", "doyoubi", "nichiyoubi", "tenshutsu", "tennyu", "tennyuu", "tenkyo", "juminhyo", "juuminhyou", "mainanba", "nihongo", "kyoushitsu", "kyoshitsu", "apaato", "ginkou", "ginko", "jitensha", "gakkou", "gakko", "hoikuen", "shussan", "soudan", "sodan", "tsuuyaku", "tsuyaku", "ibento", "matsuri", "yamaguchi", "moeru", "moenai", "sodai", "shigen", "kaji", "kega", "kyuukyuu", "kyukyu", "taifuu", "taifu", "ooame", "oame", "kasai", "yakusho", "shinsei", "tetsuzuki", "todoke", "kudasai", "oshiete", "oshiete", "shiritai", "wakaranai", "ikitai", "nan", "nanyoubi", "naniyoubi", "dasu", "dashite", "suteru", "sutetai", "desuka", "masuka", "koban", "kouban", "kenkou", "hokensho", "zeikin", "juminzei", "juuminzei", "kosodate", "hoikusho", "kodomo", "ninshin", "boshi", "techo", "hinanbasho", "keikai", "reberu", "bousai", "bosai", "hijou", "hijouyou", "mochidashi", "hanzai", "dorobo", "dorobou", "roudou", "rodo", "kyuuryou", "kyuryo", "zangyou", "zangyo", "jisshuusei", "jisshusei", "ginou", "ryuugakusei"], 1.0),
 }
 
 # Words shared by several languages: lower weights, counted for each.

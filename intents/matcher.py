@@ -28,6 +28,7 @@ How a message is scored
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -38,7 +39,7 @@ from rapidfuzz import fuzz, process
 
 from intents.catalog import Catalog, cjk_view, match_key, ngram_features
 from intents.langdetect import detect_language
-from intents.normalize import DIGIT, LATIN, is_cjk_text, script_profile
+from intents.normalize import is_cjk_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.loader import KnowledgeBase
@@ -46,6 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def sorted_tokens(key: str) -> str:
     return " ".join(sorted(key.split()))
 
+
+_LETTER = re.compile(r"[^\s\d]")
 
 #: Only the start of a very long message is matched (rapidfuzz cost grows with length).
 MAX_CHARS = 300
@@ -103,7 +106,7 @@ class Thresholds:
     source: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> "Thresholds":
+    def load(cls, path: Path | str | None = None) -> Thresholds:
         path = Path(path) if path else THRESHOLDS_FILE
         if not path.exists():
             return cls()
@@ -167,7 +170,7 @@ class Matcher:
         self._cjk_choices = [cjk_view(entries[i].key) for i in self._cjk_idx]
 
     @classmethod
-    def from_knowledge(cls, kb: "KnowledgeBase", thresholds: Thresholds | None = None) -> "Matcher":
+    def from_knowledge(cls, kb: KnowledgeBase, thresholds: Thresholds | None = None) -> Matcher:
         return cls(Catalog.build(kb), thresholds)
 
     # ---- scoring --------------------------------------------------------------------
@@ -263,8 +266,7 @@ class Matcher:
             language, lang_conf = lang, 1.0
         else:
             language, lang_conf = detect_language(text)
-        prof = script_profile(key)
-        has_letters = any(s != DIGIT for s in prof)
+        has_letters = _LETTER.search(key) is not None
         if not key or not len(cat.entries):
             return Scored(key, language, lang_conf, np.zeros(len(cat.intent_ids), np.float32), 0.0, has_letters)
         cos, rf, known, cc = self.signals(key)
@@ -281,7 +283,7 @@ class Matcher:
             best = int(np.argmax(s))
             if s[best] > 0:
                 e = cat.entries[best]
-                if not e.is_term and (LATIN in prof) == (not e.cjk):
+                if not e.is_term and e.cjk == is_cjk_text(key):
                     language = e.lang
         return Scored(key, language, lang_conf, intent_scores, known, has_letters, exact)
 

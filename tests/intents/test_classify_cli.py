@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-
 from pathlib import Path
 
 FIXTURE_KB = Path(__file__).resolve().parent / "fixtures" / "knowledge"
@@ -15,7 +14,7 @@ KEYS = ["text", "intent", "decision", "confidence", "language", "suggestions"]
 def run_classify(stdin: str, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())",
            "classify", "--knowledge", str(FIXTURE_KB), *extra]
-    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, encoding="utf-8", timeout=120)
+    return subprocess.run(cmd, check=False, input=stdin, capture_output=True, text=True, encoding="utf-8", timeout=120)
 
 
 def test_one_json_object_per_line_in_order_with_blank_lines_declined():
@@ -70,6 +69,6 @@ def test_broken_knowledge_base_is_reported_not_crashed(tmp_path):
     (tmp_path / "topics" / "x.yaml").write_text("group: x\nintents: [{id: BAD}]\n")
     cmd = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())",
            "classify", "--knowledge", str(tmp_path)]
-    proc = subprocess.run(cmd, input="hello\n", capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, check=False, input="hello\n", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "knowledge base" in proc.stderr and proc.stdout == ""
