@@ -478,6 +478,15 @@ class OutboxRelay:
                 log.info("outbox: row %s %s (attempt %s): %s", o.row.id, o.result, o.row.attempts, o.error)
 
 
+async def delivery_report(session: AsyncSession, ref: str) -> dict[str, int]:
+    """Recipients per status ("pending", "sent", "failed") of every push queued with ``ref`` (e.g. "alert:12")."""
+    report = {OUTBOX_PENDING: 0, OUTBOX_SENT: 0, OUTBOX_FAILED: 0}
+    rows = await session.execute(select(OutboxMessage.status, OutboxMessage.recipients).where(OutboxMessage.ref == ref))
+    for status, recipients in rows:
+        report[status] = report.get(status, 0) + len(recipients or [])
+    return report
+
+
 async def prune_outbox(
     session: AsyncSession, *, older_than: timedelta = timedelta(days=30), now: datetime | None = None
 ) -> int:

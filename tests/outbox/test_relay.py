@@ -4,12 +4,21 @@ from datetime import timedelta
 from itertools import pairwise
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.conversation.models import Choice, Reply
 from bot.db import repo
 from bot.db.models import OutboxMessage, User
-from scheduler.outbox import OutboxRelay, Push, enqueue, enqueue_many, reply_from_dict, reply_to_dict
+from scheduler.outbox import (
+    OutboxRelay,
+    Push,
+    delivery_report,
+    enqueue,
+    enqueue_many,
+    prune_outbox,
+    reply_from_dict,
+    reply_to_dict,
+)
 from scheduler.ratelimit import ChannelLimit
 from tests.outbox.recording import FakeClock, RecordingSender, RetryLater
 
@@ -275,3 +284,83 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_line_duplicates_nothin
     duplicated = [k for k, n in telegram.items() if n > 1]
     assert all(n <= 2 for n in telegram.values())
     assert len(duplicated) == killed_in_flight["telegram"]
+
+
+async def test_delivery_report_counts_recipients_by_status(sessionmaker):
+    clock = FakeClock()
+    out = senders(clock)
+    out["telegram"].blocked = {"2"}
+    async with sessionmaker() as s, s.begin():
+        await enqueue(s, channel="telegram", recipients=["1", "2", "3"], replies=[Reply("a")], kind="alert",
+                      ref="alert:7", now=clock.now())
+        await enqueue(s, channel="line", recipients=["U1", "U2"], replies=[Reply("a")], kind="alert",
+                      ref="alert:7", send_after=clock.now() + timedelta(hours=1), now=clock.now())
+        await enqueue(s, channel="line", recipients=["U9"], replies=[Reply("b")], kind="alert", ref="alert:8",
+                      now=clock.now())
+    await drain(OutboxRelay(sessionmaker, out, FAST, clock))
+    async with sessionmaker() as s:
+        report = await delivery_report(s, "alert:7")
+    assert report == {"pending": 2, "sent": 2, "failed": 1}
+
+
+async def test_prune_outbox_keeps_pending_and_recent_rows(sessionmaker):
+    clock = FakeClock()
+    old = clock.now() - timedelta(days=40)
+    async with sessionmaker() as s, s.begin():
+        sent = await enqueue(s, channel="line", recipients=["U1"], replies=[Reply("old, sent")], kind="push", now=old)
+        await enqueue(s, channel="line", recipients=["U2"], replies=[Reply("old, pending")], kind="push", now=old)
+        sent += await enqueue(s, channel="line", recipients=["U3"], replies=[Reply("new, sent")], kind="push",
+                              now=clock.now())
+    async with sessionmaker() as s, s.begin():
+        await s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(status="sent"))
+    async with sessionmaker() as s, s.begin():
+        pruned = await prune_outbox(s, now=clock.now())
+    assert pruned == 1
+    assert [r.recipients for r in await rows(sessionmaker)] == [["U2"], ["U3"]]
+
+
+async def test_graceful_stop_finishes_and_stamps_rows_in_flight(sessionmaker):
+    out = senders()
+    gate = asyncio.Event()
+    out["line"].gate = gate
+    async with sessionmaker() as s, s.begin():
+        await enqueue(s, channel="line", recipients=["U1"], replies=[Reply("x")], kind="push")
+    relay = OutboxRelay(sessionmaker, out, FAST)
+    task = asyncio.create_task(relay.run())
+    await wait_for(lambda: out["line"].entered == 1)
+
+    relay.stop()
+    gate.set()
+    await task
+
+    [row] = await rows(sessionmaker)
+    assert row.status == "sent" and out["line"].received() == Counter({("U1", "x"): 1})
+
+
+async def test_a_running_relay_keeps_the_lease_of_a_slow_send(sessionmaker):
+    out = senders(line_dedupes=False)
+    gate = asyncio.Event()
+    out["line"].gate = gate
+    async with sessionmaker() as s, s.begin():
+        await enqueue(s, channel="line", recipients=["U1"], replies=[Reply("slow")], kind="push")
+    slow = OutboxRelay(sessionmaker, out, FAST, lease=timedelta(seconds=1.5))
+    task = asyncio.create_task(slow.run())
+    await wait_for(lambda: out["line"].entered == 1)
+
+    await asyncio.sleep(4)  # well past the first lease: renewed every 0.5 s meanwhile
+    other = await OutboxRelay(sessionmaker, out, FAST).relay_once()
+    gate.set()
+    slow.stop()
+    await task
+
+    assert other == 0
+    assert len(out["line"].calls) == 1
+    assert [r.status for r in await rows(sessionmaker)] == ["sent"]
+
+
+async def wait_for(predicate, attempts: int = 1000) -> None:
+    for _ in range(attempts):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
