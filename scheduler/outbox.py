@@ -46,6 +46,7 @@ from bot.channels.base import ChannelSender, PermanentFailure, RetryLater
 from bot.conversation.models import Card, Choice, Reply
 from bot.db import repo
 from bot.db.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENT, OutboxMessage, utcnow
+from bot.metrics import record_send_failure
 from scheduler.ratelimit import ChannelLimit, Clock, RateLimiter, SystemClock
 
 log = logging.getLogger(__name__)
@@ -473,9 +474,12 @@ class OutboxRelay:
                         await repo.mark_status(session, o.row.channel, o.blocked, "blocked")
                 await session.execute(where.values(**values).execution_options(synchronize_session=False))
         for o in batch:
-            self.stats[o.result if o.result != "retry" or o.row.attempts < self.max_attempts else "failed"] += 1
-            if o.result in ("retry", "failed"):
-                log.info("outbox: row %s %s (attempt %s): %s", o.row.id, o.result, o.row.attempts, o.error)
+            result = o.result if o.result != "retry" or o.row.attempts < self.max_attempts else "failed"
+            self.stats[result] += 1
+            if result in ("retry", "failed"):
+                reason = "retry" if result == "retry" else ("blocked" if o.blocked else "permanent")
+                record_send_failure(o.row.channel, reason)
+                log.info("outbox: row %s %s (attempt %s): %s", o.row.id, result, o.row.attempts, o.error)
 
 
 async def delivery_report(session: AsyncSession, ref: str) -> dict[str, int]:

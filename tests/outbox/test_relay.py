@@ -4,6 +4,7 @@ from datetime import timedelta
 from itertools import pairwise
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from bot.conversation.models import Choice, Reply
@@ -177,9 +178,12 @@ async def test_permanent_failure_marks_the_user_blocked(sessionmaker):
         await enqueue(s, channel="telegram", recipients=["42", "43"], replies=[Reply("news")], kind="event",
                       now=clock.now())
     relay = OutboxRelay(sessionmaker, out, FAST, clock)
+    blocked_sends = {"channel": "telegram", "reason": "blocked"}
+    before = REGISTRY.get_sample_value("kurashi_send_failures_total", blocked_sends) or 0
 
     assert await drain(relay) == 2
 
+    assert REGISTRY.get_sample_value("kurashi_send_failures_total", blocked_sends) == before + 1
     stored = await rows(sessionmaker)
     assert [(r.recipients, r.status) for r in stored] == [(["42"], "failed"), (["43"], "sent")]
     assert "blocked" in stored[0].last_error
