@@ -18,7 +18,7 @@ when changing nested values.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -67,7 +67,7 @@ OUTBOX_FAILED = "failed"
 
 def utcnow() -> datetime:
     """The current instant, timezone-aware UTC (the only clock default the models use)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -86,7 +86,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             # Keep one text format in SQLite so that string comparison = time comparison.
             return value.replace(tzinfo=None)
@@ -96,8 +96,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 # BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" auto-increments (and is 64-bit).
