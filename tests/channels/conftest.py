@@ -59,7 +59,8 @@ class Kurashi:
         """Wait until every webhook's background processing has finished."""
         loop_deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            pending = [t for t in self.services.tasks if t.get_name().startswith("inbound") and not t.done()]
+            pending = [t for t in self.services.tasks
+                       if t.get_name() in ("inbound-line", "inbound-telegram") and not t.done()]
             if not pending:
                 return
             remaining = loop_deadline - asyncio.get_running_loop().time()
@@ -111,3 +112,11 @@ async def kurashi(sqlite_url: str, line_api: FakeLineAPI, telegram_api: FakeTele
             harness = Kurashi(app, client, settings, line_api, telegram_api)
             yield harness
             await harness.settle()
+
+
+@pytest.fixture
+def line_api_spec() -> None:
+    from tests.fakes.line_api import line_spec_available
+
+    if not line_spec_available():
+        pytest.skip("../shared/reference/line-openapi is absent")

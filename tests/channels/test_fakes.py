@@ -202,3 +202,52 @@ def test_telegram_walker_flags_unknown_missing_and_wrong_types(telegram_api_spec
                                   "my-chat-member-blocked.json", "my-chat-member-unblocked.json"])
 def test_telegram_samples_are_valid_updates(telegram_api_spec: None, name: str) -> None:
     assert object_errors(load_telegram_sample(name), "Update") == []
+
+
+def _all_line_builders() -> list[tuple[str, bytes]]:
+    from tests.fakes.webhooks import (
+        line_body,
+        line_follow_event,
+        line_join_event,
+        line_message_event,
+        line_postback_event,
+        line_text_event,
+        line_unfollow_event,
+    )
+
+    return [
+        ("text", line_body(line_text_event(USER, "hello"))),
+        ("group text", line_body(line_text_event(USER, "hi", group_id="C" + "1" * 32))),
+        ("sticker", line_body(line_message_event(USER, {"type": "sticker", "packageId": "1", "stickerId": "2",
+                                                        "stickerResourceType": "STATIC"}))),
+        ("image", line_body(line_message_event(USER, {"type": "image", "contentProvider": {"type": "line"}}))),
+        ("postback", line_body(line_postback_event(USER, "menu"))),
+        ("follow", line_body(line_follow_event(USER))),
+        ("unfollow", line_body(line_unfollow_event(USER))),
+        ("join", line_body(line_join_event("C" + "2" * 32))),
+    ]
+
+
+@pytest.mark.parametrize("name, body", _all_line_builders(), ids=[n for n, _ in _all_line_builders()])
+def test_line_webhook_builders_make_valid_deliveries(line_api_spec: None, name: str, body: bytes) -> None:
+    from tests.fakes.line_api import webhook_body_errors
+
+    assert webhook_body_errors(body) == []
+
+
+def test_line_webhook_validator_catches_a_broken_event(line_api_spec: None) -> None:
+    from tests.fakes.line_api import webhook_body_errors
+    from tests.fakes.webhooks import line_body, line_text_event
+
+    event = line_text_event(USER, "hello")
+    del event["deliveryContext"]
+    assert webhook_body_errors(line_body(event))
+
+
+def test_telegram_update_builders_make_valid_updates(telegram_api_spec: None) -> None:
+    from tests.fakes import webhooks as w
+
+    updates = [w.telegram_text_update(5, "hi"), w.telegram_text_update(5, "/start"), w.telegram_edited_update(5, "x"),
+               w.telegram_callback_update(5, "menu"), w.telegram_sticker_update(5), w.telegram_photo_update(5),
+               w.telegram_my_chat_member_update(5), w.telegram_my_chat_member_update(5, blocked=False)]
+    assert [object_errors(u, "Update") for u in updates] == [[] for _ in updates]

@@ -505,3 +505,27 @@ class FakeLineAPI(LoopbackServer):
         record = await self._record(request)
         self.record_violation(record, "path not served by FakeLineAPI (not used by kurashi, or a wrong path)")
         return await self._answer(record, 404, {"message": "Not found"})
+
+
+@functools.lru_cache(maxsize=1)
+def _webhook_openapi() -> Any:
+    from openapi_core import OpenAPI
+
+    path = shared_path("line-openapi", "webhook.yml")
+    return None if path is None else OpenAPI.from_file_path(str(path))
+
+
+def webhook_body_errors(body: bytes) -> list[str]:
+    """Why ``body`` is not a valid LINE webhook delivery (``POST /callback`` of webhook.yml)."""
+    from openapi_core.testing import MockRequest
+
+    api = _webhook_openapi()
+    if api is None:
+        return []
+    request = MockRequest("https://example.com", "POST", "/callback", data=body,
+                          headers={"Content-Type": "application/json"})
+    out = []
+    for error in api.iter_request_errors(request):
+        details = [getattr(s, "message", str(s))[:200] for s in getattr(error.__cause__, "schema_errors", ())]
+        out.append(f"{type(error).__name__}: {'; '.join(details) or error}")
+    return out
