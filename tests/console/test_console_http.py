@@ -114,9 +114,14 @@ async def test_every_post_needs_the_session_csrf_token(console: Console):
                                    data={"outcome": "resolved", "csrf_token": foreign_token})
         logout = await client.post("/console/logout", data={})
         ok = await client.post(f"/console/cases/{case.id}/reply", data={"text": "Xin chào", "csrf_token": token})
+    async with console.client() as anonymous:
+        # Without a session a form post is sent to the login page (and does nothing).
+        expired = await anonymous.post(f"/console/cases/{case.id}/close",
+                                       data={"outcome": "resolved", "csrf_token": token})
 
     assert [r.status_code for r in (no_login_token, missing, wrong, stolen, logout)] == [403] * 5
     assert ok.status_code == 303 and ok.headers["location"] == f"/console/cases/{case.id}?done=reply"
+    assert expired.status_code == 303 and expired.headers["location"].startswith("/console/login?next=")
     async with console.sessionmaker() as s:
         replies = (await s.execute(select(CaseMessage.text).where(CaseMessage.direction == "out"))).scalars().all()
         status = await s.scalar(select(Case.status).where(Case.id == case.id))

@@ -8,7 +8,8 @@ Owns, for every console page (ours and the scheduler's operator pages):
   with role "operator"; any other signed-in staff get 403.
 - ``csrf_field(request) -> Markup`` (also a Jinja global) and ``verify_csrf(request)``:
   the hidden ``csrf_token`` input on every form and its check (403) on every POST —
-  use ``dependencies=[Depends(verify_csrf)]`` on each POST route.
+  use ``dependencies=[Depends(verify_csrf)]`` on each POST route (a POST without any
+  session is redirected to the login page instead).
 - ``hash_password`` / ``verify_password`` (argon2id, argon2-cffi defaults).
 - ``login(...)``: check a password under the rate limit, record the attempt.
 
@@ -207,6 +208,10 @@ def csrf_field(request: Request) -> Markup:
 async def verify_csrf(request: Request) -> None:
     """FastAPI dependency for every POST: the form's ``csrf_token`` must match the session's
     (or, on the login form, the login cookie's) token — else 403."""
+    if _read_session(request) is None and request.url.path != f"{PREFIX}/login":
+        # The session ended (12 hours, password changed) while a form was open: the login
+        # page, not a bare 403 — nothing is done either way.
+        raise _login_redirect(request)
     form = await request.form()
     sent = form.get(CSRF_FIELD)
     expected = [t for t in (getattr(_read_session(request), "csrf", None), _read_login_token(request)) if t]
