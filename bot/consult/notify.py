@@ -248,6 +248,10 @@ async def handle_staff_group_update(services: Any, channel: str, event: dict[str
         orgs = list((await session.execute(
             select(OrgSettings.org).where(OrgSettings.telegram_chat_id == chat_id))).scalars())
         if not orgs:
+            if message is None and isinstance(event.get("my_chat_member"), dict):
+                # Tell the operator how to make this group an organisation's staff group.
+                log.info("telegram group is not a staff group; register it with "
+                         "`kurashi staff notify --org ORG --telegram-chat %s`", chat_id)
             return False
         if message is None:
             return True                                   # edits, buttons, membership changes
