@@ -104,7 +104,21 @@ def kurashi_settings(database_url: str, line_api: FakeLineAPI, telegram_api: Fak
 
 @pytest.fixture
 async def kurashi(sqlite_url: str, line_api: FakeLineAPI, telegram_api: FakeTelegramAPI) -> AsyncIterator[Kurashi]:
-    settings = kurashi_settings(sqlite_url, line_api, telegram_api)
+    """The app on SQLite, talking to the fakes."""
+    async for harness in _run_kurashi(sqlite_url, line_api, telegram_api):
+        yield harness
+
+
+@pytest.fixture
+async def kurashi_any_db(database_url: str, line_api: FakeLineAPI,
+                         telegram_api: FakeTelegramAPI) -> AsyncIterator[Kurashi]:
+    """The app on SQLite and on PostgreSQL (skipped without KURASHI_TEST_POSTGRES_URL)."""
+    async for harness in _run_kurashi(database_url, line_api, telegram_api):
+        yield harness
+
+
+async def _run_kurashi(database_url: str, line_api: FakeLineAPI, telegram_api: FakeTelegramAPI) -> AsyncIterator[Kurashi]:
+    settings = kurashi_settings(database_url, line_api, telegram_api)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

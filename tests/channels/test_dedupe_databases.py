@@ -1,0 +1,35 @@
+"""De-duplication of webhook deliveries on both databases: concurrent identical deliveries
+and redeliveries are stored once and answered once (SQLite and PostgreSQL)."""
+from __future__ import annotations
+
+import asyncio
+
+from tests.fakes.webhooks import line_body, line_text_event, telegram_text_update
+
+USER = "U" + "f" * 32
+CHAT = 31337
+
+
+async def test_line_concurrent_duplicates_are_answered_once(kurashi_any_db) -> None:
+    k = kurashi_any_db
+    token = k.line_api.issue_reply_token(USER)
+    body = line_body(line_text_event(USER, "garbage", reply_token=token))
+    responses = await asyncio.gather(*(k.post_line(body) for _ in range(6)))
+    await k.settle()
+    redelivered = await k.post_line(body)
+    await k.settle()
+    assert {r.status_code for r in responses} | {redelivered.status_code} == {200}
+    assert len(k.line_api.requests_to("/v2/bot/message/reply")) == 1
+    assert [e.status for e in await k.stored_events("line")] == ["done"]
+
+
+async def test_telegram_concurrent_duplicates_are_answered_once(kurashi_any_db) -> None:
+    k = kurashi_any_db
+    update = telegram_text_update(CHAT, "garbage")
+    await asyncio.gather(*(k.post_telegram(update) for _ in range(6)))
+    await k.settle()
+    once = len(k.telegram_api.sent)
+    await k.post_telegram(update)
+    await k.settle()
+    assert once >= 1 and len(k.telegram_api.sent) == once
+    assert [e.status for e in await k.stored_events("telegram")] == ["done"]
