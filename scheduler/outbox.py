@@ -57,6 +57,8 @@ CHANNEL_MAX_RECIPIENTS: dict[str, int] = {"line": 500, "telegram": 1}
 LINE_MESSAGES_PER_REQUEST = 5
 LINE_TEXT_LIMIT = 5000
 TELEGRAM_TEXT_LIMIT = 4096
+#: A Retry-After pauses the whole channel for at most this long (the row itself waits the full time).
+MAX_CHANNEL_PAUSE = 300.0
 
 
 # --- payload (de)serialisation ---------------------------------------------------------
@@ -412,6 +414,9 @@ class OutboxRelay:
             try:
                 await sender.push(row.recipients, replies, retry_key=row.retry_key)
             except RetryLater as exc:
+                if exc.retry_after:
+                    # A 429 is about the whole bot, not this row: slow the channel down too.
+                    self.limiter.pause(row.channel, min(exc.retry_after, MAX_CHANNEL_PAUSE))
                 delay = max(exc.retry_after or 0.0, self.backoff(row.attempts))
                 return _Outcome(row, "retry", delay=delay, error=f"RetryLater: {exc}"[:500])
             except PermanentFailure as exc:

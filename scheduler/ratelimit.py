@@ -81,6 +81,11 @@ class TokenBucket:
         if delay > 0:
             await self.clock.sleep(delay)
 
+    def pause(self, seconds: float) -> None:
+        """Let nothing new through for ``seconds`` (the platform said "slow down")."""
+        self._refill()
+        self._level = min(self._level, -seconds * self.rate)
+
 
 @dataclass(frozen=True)
 class ChannelLimit:
@@ -169,6 +174,12 @@ class RateLimiter:
         self._since_sweep += 1
         if self._since_sweep >= self._SWEEP_EVERY:
             self._sweep()
+
+    def pause(self, channel: str, seconds: float) -> None:
+        """After a 429 with Retry-After: hold every new send of ``channel`` back for ``seconds``."""
+        bucket = self._overall.get(channel)
+        if bucket is not None and seconds > 0:
+            bucket.pause(seconds)
 
     def _sweep(self) -> None:
         self._since_sweep = 0

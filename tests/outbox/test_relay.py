@@ -368,3 +368,20 @@ async def wait_for(predicate, attempts: int = 1000) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not reached")
+
+
+async def test_a_429_with_retry_after_slows_the_whole_channel(sessionmaker):
+    clock = FakeClock()
+    out = senders(clock)
+    out["telegram"].fail_next = [RetryLater("429", retry_after=10)]
+    async with sessionmaker() as s, s.begin():
+        await enqueue(s, channel="telegram", recipients=["1", "2"], replies=[Reply("x")], kind="event",
+                      now=clock.now())
+    relay = OutboxRelay(sessionmaker, out, FAST, clock)
+    t0 = clock.monotonic()
+
+    assert await relay.relay_once(max_rows=1) == 1   # chat 1: 429
+    assert await relay.relay_once(max_rows=1) == 1   # chat 2 waits for the pause
+
+    [second] = out["telegram"].delivered
+    assert second.recipients == ["2"] and second.at - t0 >= 10
