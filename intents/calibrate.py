@@ -279,10 +279,17 @@ def write_thresholds(th: Thresholds, path: Path | None = None) -> None:
 
 def cli_calibrate(args) -> int:
     """``kurashi kb calibrate [--write]``; args.write: bool."""
-    from knowledge.loader import KnowledgeError, load_knowledge
+    from knowledge.loader import DEFAULT_DIR, KnowledgeError, load_knowledge
 
+    root = getattr(args, "knowledge", None)
+    if getattr(args, "write", False) and root is not None and Path(root).resolve() != DEFAULT_DIR.resolve():
+        # intents/thresholds.yaml belongs to the installed knowledge base; thresholds of
+        # another one (a test fixture, a draft) must not silently replace them.
+        print("kurashi kb calibrate: --write only calibrates the installed knowledge base; "
+              "drop --knowledge or drop --write", file=sys.stderr)
+        return 2
     try:
-        kb = load_knowledge(getattr(args, "knowledge", None))
+        kb = load_knowledge(root)
     except KnowledgeError as exc:
         print(f"kurashi kb calibrate: {exc}", file=sys.stderr)
         return 1

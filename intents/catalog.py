@@ -31,8 +31,12 @@ def match_key(text: str) -> str:
     return fold_kana(fold_diacritics(normalize(text)))
 
 
-def latin_view(key: str) -> str:
-    return key
+def content_view(key: str) -> str:
+    """Latin key without function words (unless nothing else is left), tokens sorted: the
+    string rapidfuzz compares, so "saan ang …" is not similar to every Tagalog sample."""
+    words = key.split()
+    content = [w for w in words if w not in STOPWORDS] or words
+    return " ".join(sorted(content))
 
 
 def cjk_view(key: str) -> str:
@@ -41,6 +45,19 @@ def cjk_view(key: str) -> str:
 
 
 NGRAM_SIZES = (3, 4)
+#: Function words of the Latin-script languages (diacritics folded). They still count, at a
+#: quarter of a content word: with few samples in a language, idf alone cannot tell that
+#: Tagalog "ang" or romaji "ni" say as little as English "the".
+STOPWORDS = frozenset("""
+the a an is are am was be to of in on at for and or it this that my me i you your do does can
+with from by as
+no ni wa ga wo de to ka mo ne yo desu masu
+ang ng sa mga po ba ko mo na ay si ni
+di ke yang dan itu ini dari untuk dengan
+o a os as de do da dos das que e em um uma no na
+la cua thi ma va cho voi nhung cac mot
+""".split())
+STOPWORD_WEIGHT = 0.25
 WORD_NGRAM_MASS = 4.0
 
 
@@ -60,12 +77,13 @@ def ngram_features(key: str) -> Counter:
                 if i + 1 < len(chars):
                     feats["2:" + chars[i:i + 2]] += 1
         else:
-            feats["w:" + word] += 1
+            weight = STOPWORD_WEIGHT if word in STOPWORDS else 1.0
+            feats["w:" + word] += weight
             padded = f" {word} "
             grams = [f"{n}:" + padded[i:i + n] for n in NGRAM_SIZES for i in range(len(padded) - n + 1)]
             # Every word carries the same n-gram mass, so a long common word ("registration")
             # cannot drown the short word that decides the intent ("birth").
-            share = WORD_NGRAM_MASS / max(1, len(grams))
+            share = weight * WORD_NGRAM_MASS / max(1, len(grams))
             for g in grams:
                 feats[g] += share
     # CJK bigrams across the (optional) spaces of Korean/Japanese writing.
@@ -128,13 +146,28 @@ class Postings:
 class TfidfIndex:
     """Sparse char n-gram TF-IDF with an inverted index; cosine against every entry in one pass."""
 
-    def __init__(self, docs: list[Counter]):
+    def __init__(self, docs: list[Counter], groups: list[str] | None = None):
+        """``groups`` names each doc's language (and script): a feature's idf is its lowest
+        idf within any one group, so a function word of a language with few samples
+        (Tagalog "ang", romaji "ni") is as cheap as "the" is in English, instead of looking
+        rare because the whole corpus has few Tagalog samples."""
         self.n_docs = len(docs)
+        groups = groups or [""] * len(docs)
         df: Counter = Counter()
-        for feats in docs:
+        group_df: dict[str, Counter] = defaultdict(Counter)
+        group_n: Counter = Counter(groups)
+        for feats, g in zip(docs, groups):
             df.update(feats.keys())
+            group_df[g].update(feats.keys())
         self.df = df
-        self.idf = {f: math.log((1 + self.n_docs) / (1 + d)) + 1.0 for f, d in df.items()}
+        idf: dict[str, float] = {}
+        for g, counts in group_df.items():
+            n = group_n[g]
+            for f, d in counts.items():
+                value = math.log((1 + n) / (1 + d)) + 1.0
+                if value < idf.get(f, math.inf):
+                    idf[f] = value
+        self.idf = idf
         self.vectors = [self._weigh(feats) for feats in docs]
         self.postings = self._postings(self.vectors)
 
@@ -201,7 +234,8 @@ class Catalog:
         self.entry_lang = np.asarray([self.langs.index(e.lang) for e in entries], dtype=np.int16)
         self.latin_choices = [e.key if not e.cjk else "" for e in entries]
         self.cjk_choices = [cjk_view(e.key) if e.cjk else "" for e in entries]
-        self.tfidf = TfidfIndex([ngram_features(e.key) for e in entries])
+        self.tfidf = TfidfIndex([ngram_features(e.key) for e in entries],
+                                [f"{e.lang}-{'cjk' if e.cjk else 'latin'}" for e in entries])
         self.centroids, self.centroid_norms, self.centroid_self_dot = self.tfidf.grouped(
             self.entry_intent.tolist(), len(intent_ids))
         # Exact (folded) text → intents having it; used for an unambiguous short-cut.

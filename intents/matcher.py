@@ -10,12 +10,15 @@ How a message is scored
 2. The language: forced by the caller, else ``detect_language``.
 3. Two signals against every entry (sample question or official term):
    - rapidfuzz with a scorer per script. Latin text is word-based: ``token_sort_ratio``
-     (order-free, still penalises extra words; computed as ``fuzz.ratio`` on token-sorted
-     strings, the choices sorted once). CJK text has no spaces: ``fuzz.ratio`` on the
-     characters with spaces removed. Processors are applied explicitly beforehand (RapidFuzz 3 does
-     no preprocessing by default), so ``processor=None`` is deliberate.
+     on the content words (function words of en/ja-romaji/tl/id/pt/vi dropped, see
+     ``catalog.content_view``), computed as ``fuzz.ratio`` on the token-sorted strings with
+     the choices prepared once at build time. CJK text has no spaces: ``fuzz.ratio`` on
+     the characters with spaces removed. Processors are applied explicitly beforehand
+     (RapidFuzz 3 does no preprocessing by default), so ``processor=None`` is deliberate.
+     Scores are rescaled above the message's median score (the "shares letters with
+     everything" floor).
    - cosine similarity of character n-gram TF-IDF vectors (catches partial words and
-     misspellings that reorder the string).
+     misspellings; idf per language so function words stay cheap in every language).
    The entry score is a weighted mean, multiplied by a small penalty when the entry's
    language is not the message's language (residents mix languages, so all are kept).
 4. An intent's score mixes the mean of its ``top_k`` best entries (one lucky sample is
@@ -37,15 +40,13 @@ import numpy as np
 import yaml
 from rapidfuzz import fuzz, process
 
-from intents.catalog import Catalog, cjk_view, match_key, ngram_features
+from intents.catalog import Catalog, cjk_view, content_view, match_key, ngram_features
 from intents.langdetect import detect_language
 from intents.normalize import is_cjk_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.loader import KnowledgeBase
 
-def sorted_tokens(key: str) -> str:
-    return " ".join(sorted(key.split()))
 
 
 _LETTER = re.compile(r"[^\s\d]")
@@ -166,7 +167,7 @@ class Matcher:
         self._lang_codes = {lang: i for i, lang in enumerate(catalog.langs)}
         self._latin_idx = np.flatnonzero([not e.cjk for e in entries])
         self._cjk_idx = np.flatnonzero([e.cjk for e in entries])
-        self._latin_sorted = [sorted_tokens(entries[i].key) for i in self._latin_idx]
+        self._latin_sorted = [content_view(entries[i].key) for i in self._latin_idx]
         self._cjk_choices = [cjk_view(entries[i].key) for i in self._cjk_idx]
 
     @classmethod
@@ -192,7 +193,7 @@ class Matcher:
         elif len(self._latin_idx):
             # token_sort_ratio == ratio of the token-sorted strings; the choices are sorted once
             # at build time, which makes this ~10x faster than calling token_sort_ratio.
-            raw = process.cdist([sorted_tokens(key)], self._latin_sorted, scorer=fuzz.ratio,
+            raw = process.cdist([content_view(key)], self._latin_sorted, scorer=fuzz.ratio,
                                 processor=None, dtype=np.float32)[0]
             idx = self._latin_idx
         if raw is not None:
@@ -279,7 +280,7 @@ class Matcher:
         if exclude is None or cat.entries[exclude].key != key:
             exact = cat.exact.get(cjk_view(key) if is_cjk_text(key) else key)
         # Unsure language: take the language of the best matching entry when its script agrees.
-        if not lang and lang_conf < 0.5:
+        if not lang and lang_conf < 0.5 and has_letters:
             best = int(np.argmax(s))
             if s[best] > 0:
                 e = cat.entries[best]

@@ -110,6 +110,13 @@ def test_cli_calibrate_dry_run_does_not_write(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cal, "THRESHOLDS_FILE", target)
     assert cal.cli_calibrate(argparse.Namespace(write=False, knowledge=FIXTURE_KB)) == 0
     assert not target.exists()
-    assert "dry run" in capsys.readouterr().out
-    assert cal.cli_calibrate(argparse.Namespace(write=True, knowledge=FIXTURE_KB)) == 0
-    assert Thresholds.load(target).source["positives"] > 0
+    out = capsys.readouterr().out
+    assert "dry run" in out and "answer" in out
+
+
+def test_cli_calibrate_refuses_to_write_another_knowledge_base(monkeypatch, tmp_path, capsys):
+    target = tmp_path / "thresholds.yaml"
+    monkeypatch.setattr(cal, "THRESHOLDS_FILE", target)
+    assert cal.cli_calibrate(argparse.Namespace(write=True, knowledge=FIXTURE_KB)) == 2
+    assert "installed knowledge base" in capsys.readouterr().err
+    assert not target.exists()
