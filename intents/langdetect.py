@@ -169,6 +169,10 @@ def _latin_scores(raw: str) -> dict[str, float]:
                 scores["pt"] += 0.6
             elif w.startswith(("mag", "nag", "pag", "ma", "ipa")) and len(w) > 5:
                 scores["tl"] += 0.3
+            elif len(w) >= 5 and _ROMAJI_WORD.match(w) and not w.endswith("e"):
+                # A long word made only of kana syllables ("kowareta", "sutetai"); English
+                # words that happen to parse mostly end in a silent e ("house", "phone").
+                scores["ja"] += 0.5
     if words:
         n = len(words)
         # Vietnamese is monosyllabic: several words that all parse as syllables is telling.

@@ -279,8 +279,8 @@ class Matcher:
         exact = None
         if exclude is None or cat.entries[exclude].key != key:
             exact = cat.exact.get(cjk_view(key) if is_cjk_text(key) else key)
-        # Unsure language: take the language of the best matching entry when its script agrees.
-        if not lang and lang_conf < 0.5 and has_letters:
+        # No real evidence of the language: take the best matching entry's when its script agrees.
+        if not lang and lang_conf < 0.2 and has_letters:
             best = int(np.argmax(s))
             if s[best] > 0:
                 e = cat.entries[best]
