@@ -111,10 +111,12 @@ async def targets(session: AsyncSession, org: str) -> tuple[str | None, list[str
 
 
 async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *,
-                       message: CaseMessage | None = None, now: datetime | None = None) -> list[int]:
+                       message: CaseMessage | None = None, now: datetime | None = None,
+                       targets_cache: dict[str, tuple[str | None, list[str]]] | None = None) -> list[int]:
     """Queue the notifications of ``event`` for the case's organisation; returns outbox ids.
 
     Runs in the caller's transaction (the outbox row commits with the case change).
+    ``targets_cache`` (org → targets) lets a job notifying many cases look targets up once.
     """
     from bot.consult.cases import organisations
     from scheduler.outbox import enqueue
@@ -122,7 +124,12 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
     now = now or utcnow()
     partner = organisations(kb).get(case.org)
     kinds = set(partner.notify) if partner is not None else {"telegram", "email"}
-    chat_id, emails = await targets(session, case.org)
+    if targets_cache is not None and case.org in targets_cache:
+        chat_id, emails = targets_cache[case.org]
+    else:
+        chat_id, emails = await targets(session, case.org)
+        if targets_cache is not None:
+            targets_cache[case.org] = (chat_id, emails)
     lang = _staff_language(kb, case.org)
     if message is not None:
         body = _describe(message.kind, message.text, message.extra)

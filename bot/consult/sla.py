@@ -48,9 +48,10 @@ async def remind_overdue_cases(sessionmaker: async_sessionmaker[AsyncSession], n
                                Case.staff_reminded_at.is_(None))
             .order_by(Case.due_at).limit(limit).with_for_update(skip_locked=True)
         )).scalars())
+        cache: dict[str, Any] = {}
         for case in overdue:
             case.staff_reminded_at = now
-            await notify_staff(session, kb, case, "reminder", now=now)
+            await notify_staff(session, kb, case, "reminder", now=now, targets_cache=cache)
             told = False
             if case.resident_reminded_at is None and case.user_id is not None:
                 case.resident_reminded_at = now
