@@ -1,8 +1,7 @@
 """The job scheduler: APScheduler 3 with a persistent job store, one leader at a time.
 
 Owns: ``SchedulerRunner`` (leader election + an ``AsyncIOScheduler`` whose
-``SQLAlchemyJobStore`` lives in the application database, table ``apscheduler_jobs``
-created by migration 0003_scheduler), ``run_scheduler(services)`` (what the app's lifespan
+``SQLAlchemyJobStore`` is shared by all processes, see ``job_store_url``), ``run_scheduler(services)`` (what the app's lifespan
 starts when RUN_SCHEDULER), ``JobContext`` (what jobs get instead of objects), and the
 public functions other features use to schedule one-off jobs: ``schedule_job``,
 ``cancel_job``, ``get_job``, ``list_jobs``.
@@ -31,8 +30,12 @@ Leader election:
 
 Jobs added by another process (e.g. ``kurashi events add``) are written straight to the
 job store; the leader re-reads the store every ``store_poll_interval`` seconds.
-Known limit on SQLite: APScheduler's job store is synchronous and runs on the event loop,
-so a job-store write can wait (≤ busy timeout) for an open aiosqlite write transaction.
+
+Where the job store lives (``job_store_url``): PostgreSQL — the ``apscheduler_jobs`` table of
+the application database (created by migration 0003). SQLite — a sibling file
+``<database>.jobs.sqlite``: APScheduler 3's job store is synchronous and runs on the event
+loop, and in the same file a job-store write would wait for an aiosqlite write transaction
+that cannot finish while the loop is blocked ("database is locked" after the busy timeout).
 
 Must not import the conversation core, channel adapters, FastAPI or platform SDKs.
 """
@@ -131,8 +134,18 @@ _writers_lock = threading.Lock()
 _local_runners: set[SchedulerRunner] = set()
 
 
+def job_store_url(database_url: str) -> str:
+    """The sync URL of the job store for ``database_url`` (see the module docstring)."""
+    if not is_sqlite(database_url):
+        return sync_url(database_url)
+    database = make_url(database_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return "sqlite://"
+    return f"sqlite:///{database}.jobs.sqlite"
+
+
 def _writer(database_url: str) -> _StoreWriter:
-    url = sync_url(database_url)
+    url = job_store_url(database_url)
     with _writers_lock:
         writer = _writers.get(url)
         if writer is None:
@@ -283,7 +296,7 @@ class _PostgresLock(_Lock):
             await asyncio.wait_for(self.conn.execute(text("SELECT 1")), timeout=10)
             return True
         except Exception:  # any driver/network error means the session (and the lock) may be gone
-            log.warning("scheduler: lost the leader connection")
+            log.warning("scheduler: lost the leader connection", exc_info=True)
             with contextlib.suppress(Exception):
                 await self.conn.close()
             self.conn = None
@@ -439,7 +452,7 @@ class SchedulerRunner:
     async def _lead(self, lock: _Lock) -> None:
         log.info("scheduler: leading", extra={"pid": os.getpid()})
         scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
-        scheduler.add_jobstore(SQLAlchemyJobStore(url=sync_url(self.ctx.database_url), tablename=JOB_TABLE),
+        scheduler.add_jobstore(SQLAlchemyJobStore(url=job_store_url(self.ctx.database_url), tablename=JOB_TABLE),
                                "default")
         scheduler.start()
         self.scheduler = scheduler
@@ -460,8 +473,9 @@ class SchedulerRunner:
         for job in RECURRING_JOBS:
             try:
                 existing = scheduler.get_job(job.id)
-                if existing is not None and str(existing.trigger) == str(job.build_trigger()):
-                    continue  # keep its next run time across restarts
+                if (existing is not None and str(existing.trigger) == str(job.build_trigger())
+                        and existing.func_ref == job.func and list(existing.args) == list(job.args)):
+                    continue  # unchanged: keep its next run time across restarts
                 scheduler.add_job(job.func, job.build_trigger(), id=job.id, args=list(job.args),
                                   replace_existing=True)
             except Exception:

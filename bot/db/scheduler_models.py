@@ -8,7 +8,8 @@ delivery report).
 
 The same migration also creates ``events``, ``garbage_reminders_sent`` (their ORM classes
 are the events engineer's, in bot/db/events_models.py) and ``apscheduler_jobs``
-(APScheduler's SQLAlchemyJobStore table, created here so that only Alembic creates tables).
+(APScheduler's job store on PostgreSQL; on SQLite the store is a sibling file, see
+scheduler.runner.job_store_url).
 
 Must not import the conversation core, channel adapters, platform SDKs or Settings.
 """
@@ -111,9 +112,9 @@ class AlertRecipient(Base):
     __table_args__ = (UniqueConstraint("alert_id", "user_id"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(16))
-    outbox_id: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
+    outbox_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     send_after: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

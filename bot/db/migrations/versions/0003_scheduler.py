@@ -9,7 +9,9 @@ Tables:
 - events, garbage_reminders_sent (ORM: bot/db/events_models.py, the events engineer's;
   columns as specified in /work/team/EVENTS.md, plus nullable published_at/reminded_at);
 - apscheduler_jobs: APScheduler 3's SQLAlchemyJobStore table (same columns as it would
-  create itself), so that only Alembic creates tables and two processes never race on it.
+  create itself), so that two processes never race on creating it. Used on PostgreSQL;
+  on SQLite the job store is a sibling file (scheduler.runner.job_store_url: the store is
+  synchronous and must not wait on the app's own write transactions).
 """
 from __future__ import annotations
 
@@ -93,10 +95,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_recipients")),
         sa.UniqueConstraint("alert_id", "user_id", name=op.f("uq_alert_recipients_alert_id_user_id")),
     )
+    # (alert_id, user_id) is unique, which also serves look-ups by alert; user_id is indexed for
+    # ON DELETE CASCADE ("forget me"). No more indexes: an alert inserts 100,000s of these rows.
     with op.batch_alter_table("alert_recipients", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_alert_recipients_alert_id"), ["alert_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_alert_recipients_user_id"), ["user_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_alert_recipients_outbox_id"), ["outbox_id"], unique=False)
 
     # --- events (issue 5 part B; columns from /work/team/EVENTS.md) ---------------------
     op.create_table(
