@@ -48,15 +48,16 @@ NGRAM_SIZES = (3, 4)
 #: Function words of the Latin-script languages (diacritics folded). They still count, at a
 #: quarter of a content word: with few samples in a language, idf alone cannot tell that
 #: Tagalog "ang" or romaji "ni" say as little as English "the".
-STOPWORDS = frozenset("""
-the a an is are am was be to of in on at for and or it this that my me i you your do does can
-with from by as
-no ni wa ga wo de to ka mo ne yo desu masu
-ang ng sa mga po ba ko mo na ay si ni
-di ke yang dan itu ini dari untuk dengan
-o a os as de do da dos das que e em um uma no na
-la cua thi ma va cho voi nhung cac mot
-""".split())
+_STOPWORD_LINES = (
+    "the a an is are am was be to of in on at for and or it this that my me i you your do does can",
+    "with from by as",
+    "no ni wa ga wo de to ka mo ne yo desu masu",            # romaji Japanese particles
+    "ang ng sa mga po ba ko mo na ay si",                     # Tagalog
+    "di ke yang dan itu ini dari untuk dengan",               # Indonesian
+    "o a os as de do da dos das que e em um uma na",          # Portuguese
+    "la cua thi ma va cho voi nhung cac mot",                 # Vietnamese (folded)
+)
+STOPWORDS = frozenset(" ".join(_STOPWORD_LINES).split())
 STOPWORD_WEIGHT = 0.25
 WORD_NGRAM_MASS = 4.0
 

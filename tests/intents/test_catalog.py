@@ -3,7 +3,7 @@ from collections import Counter
 
 import numpy as np
 
-from intents.catalog import (STOPWORDS, TfidfIndex, cjk_view, content_view, match_key, ngram_features)
+from intents.catalog import STOPWORDS, TfidfIndex, cjk_view, content_view, match_key, ngram_features
 
 
 def test_match_key_folds_width_case_diacritics_and_kana():

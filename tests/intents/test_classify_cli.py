@@ -72,3 +72,25 @@ def test_broken_knowledge_base_is_reported_not_crashed(tmp_path):
     proc = subprocess.run(cmd, check=False, input="hello\n", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "knowledge base" in proc.stderr and proc.stdout == ""
+
+
+def test_each_answer_is_flushed_before_the_next_line_arrives():
+    """A pipe partner gets each JSON line while stdin is still open (no buffering to EOF)."""
+    import threading
+
+    cmd = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())",
+           "classify", "--knowledge", str(FIXTURE_KB)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+    got: list[str] = []
+    try:
+        for text in ("hello", "phan loai rac"):
+            proc.stdin.write(text + "\n")
+            proc.stdin.flush()
+            reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()), daemon=True)
+            reader.start()
+            reader.join(120)          # generous: only a missing flush makes this wait forever
+            assert got and json.loads(got[-1])["text"] == text
+    finally:
+        proc.stdin.close()
+        proc.wait(60)
+    assert proc.returncode == 0
