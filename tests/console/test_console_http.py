@@ -306,3 +306,40 @@ async def test_case_page_shows_locations_stickers_and_images_that_could_not_be_f
     assert "[スタンプ Sticker] (sad)" in page
     assert "Image not available: content expired (410)" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_statistics_show_the_rating_distribution_of_the_organisation_or_of_all_for_operators(
+        console: Console):
+    from bot.consult import cases as case_service
+    from bot.db.models import User
+
+    staff = await console.add_staff("goto@otit.example", "otit")
+    await console.add_staff("op@city.example", "city_intl", role="operator")
+    kb = console.services.kb
+    for n, (org, score) in enumerate((("otit", 5), ("otit", 4), ("otit", None), ("yfrcc", 1))):
+        case = await console.add_case(user_id=f"U{n:032d}", org=org)
+        async with console.sessionmaker() as s, s.begin():
+            await case_service.staff_reply(s, kb, case_service.SYSTEM, case.id, "OK")
+            await case_service.close(s, kb, case_service.SYSTEM, case.id, "resolved")
+            if score:
+                user = await s.get(User, (await s.get(Case, case.id)).user_id)
+                await case_service.rate(s, user, case.id, score)
+    assert staff.org == "otit"
+
+    async def ratings_of(email: str) -> tuple[dict[int, str], str, str]:
+        async with console.client() as client:
+            await console.login(client, email)
+            page = (await client.get("/console/stats")).text
+        import re
+
+        counts = {int(k): v for k, v in re.findall(r'data-rating="(\d)"><td>[^<]*</td><td>(\d+)</td>', page)}
+        average = re.search(r'id="rating-average">([^<]*)<', page).group(1)
+        return counts, average, page
+
+    otit, otit_average, otit_page = await ratings_of("goto@otit.example")
+    city, city_average, city_page = await ratings_of("op@city.example")
+
+    assert otit == {5: "1", 4: "1", 3: "0", 2: "0", 1: "0", 0: "1"} and otit_average == "4.5"
+    assert city == {5: "1", 4: "1", 3: "0", 2: "0", 1: "1", 0: "1"} and city_average == "3.33"
+    assert 'id="by-org"' not in otit_page and 'id="by-org"' in city_page
+    assert 'href="/console/stats"' in otit_page

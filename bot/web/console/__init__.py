@@ -22,7 +22,7 @@ from fastapi import APIRouter
 
 from bot.web.console.auth import PREFIX
 
-ORDER = ("pages_auth", "static", "inbox", "cases", "audit")
+ORDER = ("pages_auth", "static", "inbox", "cases", "stats", "audit")
 #: Modules without routes (helpers).
 _HELPERS = {"auth", "templating", "queries"}
 

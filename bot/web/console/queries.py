@@ -48,3 +48,31 @@ async def org_audit(db: AsyncSession, org: str, *, limit: int = 200) -> list[Aud
     rows = await db.execute(select(AuditEntry).where(or_(AuditEntry.org == org, AuditEntry.staff_id.in_(own_staff)))
                             .order_by(AuditEntry.id.desc()).limit(limit))
     return list(rows.scalars())
+
+
+async def case_counts(db: AsyncSession, org: str | None, column: str) -> list[tuple[str, int]]:
+    """Sent cases of ``org`` (None = every organisation) counted by ``column``
+    (status, topic, language or org), largest first."""
+    from bot.db.consult_models import STAFF_VISIBLE, Case
+
+    field = getattr(Case, column)
+    query = select(field, func.count()).where(Case.status.in_(STAFF_VISIBLE)).group_by(field)
+    if org is not None:
+        query = query.where(Case.org == org)
+    rows = [(str(key), int(n)) for key, n in (await db.execute(query)).all()]
+    return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+
+async def first_response_hours(db: AsyncSession, org: str | None, *, limit: int = 5000) -> float | None:
+    """Median hours from a case being sent to its first staff answer (newest ``limit`` answered cases)."""
+    from statistics import median
+
+    from bot.db.consult_models import Case
+
+    query = (select(Case.opened_at, Case.first_response_at)
+             .where(Case.opened_at.is_not(None), Case.first_response_at.is_not(None))
+             .order_by(Case.id.desc()).limit(limit))
+    if org is not None:
+        query = query.where(Case.org == org)
+    spans = [(answered - opened).total_seconds() / 3600 for opened, answered in (await db.execute(query)).all()]
+    return round(median(spans), 1) if spans else None
