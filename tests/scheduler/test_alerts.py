@@ -267,3 +267,73 @@ async def test_delivery_report_counts_sent_failed_and_blocked(sessionmaker, kb, 
     else:
         assert (report["sent"], report["blocked"], report["failed"], report["queued"]) == (1, 1, 1, 1)
     assert report["recipients"] == 4 and report["by_language"]["en"]
+
+
+def _all_reference_telegrams():
+    from tests.scheduler.fake_jma import JMA_DIR
+
+    return sorted(p.name for p in JMA_DIR.glob("*/*.xml") if p.parent.name != "feeds") if JMA_DIR.is_dir() else []
+
+
+@pytest.mark.parametrize("name", _all_reference_telegrams())
+async def test_every_reference_telegram_can_be_ingested_as_a_dry_run(sessionmaker, kb, jma_dir, name):
+    from scheduler.alerts import ingest_telegram
+
+    await add_users(sessionmaker, *CITY_USERS)
+    data = next(jma_dir.glob(f"*/{name}")).read_bytes()
+    async with sessionmaker() as s, s.begin():
+        result = await ingest_telegram(s, kb, data, dry_run=True, now=utc(2026, 11, 25, 3, 0))
+    assert not result.queued
+    if result.telegram.is_drill:
+        assert result.decision is None and "drill" in result.reason
+    if name == YAMAGUCHI_WARNING:
+        assert result.plan is not None and len(result.plan.recipients) == len(CITY_USERS)
+    assert await outbox_rows(sessionmaker) == []
+
+
+@pytest.fixture
+async def platforms(line_api, telegram_api):
+    from bot.channels.line import LineChannel
+    from bot.channels.telegram import TelegramChannel
+    from tests.fakes.line_api import DEFAULT_CHANNEL_SECRET
+
+    line = LineChannel(channel_secret=DEFAULT_CHANNEL_SECRET, access_token=line_api.access_token,
+                       api_base_url=line_api.base_url)
+    telegram = TelegramChannel(token=telegram_api.token, api_base_url=telegram_api.base_url)
+    await line.start()
+    await telegram.start()
+    yield {"line": line, "telegram": telegram}
+    await line.close()
+    await telegram.close()
+
+
+async def test_an_alert_reaches_the_platforms_and_the_report_counts_sent_and_blocked(
+    sessionmaker, make_ctx, jma_server, line_api, telegram_api, platforms
+):
+    from scheduler.outbox import OutboxRelay
+    from scheduler.ratelimit import ChannelLimit
+    from tests.outbox.recording import FakeClock
+
+    users = [u for u in CITY_USERS if not u["platform_user_id"].startswith("U-quiet")]
+    await add_users(sessionmaker, *users)
+    telegram_api.block("101")                                   # the Korean reader blocked the bot
+    jma_server.publish("気象警報・注意報（Ｈ２７）", YAMAGUCHI_WARNING, "2015-06-22T09:00:00Z")
+    ctx, clock = make_ctx(WARNING_AT + timedelta(minutes=1))
+    await poll_feeds(ctx, [jma_server.feed_url])
+
+    relay_clock = FakeClock(clock.now())
+    relay = OutboxRelay(sessionmaker, platforms, {"line": ChannelLimit(rate=1000),
+                                                  "telegram": ChannelLimit(rate=1000, per_recipient_rate=100)},
+                        relay_clock)
+    while await relay.relay_once() > 0:
+        pass
+
+    assert line_api.texts_for("U-vi1") == line_api.texts_for("U-vi2") and "Cảnh báo triều cường" in \
+        line_api.texts_for("U-vi1")[0]
+    assert len(line_api.texts_for("U-ja")) == 1 and "高潮警報" in telegram_api.texts_to("100")[0]
+    assert telegram_api.texts_to("101") == []
+    async with sessionmaker() as s:
+        alert_id = (await s.execute(select(Alert.id))).scalar_one()
+    report = await _report(sessionmaker, alert_id, clock.now())
+    assert (report["sent"], report["blocked"], report["failed"], report["queued"]) == (len(users) - 1, 1, 0, 0)
+    assert report["by_channel"]["telegram"] == {"sent": 2, "blocked": 1}
