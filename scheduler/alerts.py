@@ -20,7 +20,9 @@ Who gets what:
   a district of the city (``district.<key>`` in messages.yaml) or unset is a recipient;
   a user whose area is something else (not a city district) is not.
 - A cancellation (解除) goes only to those who got an alert it cancels (same hazard key,
-  overlapping category, within ``CANCEL_LOOKBACK``), never to anyone else.
+  overlapping category, within ``CANCEL_LOOKBACK``), never to anyone else. Where that alert
+  is still held back by someone's quiet hours, it is withdrawn instead (the outbox row is
+  deleted; the report counts them as "withdrawn") and neither message is sent.
 - Quiet hours (users.quiet_start/quiet_end, Asia/Tokyo) defer the push to the end of the
   user's quiet hours (outbox send_after) — except urgent alerts (特別警報, tsunami, strong
   earthquakes: AlertDecision.urgent), which go at once.
@@ -45,7 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.models import Choice, Reply
@@ -309,6 +311,10 @@ class AlertPlan:
     replies: dict[str, Reply]                      # language → message
     recipients: list[Recipient] = field(default_factory=list)
     cancels_alert_id: int | None = None
+    #: cancellations: outbox rows of the cancelled alert still held back by quiet hours; they
+    #: are withdrawn (deleted) instead of delivering "warning" and "lifted" together later
+    withdraw_outbox_ids: list[int] = field(default_factory=list)
+    withdrawn_users: int = 0
     duplicate_of: int | None = None
     entry_id: str | None = None
 
@@ -318,6 +324,7 @@ class AlertPlan:
         return {
             "kind": self.kind, "cancellation": self.is_cancellation, "urgent": self.urgent, "level": self.level,
             "duplicate_of": self.duplicate_of, "recipients": len(self.recipients),
+            "withdrawn": self.withdrawn_users,
             "by_language": dict(Counter(r.language for r in self.recipients)),
             "by_channel": dict(Counter(r.channel for r in self.recipients)),
             "deferred": sum(1 for r in self.recipients if r.send_after > now),
@@ -419,10 +426,23 @@ async def plan_jma_alert(
         if not targets:
             return plan
         plan.cancels_alert_id = targets[0].id
-        got = set((await session.execute(
-            select(AlertRecipient.user_id).where(AlertRecipient.alert_id.in_([a.id for a in targets]))
+        target_ids = [a.id for a in targets]
+        held = list((await session.execute(
+            select(OutboxMessage.id).where(
+                OutboxMessage.ref.in_([f"alert:{i}" for i in target_ids]), OutboxMessage.status == OUTBOX_PENDING,
+                OutboxMessage.send_after > now, OutboxMessage.claimed_until.is_(None))
         )).scalars())
-        rows = await _select_users(session, areas=None, include_no_area=True, user_ids=got)
+        got: dict[int, bool] = {}
+        for user_id, outbox_id in (await session.execute(
+            select(AlertRecipient.user_id, AlertRecipient.outbox_id).where(
+                AlertRecipient.alert_id.in_(target_ids), AlertRecipient.outbox_id.is_not(None))
+        )).all():
+            # a user counts as alerted if any of the cancelled alerts reached (or will reach) them
+            got[user_id] = got.get(user_id, False) or outbox_id not in held
+        plan.withdraw_outbox_ids = held
+        plan.withdrawn_users = sum(1 for alerted in got.values() if not alerted)
+        rows = await _select_users(session, areas=None, include_no_area=True,
+                                   user_ids={u for u, alerted in got.items() if alerted})
     else:
         rows = await _select_users(session, areas=districts, include_no_area=True)
     plan.recipients = _recipients(rows, alerts, urgent=decision.urgent, now=now)
@@ -463,6 +483,20 @@ async def find_manual_alert(session: AsyncSession, key: str) -> Alert | None:
 # --- queueing ---------------------------------------------------------------------------------
 
 
+async def _withdraw(session: AsyncSession, outbox_ids: list[int], now: datetime) -> None:
+    """Delete not-yet-due, unclaimed outbox rows of a cancelled alert; their recipients keep
+    their ``alert_recipients`` row with ``outbox_id`` NULL ("withdrawn" in the report)."""
+    deleted = list((await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.id.in_(outbox_ids), OutboxMessage.status == OUTBOX_PENDING,
+            OutboxMessage.send_after > now, OutboxMessage.claimed_until.is_(None))
+        .returning(OutboxMessage.id)
+    )).scalars())
+    if deleted:
+        await session.execute(update(AlertRecipient).where(AlertRecipient.outbox_id.in_(deleted))
+                              .values(outbox_id=None).execution_options(synchronize_session=False))
+
+
 async def queue_alert(session: AsyncSession, plan: AlertPlan, *, now: datetime | None = None,
                       created_by: str | None = None) -> Alert:
     """Write the alert, its recipients and its outbox rows in the caller's transaction.
@@ -473,6 +507,8 @@ async def queue_alert(session: AsyncSession, plan: AlertPlan, *, now: datetime |
     if plan.duplicate_of is not None:
         raise ValueError(f"duplicate of alert {plan.duplicate_of}: nothing to queue")
     now = now or utcnow()
+    if plan.withdraw_outbox_ids:
+        await _withdraw(session, plan.withdraw_outbox_ids, now)
     alert = Alert(
         source=plan.source, kind=plan.kind, hazard_key=plan.hazard_key, is_cancellation=plan.is_cancellation,
         cancels_alert_id=plan.cancels_alert_id, urgent=plan.urgent, level=plan.level, entry_id=plan.entry_id,
@@ -705,7 +741,9 @@ async def delivery_report(session: AsyncSession, alert_id: int, *, now: datetime
     by_language: dict[str, Counter[str]] = defaultdict(Counter)
     by_channel: dict[str, Counter[str]] = defaultdict(Counter)
     for outbox_status, user_status, lang, channel, deferred, n in (await session.execute(query)).all():
-        if outbox_status == OUTBOX_SENT:
+        if outbox_status is None:
+            state = "withdrawn"       # held by quiet hours, then lifted before it was due
+        elif outbox_status == OUTBOX_SENT:
             state = "sent"
         elif user_status != STATUS_ACTIVE:
             state = "blocked"
@@ -722,7 +760,7 @@ async def delivery_report(session: AsyncSession, alert_id: int, *, now: datetime
         "alert_id": alert.id, "kind": alert.kind, "source": alert.source, "cancellation": alert.is_cancellation,
         "created_at": alert.created_at.isoformat(), "recipients": alert.recipient_count,
         "queued": counts["queued"], "deferred": counts["deferred"], "sent": counts["sent"],
-        "failed": counts["failed"], "blocked": counts["blocked"],
+        "failed": counts["failed"], "blocked": counts["blocked"], "withdrawn": counts["withdrawn"],
         "by_language": {k: dict(v) for k, v in sorted(by_language.items())},
         "by_channel": {k: dict(v) for k, v in sorted(by_channel.items())},
     }

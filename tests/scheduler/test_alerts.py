@@ -337,3 +337,41 @@ async def test_an_alert_reaches_the_platforms_and_the_report_counts_sent_and_blo
     report = await _report(sessionmaker, alert_id, clock.now())
     assert (report["sent"], report["blocked"], report["failed"], report["queued"]) == (len(users) - 1, 1, 0, 0)
     assert report["by_channel"]["telegram"] == {"sent": 2, "blocked": 1}
+
+
+def _yamaguchi_warning_lifted(jma_dir) -> bytes:
+    """The Yamaguchi VPWW54 an hour later with 山口市's 高潮警報 lifted (解除): derived in memory only."""
+    import re
+
+    text = (jma_dir / "official_samples" / YAMAGUCHI_WARNING).read_text(encoding="utf-8")
+
+    def lift(match: re.Match) -> str:
+        return re.sub(r"(<Code>08</Code>\s*)<Status>発表</Status>", r"\1<Status>解除</Status>", match.group(0))
+
+    lifted = re.sub(r"<Item>(?:(?!</Item>).)*?<Code>3520300</Code>(?:(?!</Item>).)*?</Item>", lift, text, flags=re.DOTALL)
+    assert lifted != text
+    return lifted.replace("2015-06-22T18:00:00+09:00", "2015-06-22T19:00:00+09:00").encode("utf-8")
+
+
+async def test_a_warning_lifted_during_quiet_hours_is_withdrawn_not_sent_twice(sessionmaker, make_ctx, jma_server,
+                                                                               jma_dir):
+    await add_users(sessionmaker, *CITY_USERS)
+    jma_server.publish("気象警報・注意報（Ｈ２７）", YAMAGUCHI_WARNING, "2015-06-22T09:00:00Z")
+    ctx, clock = make_ctx(WARNING_AT + timedelta(minutes=1))          # 18:01 JST: U-quiet sleeps till 20:00
+    await poll_feeds(ctx, [jma_server.feed_url])
+    jma_server.add_document("lifted.xml", _yamaguchi_warning_lifted(jma_dir))
+    jma_server.publish("気象警報・注意報（Ｈ２７）", "lifted.xml", "2015-06-22T10:00:00Z")
+    clock.advance(hours=1)                                            # 19:01 JST
+    stats = await poll_feeds(ctx, [jma_server.feed_url])
+
+    assert stats["alerts"] == 1
+    got = _by_recipient(await outbox_rows(sessionmaker))
+    assert "U-quiet" not in got                                      # neither the warning nor "lifted"
+    assert all(len(rows) == 2 for rows in got.values()) and set(got) == {
+        u["platform_user_id"] for u in CITY_USERS} - {"U-quiet"}
+    lifted_text = got["U-en"][1].payload[0]["text"]
+    assert "Storm surge warning (高潮警報) for Yamaguchi City has been lifted (解除)" in lifted_text
+    async with sessionmaker() as s:
+        first, second = list((await s.execute(select(Alert.id).order_by(Alert.id))).scalars())
+    assert (await _report(sessionmaker, first, clock.now()))["withdrawn"] == 1
+    assert (await _report(sessionmaker, second, clock.now()))["recipients"] == len(CITY_USERS) - 1
