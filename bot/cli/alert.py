@@ -130,7 +130,8 @@ async def _report(args: argparse.Namespace) -> int:
     print(f"alert {report['alert_id']} ({report['source']} {report['kind']}"
           f"{', cancellation' if report['cancellation'] else ''}) created {report['created_at']}")
     print(f"recipients {report['recipients']}: queued {report['queued']} (deferred {report['deferred']}), "
-          f"sent {report['sent']}, failed {report['failed']}, blocked {report['blocked']}")
+          f"sent {report['sent']}, failed {report['failed']}, blocked {report['blocked']}, "
+          f"withdrawn {report['withdrawn']}")
     for title, table in (("language", report["by_language"]), ("channel", report["by_channel"])):
         for key, counts in table.items():
             print(f"  {title} {key}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
