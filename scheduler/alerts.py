@@ -600,7 +600,7 @@ async def poll_feeds(ctx: Any, urls: list[str], *, city: CityConfig = CITY,
         for url in urls:
             try:
                 await _poll_feed(ctx, client, url, stats, max_age=max_age)
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError, SyntaxError) as exc:  # SyntaxError: xml ParseError
                 stats["feed_errors"] += 1
                 log.warning("jma: feed poll failed", extra={"url": url, "error": repr(exc)[:200]})
         await process_pending_entries(ctx, client, stats, city=city)

@@ -375,3 +375,15 @@ async def test_a_warning_lifted_during_quiet_hours_is_withdrawn_not_sent_twice(s
         first, second = list((await s.execute(select(Alert.id).order_by(Alert.id))).scalars())
     assert (await _report(sessionmaker, first, clock.now()))["withdrawn"] == 1
     assert (await _report(sessionmaker, second, clock.now()))["recipients"] == len(CITY_USERS) - 1
+
+
+async def test_a_broken_feed_is_reported_and_the_next_feed_still_polled(sessionmaker, make_ctx, jma_server):
+    jma_server.add_document("broken.xml", b"<feed><entry>")
+    await add_users(sessionmaker, *CITY_USERS)
+    jma_server.publish("気象警報・注意報（Ｈ２７）", YAMAGUCHI_WARNING, "2015-06-22T09:00:00Z")
+    ctx, _ = make_ctx(WARNING_AT + timedelta(minutes=1))
+
+    stats = await poll_feeds(ctx, [jma_server.document_url("broken.xml"), jma_server.document_url("missing.xml"),
+                                   jma_server.feed_url])
+
+    assert stats["feed_errors"] == 2 and stats["alerts"] == 1
