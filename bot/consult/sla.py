@@ -21,7 +21,9 @@ from bot.conversation.models import Reply
 from bot.db.consult_models import CASE_OPEN, Case
 
 log = logging.getLogger("kurashi.consult.sla")
-BATCH = 200
+#: Cases per transaction, and per run (the job runs every 5 minutes; the rest waits for the next run).
+BATCH = 20
+LIMIT = 2000
 
 
 @lru_cache(maxsize=1)
@@ -32,39 +34,46 @@ def _default_kb() -> Any:
 
 
 async def remind_overdue_cases(sessionmaker: async_sessionmaker[AsyncSession], now: datetime, *,
-                               kb: Any = None, limit: int = BATCH) -> int:
+                               kb: Any = None, limit: int = LIMIT, batch: int = BATCH) -> int:
     """Remind staff of every open case past its ``due_at`` not yet reminded for this wait;
-    tell the resident once per case. Returns how many cases were reminded.
+    tell the resident once per case. Returns how many cases were reminded (at most ``limit``).
 
-    Safe with several schedulers: rows are locked with SKIP LOCKED on PostgreSQL and each
-    case is stamped (``staff_reminded_at``) in the same transaction as its outbox rows.
+    Works in short transactions of ``batch`` cases (a long one would hold SQLite's single
+    writer lock and stall the bot). Safe with several schedulers: rows are locked with SKIP
+    LOCKED on PostgreSQL and each case is stamped (``staff_reminded_at``) in the same
+    transaction as its outbox rows, so a case is never reminded twice for one wait.
     """
     kb = kb or _default_kb()
     from bot.consult.notify import notify_staff
 
-    async with sessionmaker() as session, session.begin():
-        overdue = list((await session.execute(
-            select(Case).where(Case.status == CASE_OPEN, Case.due_at.is_not(None), Case.due_at <= now,
-                               Case.staff_reminded_at.is_(None))
-            .order_by(Case.due_at).limit(limit).with_for_update(skip_locked=True)
-        )).scalars())
-        cache: dict[str, Any] = {}
-        for case in overdue:
-            case.staff_reminded_at = now
-            await notify_staff(session, kb, case, "reminder", now=now, targets_cache=cache)
-            told = False
-            if case.resident_reminded_at is None and case.user_id is not None:
-                case.resident_reminded_at = now
-                text = cases._texts(kb).t("consult.reminder", case.language, case_no=case.number,
-                                          org=cases.partner_name(kb, case.org, case.language))
-                await cases._push(session, case, [Reply(text, quick_replies=[cases._write_button(kb, case)])],
-                                  "consult_reminder", now)
-                told = True
-            await cases.audit(session, case, cases.A_REMINDED, cases.SYSTEM,
-                              detail={"resident": told}, now=now)
-    if overdue:
-        log.info("overdue cases reminded", extra={"count": len(overdue)})
-    return len(overdue)
+    total = 0
+    cache: dict[str, Any] = {}
+    while total < limit:
+        async with sessionmaker() as session, session.begin():
+            overdue = list((await session.execute(
+                select(Case).where(Case.status == CASE_OPEN, Case.due_at.is_not(None), Case.due_at <= now,
+                                   Case.staff_reminded_at.is_(None))
+                .order_by(Case.due_at, Case.id).limit(min(batch, limit - total)).with_for_update(skip_locked=True)
+            )).scalars())
+            for case in overdue:
+                case.staff_reminded_at = now
+                await notify_staff(session, kb, case, "reminder", now=now, targets_cache=cache)
+                told = False
+                if case.resident_reminded_at is None and case.user_id is not None:
+                    case.resident_reminded_at = now
+                    text = cases._texts(kb).t("consult.reminder", case.language, case_no=case.number,
+                                              org=cases.partner_name(kb, case.org, case.language))
+                    await cases._push(session, case, [Reply(text, quick_replies=[cases._write_button(kb, case)])],
+                                      "consult_reminder", now)
+                    told = True
+                await cases.audit(session, case, cases.A_REMINDED, cases.SYSTEM,
+                                  detail={"resident": told}, now=now)
+        total += len(overdue)
+        if len(overdue) < batch:
+            break
+    if total:
+        log.info("overdue cases reminded", extra={"count": total})
+    return total
 
 
 async def remind_overdue_consultations(*, ctx: Any = None) -> int:

@@ -253,3 +253,17 @@ async def test_sla_job_runs_from_the_scheduler_registry(sessionmaker, database_u
                      now=lambda: NOW + timedelta(hours=25), notify=lambda: woken.append(1))
     assert await remind_overdue_consultations(ctx=ctx) == 1 and woken == [1]
     assert await remind_overdue_consultations(ctx=ctx) == 0
+
+
+async def test_sla_works_in_small_transactions_and_respects_its_limit(sessionmaker, kb) -> None:
+    async with sessionmaker() as s, s.begin():
+        for i in range(45):
+            user, _ = await repo.get_or_create_user(s, "telegram", str(1000 + i), now=NOW)
+            case = await cases.create_case(s, user, topic="other", org="yfrcc", language="en", now=NOW)
+            await cases.add_message(s, case, text=f"question {i}", now=NOW)
+            await cases.submit_case(s, kb, case, now=NOW)
+    later = NOW + timedelta(days=3)
+    assert await remind_overdue_cases(sessionmaker, later, kb=kb, batch=20, limit=30) == 30
+    assert await remind_overdue_cases(sessionmaker, later, kb=kb, batch=20, limit=30) == 15
+    assert await remind_overdue_cases(sessionmaker, later, kb=kb, batch=20, limit=30) == 0
+    assert len(await _outbox(sessionmaker, kind="consult_reminder")) == 45
