@@ -7,7 +7,9 @@ the KnowledgeBase type.
 
 How a message is scored
 1. ``normalize`` + diacritic and kana folding (``intents.catalog.match_key``).
-2. The language: forced by the caller, else ``detect_language``.
+2. The language: forced by the caller, else ``detect_language``. Latin words the index
+   does not know get their closest known word added (rapidfuzz ``extractOne`` over the
+   index vocabulary, ``Matcher.spell``), so "hospitl" still finds "hospital".
 3. Two signals against every entry (sample question or official term):
    - rapidfuzz with a scorer per script. Latin text is word-based: ``token_sort_ratio``
      on the content words (function words of en/ja-romaji/tl/id/pt/vi dropped, see
@@ -40,7 +42,7 @@ import numpy as np
 import yaml
 from rapidfuzz import fuzz, process
 
-from intents.catalog import Catalog, cjk_view, content_view, match_key, ngram_features
+from intents.catalog import STOPWORDS, Catalog, cjk_view, content_view, match_key, ngram_features
 from intents.langdetect import detect_language
 from intents.normalize import is_cjk_text
 
@@ -50,6 +52,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 _LETTER = re.compile(r"[^\s\d]")
+
+#: rapidfuzz ratio a known word needs to stand in for an unknown one, and the weight of its n-grams.
+SPELL_CUTOFF = 80
+SPELL_WEIGHT = 0.7
 
 #: Only the start of a very long message is matched (rapidfuzz cost grows with length).
 MAX_CHARS = 300
@@ -168,6 +174,10 @@ class Matcher:
         self._latin_idx = np.flatnonzero([not e.cjk for e in entries])
         self._cjk_idx = np.flatnonzero([e.cjk for e in entries])
         self._latin_sorted = [content_view(entries[i].key) for i in self._latin_idx]
+        # Known Latin content words, sorted so the spelling correction is deterministic.
+        self._vocab = sorted({w for e in entries if not e.cjk for w in e.key.split()
+                              if len(w) >= 3 and w not in STOPWORDS and w.isalpha()})
+        self._vocab_set = frozenset(self._vocab)
         self._cjk_choices = [cjk_view(entries[i].key) for i in self._cjk_idx]
 
     @classmethod
@@ -180,7 +190,15 @@ class Matcher:
         message's n-grams the index knows; per intent: cosine to the intent's centroid."""
         cat = self.catalog
         n = len(cat.entries)
-        vec, known = cat.tfidf.query_vector(ngram_features(key))
+        feats = ngram_features(key)
+        spelled = self.spell(key)
+        if spelled != key:
+            # Keep what was typed and add the corrected words at a discount: a word the index
+            # lacks may be a typo of a known word or a new word that only looks like one.
+            for f, c in ngram_features(spelled).items():
+                if f not in feats:
+                    feats[f] = SPELL_WEIGHT * c
+        vec, known = cat.tfidf.query_vector(feats)
         cos = cat.tfidf.postings.dot(vec)
         cc = cat.centroids.dot(vec)
         rf = np.zeros(n, dtype=np.float32)
@@ -193,7 +211,7 @@ class Matcher:
         elif len(self._latin_idx):
             # token_sort_ratio == ratio of the token-sorted strings; the choices are sorted once
             # at build time, which makes this ~10x faster than calling token_sort_ratio.
-            raw = process.cdist([content_view(key)], self._latin_sorted, scorer=fuzz.ratio,
+            raw = process.cdist([content_view(spelled)], self._latin_sorted, scorer=fuzz.ratio,
                                 processor=None, dtype=np.float32)[0]
             idx = self._latin_idx
         if raw is not None:
@@ -204,6 +222,20 @@ class Matcher:
             floor = float(np.median(raw[::max(1, len(raw) // 512)])) if self.thresholds.rf_floor else 0.0
             rf[idx] = np.clip((raw - floor) / max(1e-6, 100.0 - floor), 0.0, 1.0)
         return cos, rf, known, cc
+
+    def spell(self, key: str) -> str:
+        """Latin words the index does not know, replaced by the closest known word when
+        rapidfuzz finds one at >= SPELL_CUTOFF ("salery" → "salary", "hospitl" → "hospital")."""
+        words = key.split()
+        changed = False
+        for i, w in enumerate(words):
+            if len(w) < 4 or w in self._vocab_set or not w.isalpha() or is_cjk_text(w):
+                continue
+            hit = process.extractOne(w, self._vocab, scorer=fuzz.ratio, processor=None, score_cutoff=SPELL_CUTOFF)
+            if hit is not None:
+                words[i] = hit[0]
+                changed = True
+        return " ".join(words) if changed else key
 
     def same_language(self, language: str) -> np.ndarray:
         """Entries in ``language`` (official terms count as every language)."""

@@ -144,3 +144,12 @@ def test_very_long_message_is_handled(matcher):
     m = matcher.match(text)
     assert m.text == text
     assert m.decision in ("answer", "clarify", "decline")
+
+
+def test_spelling_correction_uses_known_words_only_when_close(matcher):
+    assert matcher.spell("garbaje sortng") == "garbage sorting"
+    assert matcher.spell("insurence card") == "insurance card"
+    assert matcher.spell("xylophone") == "xylophone"          # nothing close: left alone
+    assert matcher.spell("ごみの日") == "ごみの日"              # CJK is not spell-corrected
+    m = matcher.match("helth insurence")
+    assert m.intent == "insurance.health" and m.decision != "decline"
