@@ -131,12 +131,17 @@ def run_notify(args: argparse.Namespace) -> int:
             except StaffError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-        orgs = [args.org] if args.org and not args.list else [r.org for r in await list_notify(session)]
         partners = getattr(kb, "partners", None)
+        if args.org and not args.list:
+            orgs = [args.org]
+        else:   # every partner, so that one nobody would hear about stands out
+            known = list(partners.partners) if partners is not None else []
+            orgs = known + [r.org for r in await list_notify(session) if r.org not in known]
         for org in orgs:
             chat, emails = await targets(session, org)
             kinds = ",".join(partners.partners[org].notify) if partners and org in partners.partners else "?"
-            print(f"{org}\tnotify={kinds}\ttelegram={chat or '-'}\temail={','.join(emails) or '-'}")
+            warn = "" if (chat or emails) else "\t⚠ nobody is notified of new cases"
+            print(f"{org}\tnotify={kinds}\ttelegram={chat or '-'}\temail={','.join(emails) or '-'}{warn}")
         return 0
 
     return _run(work)

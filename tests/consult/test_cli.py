@@ -55,7 +55,9 @@ def test_notify_targets_and_stats(db_file, capsys) -> None:
     assert "telegram=-1001234" in capsys.readouterr().out
     assert main(["staff", "notify", "--org", "otit", "--telegram-chat", "not a number"]) == 1
     assert main(["staff", "notify", "--list"]) == 0
-    assert "desk@otit.example" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "desk@otit.example" in listing
+    assert "yfrcc" in listing and "nobody is notified" in listing        # not configured yet
     assert main(["consult", "stats", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["rated"] == 0 and stats["ratings"] == {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}
