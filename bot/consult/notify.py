@@ -32,7 +32,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
@@ -187,7 +187,7 @@ class EmailSender:
         message["Subject"] = subject[:200]
         message["Date"] = formatdate(localtime=False)
         # The outbox row's retry key: the same e-mail retried keeps its Message-ID.
-        message["Message-ID"] = make_msgid(idstring=retry_key.replace("-", ""), domain="kurashi.local")
+        message["Message-ID"] = f"<{retry_key}@kurashi.local>"
         message.set_content("\n\n".join(r.text for r in replies if r.text))
         return message
 
