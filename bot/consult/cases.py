@@ -419,6 +419,17 @@ def _write_button(kb: Any, case: Case) -> Choice:
     return Choice(_texts(kb).t("consult.btn.write", case.language, case_no=case.number), f"k:w:{case.id}")
 
 
+def set_resident_mode(user: User, case_id: int | None, mode: str = "case") -> None:
+    """Where the resident's next messages go (``users.state["consult"]``, read by flow.py):
+    "case" = to the case, "bot" = to the matcher; ``case_id`` None forgets it."""
+    state = dict(user.state or {})
+    if case_id is None:
+        state.pop("consult", None)
+    else:
+        state["consult"] = {"mode": mode, "case": case_id}
+    user.state = state          # a fresh dict: nested changes are not tracked
+
+
 async def _push(session: AsyncSession, case: Case, replies: list[Reply], kind: str,
                 now: datetime) -> list[int]:
     from scheduler.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
@@ -450,6 +461,11 @@ async def staff_reply(session: AsyncSession, kb: Any, who: Staff | Actor, case_i
     body = texts.t("consult.staff_reply", case.language, org=partner_name(kb, case.org, case.language),
                    case_no=case.number, text=text)
     await _push(session, case, [Reply(body, quick_replies=[_write_button(kb, case)])], "consult_reply", now)
+    resident = await _resident(session, case)
+    if resident is not None:
+        # The resident will most likely just type their answer: it goes to the case, even
+        # if they had gone back to the bot (the "Back to the bot" button is on every ack).
+        set_resident_mode(resident, case.id)
     await audit(session, case, A_REPLIED, actor, now=now)
     return message
 

@@ -161,6 +161,13 @@ async def test_back_to_the_bot_and_write_again(consult_app) -> None:
             select(CaseMessage).where(CaseMessage.case_id == case.id).order_by(CaseMessage.id))).scalars()]
     assert texts[-1] == "Tôi quên nói: tên công ty là ABC." and "menu" not in texts
 
+    # back with the bot, staff answer: the resident's next message goes to the case again
+    staff = await _staff(app)
+    async with app.services.sessionmaker() as s, s.begin():
+        await cases.staff_reply(s, app.services.kb, staff, case.id, "Công ty ABC ở đâu?")
+    ack = await say(app, "Ở thành phố Yamaguchi")
+    assert case.number in _texts(ack) and _buttons(ack) == ["k:b"]
+
 
 async def test_cancelling_a_draft_sends_nothing(consult_app) -> None:
     app = consult_app
