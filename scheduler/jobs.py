@@ -45,6 +45,7 @@ class RecurringJob:
 RECURRING_JOBS: list[RecurringJob] = [
     RecurringJob("jma:poll", "scheduler.jobs:poll_jma_feeds", seconds=60),
     RecurringJob("consult:sla", "bot.consult.sla:remind_overdue_consultations", seconds=300),
+    RecurringJob("storage:prune", "scheduler.outbox:prune_stored_rows", cron={"hour": 18, "minute": 30}),  # 03:30 JST
 ]
 
 

@@ -509,3 +509,20 @@ async def prune_outbox(
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
+
+
+async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
+    """Daily job: forget webhook events after 7 days and finished outbox rows after 30 days.
+
+    A scheduler job (scheduler/jobs.py RECURRING_JOBS): ``ctx`` is the runner's JobContext.
+    """
+    if ctx is None:
+        from scheduler.runner import get_context  # only when run by the scheduler
+
+        ctx = get_context()
+    now = ctx.now() if callable(getattr(ctx, "now", None)) else utcnow()
+    async with ctx.sessionmaker() as session, session.begin():
+        events = await repo.prune_inbound_events(session, now=now)
+        pushes = await prune_outbox(session, now=now)
+    log.info("pruned %s webhook events and %s outbox rows", events, pushes)
+    return {"inbound_events": events, "outbox": pushes}

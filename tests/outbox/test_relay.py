@@ -17,6 +17,7 @@ from scheduler.outbox import (
     enqueue,
     enqueue_many,
     prune_outbox,
+    prune_stored_rows,
     reply_from_dict,
     reply_to_dict,
 )
@@ -385,3 +386,17 @@ async def test_a_429_with_retry_after_slows_the_whole_channel(sessionmaker):
 
     [second] = out["telegram"].delivered
     assert second.recipients == ["2"] and second.at - t0 >= 10
+
+
+async def test_the_daily_prune_job_forgets_old_events_and_pushes(sessionmaker):
+    from types import SimpleNamespace
+
+    clock = FakeClock()
+    long_ago = clock.now() - timedelta(days=60)
+    async with sessionmaker() as s, s.begin():
+        await repo.store_inbound_event(s, "line", "old", "{}", now=long_ago)
+        ids = await enqueue(s, channel="line", recipients=["U1"], replies=[Reply("old")], kind="push", now=long_ago)
+        await s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sent"))
+    ctx = SimpleNamespace(sessionmaker=sessionmaker, now=clock.now)
+
+    assert await prune_stored_rows(ctx=ctx) == {"inbound_events": 1, "outbox": 1}
