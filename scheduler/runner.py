@@ -439,6 +439,8 @@ class SchedulerRunner:
                 continue
             try:
                 await self._lead(lock)
+            except Exception:  # e.g. the job store is unreachable: give the lock up, try again later
+                log.exception("scheduler: leading failed")
             finally:
                 was_leader = self._leader.is_set()
                 self._leader.clear()
