@@ -11,7 +11,9 @@ Owns:
   ``SMTP_URL``: ``smtp://user:pass@host:port``, ``smtps://`` for implicit TLS).
 - ``handle_staff_group_update``: a Telegram update from a configured staff group. A
   message that *replies to the bot's post about a case* is relayed to the resident as a
-  staff reply (``cases.staff_reply``); the bot confirms in the group.
+  staff reply (``cases.staff_reply``); the bot confirms in the group. Two commands work the
+  same way, as a reply to a case post: ``/close`` (closes it with outcome "resolved"; the
+  resident is asked for a rating) and ``/note TEXT`` (an internal note, not sent).
 
 Who may answer from the group (the choice asked for in issue 4): **any member of the
 organisation's configured staff group**. The group is the organisation's private staff
@@ -280,9 +282,18 @@ async def handle_staff_group_update(services: Any, channel: str, event: dict[str
             staff = await session.scalar(select(Staff).where(
                 Staff.telegram_user_id == sender.get("id"), Staff.org == case.org, Staff.active.is_(True)))
             actor = cases.Actor.telegram(case.org, sender.get("id", "?"), sender.get("first_name"), staff)
+            command, _, rest = text.strip().partition(" ")
+            command = command.split("@", 1)[0].lower()
             try:
-                await cases.staff_reply(session, services.kb, actor, case.id, text)
-                answer_key = "staff.relay_ok"
+                if command == "/close":
+                    await cases.close(session, services.kb, actor, case.id, "resolved")
+                    answer_key = "staff.closed_ok"
+                elif command == "/note" and rest.strip():
+                    await cases.add_note(session, actor, case.id, rest)
+                    answer_key = "staff.noted_ok"
+                else:
+                    await cases.staff_reply(session, services.kb, actor, case.id, text)
+                    answer_key = "staff.relay_ok"
             except (cases.CaseClosed, cases.CaseNotFound):
                 answer_key = "staff.relay_closed"
             except cases.InvalidAction:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.consult.staff import add_staff, set_notify
 from bot.db.consult_models import AuditEntry, Case, CaseMessage
-from tests.consult.test_e2e_line import USER, _texts, open_case_as_trainee
+from tests.consult.test_e2e_line import USER, _buttons, _texts, open_case_as_trainee
 
 GROUP = -1001234567890
 OTHER_GROUP = -1009999999999
@@ -105,3 +105,31 @@ async def test_new_case_e_mail_through_a_real_smtp_server(consult_app_with_smtp)
     body = message.get_content()
     assert "Công ty không trả lương 2 tháng" in body and case.number in body
     assert app.telegram_api.messages_to(GROUP) == []                 # no group configured for OTIT here
+
+
+async def test_note_and_close_from_the_staff_group(consult_app) -> None:
+    app = consult_app
+    await _configure(app)
+    case = await open_case_as_trainee(app)
+    app.services.relay.notify()
+    post = (await app.telegram_api.wait_for_messages(GROUP, 1))[0]["text"]
+    bot_id = int(app.telegram_api.token.split(":")[0])
+    await app.post_telegram(group_reply(GROUP, "/note called the company, no answer", post, to_bot=bot_id))
+    await app.settle()
+    app.services.relay.notify()
+    await app.telegram_api.wait_for_messages(GROUP, 2)
+    before = len(app.line_api.messages_for(USER))
+    await app.post_telegram(group_reply(GROUP, "/close", post, to_bot=bot_id))
+    await app.settle()
+    app.services.relay.notify()
+    pushed = await app.line_api.wait_for_messages(USER, before + 1)
+    assert case.number in _texts(pushed[before:])
+    assert _buttons(pushed) == [f"k:r:{case.id}:{n}" for n in range(1, 6)]          # the rating question
+    confirmations = await app.telegram_api.wait_for_messages(GROUP, 3)
+    assert confirmations[1]["text"].startswith("📝") and confirmations[2]["text"].startswith("✅")
+    async with app.services.sessionmaker() as s:
+        closed = await s.get(Case, case.id)
+        notes = (await s.execute(select(CaseMessage).where(CaseMessage.direction == "note"))).scalars().all()
+    assert closed.status == "closed" and closed.outcome == "resolved"
+    assert [n.text for n in notes] == ["called the company, no answer"]
+    assert not any("called the company" in m for m in _texts(app.line_api.messages_for(USER)).splitlines())
