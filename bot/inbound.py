@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.channels.base import PermanentFailure, SendError
+from bot.channels.base import PermanentFailure, RetryLater, SendError
 from bot.conversation.models import IncomingMessage, Kind, Reply
 from bot.db import repo
 from bot.db.models import STATUS_BLOCKED, InboundEvent
@@ -188,17 +188,33 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
             return  # never push into a group: the join answer was a courtesy
         await _push_later(services, row.channel, msg.user_id, replies)
         return
+    limiter = getattr(services.relay, "limiter", None)
+    if limiter is not None:
+        # Direct answers share the bot-wide Telegram budget (~30 messages/s) with the
+        # outbox's pushes, so neither pushes the bot into flood control. The one-message-
+        # per-second-per-chat pacing is for pushes; an answer to the user's own message
+        # goes at once.
+        await limiter.acquire(row.channel, [], cost=float(max(1, len(adapter.render(replies)))))
+    parts_sent = 0
+
+    def count(n: int) -> None:
+        nonlocal parts_sent
+        parts_sent = n
+
     try:
-        await adapter.reply(msg.user_id, replies)
+        await adapter.reply(msg.user_id, replies, progress=count)
     except PermanentFailure as exc:
         record_send_failure(row.channel, "blocked" if exc.blocked else "permanent")
         if exc.blocked:
             await _mark_blocked(services, row.channel, exc.blocked)
         log.info("reply not deliverable", extra={"channel": row.channel, "error": str(exc)})
     except SendError as exc:  # RetryLater: the outbox retries with backoff
+        if limiter is not None and isinstance(exc, RetryLater) and exc.retry_after:
+            limiter.pause(row.channel, exc.retry_after)
         record_send_failure(row.channel, "retry")
         log.info("reply deferred to the outbox", extra={"channel": row.channel, "error": str(exc)})
-        await _push_later(services, row.channel, msg.user_id, replies)
+        # Only what did not go out yet: Telegram has no idempotency key to drop a repeat.
+        await _push_later(services, row.channel, msg.user_id, adapter.unsent(replies, parts_sent))
 
 
 async def _push_later(services: Any, channel: str, user_id: str, replies: list[Reply]) -> None:

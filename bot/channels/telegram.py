@@ -340,9 +340,20 @@ class TelegramChannel:
             if progress is not None:
                 progress(index + 1)
 
-    async def reply(self, chat_id: str, replies: Sequence[Reply]) -> None:
-        """Answer the user's own update (a direct sendMessage; Telegram has no reply token)."""
-        await self.send(chat_id, replies)
+    async def reply(self, chat_id: str, replies: Sequence[Reply],
+                    progress: Callable[[int], None] | None = None) -> None:
+        """Answer the user's own update (a direct sendMessage; Telegram has no reply token).
+        ``progress(n)`` is told after each of the n rendered parts went out."""
+        await self.send(chat_id, replies, progress=progress)
+
+    def unsent(self, replies: Sequence[Reply], parts_sent: int) -> list[Reply]:
+        """The replies not completely delivered once ``parts_sent`` rendered parts went out."""
+        out, end = [], 0
+        for reply in replies:
+            end += len(self.render([reply]))
+            if end > parts_sent:
+                out.append(reply)
+        return out
 
     async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
         """ChannelSender.push: one chat per call (``max_recipients`` = 1)."""

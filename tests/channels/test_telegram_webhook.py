@@ -164,3 +164,25 @@ async def test_metrics_count_webhook_outcomes(kurashi) -> None:
     await kurashi.post_telegram(telegram_text_update(CHAT, "hi"), secret="wrong")
     metrics = (await kurashi.client.get("/metrics")).text
     assert 'kurashi_webhook_events_total{channel="telegram",outcome="rejected"}' in metrics
+
+
+async def test_flood_control_half_way_sends_only_the_rest_later(kurashi) -> None:
+    from sqlalchemy import select
+
+    from bot.db.models import OutboxMessage
+    from scheduler.outbox import reply_from_dict
+
+    # First contact answers with several messages (greeting, then the area/segment offer);
+    # the second sendMessage meets flood control.
+    kurashi.telegram_api.fail_next("sendMessage", 429, retry_after=1, skip=1)
+    await kurashi.post_telegram(telegram_text_update(CHAT, "/start", language_code="en"))
+    await kurashi.settle()
+    async with kurashi.services.sessionmaker() as session:
+        (row,) = (await session.execute(select(OutboxMessage))).scalars()
+    direct = kurashi.telegram_api.texts_to(CHAT)
+    assert len(direct) == 1
+    assert direct[0] not in [r["text"] for r in row.payload]      # what went out is not queued again
+    telegram = kurashi.services.channels["telegram"]
+    pushed_parts = sum(len(telegram.render([reply_from_dict(p)])) for p in row.payload)
+    texts = await kurashi.telegram_api.wait_for_messages(CHAT, 1 + pushed_parts, timeout=30)
+    assert len(texts) == 1 + pushed_parts
