@@ -153,3 +153,20 @@ def test_spelling_correction_uses_known_words_only_when_close(matcher):
     assert matcher.spell("ごみの日") == "ごみの日"              # CJK is not spell-corrected
     m = matcher.match("helth insurence")
     assert m.intent == "insurance.health" and m.decision != "decline"
+
+
+def test_empty_knowledge_base_declines_everything():
+    from knowledge.loader import KnowledgeBase
+
+    empty = Matcher.from_knowledge(KnowledgeBase(intents={}, groups={}), Thresholds())
+    for text in ("hello", "", "ごみ"):
+        m = empty.match(text)
+        assert (m.decision, m.intent, m.suggestions) == ("decline", None, [])
+
+
+def test_single_intent_knowledge_base_works(fixture_kb):
+    from knowledge.loader import KnowledgeBase
+
+    one = {"garbage.sorting": fixture_kb.intents["garbage.sorting"]}
+    m = Matcher.from_knowledge(KnowledgeBase(intents=one, groups={"garbage": list(one)}), Thresholds())
+    assert m.match("how do i sort my trash").intent == "garbage.sorting"
