@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # Days unanswered questions and 👎/👍 feedback are kept (`kurashi db prune`); 0 = forever
+    insights_retention_days: int = 180
+
     # Knowledge base folder (YAML); default is the package's own data
     knowledge_dir: Path | None = None
 

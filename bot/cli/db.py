@@ -1,6 +1,7 @@
 """`kurashi db …`: schema upgrades and retention pruning from the command line.
 
-Owns only argument parsing; the work is bot.db.session.upgrade_database and bot.db.repo.
+Owns only argument parsing; the work is bot.db.session.upgrade_database, bot.db.repo and
+bot.insights (retention of unanswered questions and feedback).
 Must not import the conversation core or channel adapters.
 """
 from __future__ import annotations
@@ -14,8 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="db_command", metavar="DB_COMMAND")
     upgrade = sub.add_parser("upgrade", help="apply Alembic migrations up to the newest (DATABASE_URL)")
     upgrade.set_defaults(func=run_upgrade)
-    prune = sub.add_parser("prune", help="delete webhook events older than the retention period")
-    prune.add_argument("--days", type=float, default=7.0, help="retention in days (default 7)")
+    prune = sub.add_parser("prune", help="delete webhook events, unanswered questions and feedback "
+                                         "older than their retention periods")
+    prune.add_argument("--days", type=float, default=7.0, help="webhook event retention in days (default 7)")
+    prune.add_argument("--insights-days", type=float, default=None,
+                       help="unanswered/feedback retention in days (default INSIGHTS_RETENTION_DAYS, 180; 0 = keep)")
     prune.set_defaults(func=run_prune)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -32,21 +36,33 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    """Delete stored webhook events older than --days."""
+    """Delete stored webhook events older than --days, and unanswered questions and feedback
+    older than --insights-days (Settings.insights_retention_days; 0 keeps them)."""
     from datetime import timedelta
 
+    from bot import insights
     from bot.db import repo
     from bot.db.session import create_engine_and_sessionmaker
     from bot.settings import Settings
 
-    async def prune() -> int:
-        engine, maker = create_engine_and_sessionmaker(Settings().database_url)
+    settings = Settings()
+    insight_days = settings.insights_retention_days if args.insights_days is None else args.insights_days
+
+    async def prune() -> tuple[int, int, int]:
+        engine, maker = create_engine_and_sessionmaker(settings.database_url)
         try:
             async with maker() as session, session.begin():
-                return await repo.prune_inbound_events(session, older_than=timedelta(days=args.days))
+                events = await repo.prune_inbound_events(session, older_than=timedelta(days=args.days))
+                questions, votes = (await insights.prune_insights(session, older_than=timedelta(days=insight_days))
+                                    if insight_days > 0 else (0, 0))
+                return events, questions, votes
         finally:
             await engine.dispose()
 
-    count = asyncio.run(prune())
+    count, questions, votes = asyncio.run(prune())
     print(f"pruned {count} webhook events")
+    if insight_days > 0:
+        print(f"pruned {questions} unanswered questions and {votes} feedback votes older than {insight_days:g} days")
+    else:
+        print("unanswered questions and feedback kept (retention 0 = forever)")
     return 0
