@@ -84,29 +84,32 @@ class Match:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Decision thresholds (calibrated) and scoring weights (hand-set, documented)."""
+    """Decision thresholds and scoring weights, calibrated into ``intents/thresholds.yaml``.
+
+    The defaults here are only used without that file (they are a copy of one calibration).
+    """
 
     #: top intent score needed to answer straight away…
-    answer: float = 0.62
+    answer: float = 0.19
     #: …and its lead over the runner-up intent.
-    margin: float = 0.06
+    margin: float = 0.12
     #: below this the message is out of scope: decline.
-    clarify: float = 0.42
+    clarify: float = 0.19
     #: an urgent intent (emergency) on top with at least this score is answered, never clarified.
-    urgent: float = 0.5
+    urgent: float = 0.29
     #: share of the message's character n-grams the index must know (gibberish guard).
-    min_known: float = 0.3
+    min_known: float = 0.0
     #: weight of the TF-IDF cosine in an entry's score (the rest is rapidfuzz).
-    w_tfidf: float = 0.5
+    w_tfidf: float = 0.7
     #: entry score multiplier when the entry's language differs from the message's.
-    other_language: float = 0.9
+    other_language: float = 1.0
     #: intent score = (1 - w_centroid) * ((1 - w_max) * mean(top_k entries) + w_max * best entry)
     #:                + w_centroid * cosine to the intent centroid
     top_k: int = 3
     #: rescale rapidfuzz scores above the message's median score (see Matcher.signals).
     rf_floor: bool = True
     w_max: float = 0.0
-    w_centroid: float = 0.2
+    w_centroid: float = 0.4
     #: how many suggestions a clarify offers.
     suggestions: int = 3
     #: provenance written by calibrate (not used for matching).

@@ -164,9 +164,9 @@ def test_empty_knowledge_base_declines_everything():
         assert (m.decision, m.intent, m.suggestions) == ("decline", None, [])
 
 
-def test_single_intent_knowledge_base_works(fixture_kb):
+def test_single_intent_knowledge_base_works(fixture_kb, matcher):
     from knowledge.loader import KnowledgeBase
 
     one = {"garbage.sorting": fixture_kb.intents["garbage.sorting"]}
-    m = Matcher.from_knowledge(KnowledgeBase(intents=one, groups={"garbage": list(one)}), Thresholds())
+    m = Matcher.from_knowledge(KnowledgeBase(intents=one, groups={"garbage": list(one)}), matcher.thresholds)
     assert m.match("how do i sort my trash").intent == "garbage.sorting"
