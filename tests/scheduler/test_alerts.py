@@ -387,3 +387,52 @@ async def test_a_broken_feed_is_reported_and_the_next_feed_still_polled(sessionm
                                    jma_server.feed_url])
 
     assert stats["feed_errors"] == 2 and stats["alerts"] == 1
+
+
+def _quake_pair(jma_dir, event_id: str, intensity_53: str) -> tuple[bytes, bytes]:
+    """A 震度速報 (VXSE51) and a 震源・震度 (VXSE53) of one Yamaguchi City quake, derived in memory from
+    the real telegrams: 宮城県中部 → 山口県中部 (704) at 5弱; 美祢市 → 山口市 at ``intensity_53``."""
+    vxse51 = (jma_dir / "real_feed_data" / "20210217140808_0_VXSE51_010000.xml").read_text(encoding="utf-8")
+    vxse51 = vxse51.replace("<Name>宮城県中部</Name><Code>222</Code><MaxInt>3</MaxInt>",
+                            "<Name>山口県中部</Name><Code>704</Code><MaxInt>5-</MaxInt>")
+    vxse51 = vxse51.replace("<EventID>20210217230627</EventID>", f"<EventID>{event_id}</EventID>")
+    vxse53 = (jma_dir / "real_feed_data" / "20210217204607_0_VXSE53_270000.xml").read_text(encoding="utf-8")
+    vxse53 = vxse53.replace("<Name>美祢市</Name><Code>3521300</Code>", "<Name>山口市</Name><Code>3520300</Code>")
+    vxse53 = vxse53.replace("<MaxInt>1</MaxInt>", f"<MaxInt>{intensity_53}</MaxInt>")
+    vxse53 = vxse53.replace("<EventID>20210218054337</EventID>", f"<EventID>{event_id}</EventID>")
+    assert "704" in vxse51 and "3520300" in vxse53
+    return vxse51.encode(), vxse53.encode()
+
+
+async def test_a_strong_quake_is_pushed_once_and_again_only_when_it_turns_out_stronger(
+    sessionmaker, make_ctx, jma_server, jma_dir
+):
+    users = [*CITY_USERS, {"platform_user_id": "U-night", "language": "en", "quiet_start": "22:00",
+                           "quiet_end": "07:00"}]
+    await add_users(sessionmaker, *users)
+    first, same = _quake_pair(jma_dir, "20261125230600", "5-")
+    _, stronger = _quake_pair(jma_dir, "20261125230600", "6-")
+    jma_server.add_document("vxse51.xml", first)
+    jma_server.add_document("vxse53.xml", same)
+    jma_server.publish("震度速報", "vxse51.xml", "2026-11-25T14:07:00Z")
+    jma_server.publish("震源・震度に関する情報", "vxse53.xml", "2026-11-25T14:09:00Z")
+    ctx, clock = make_ctx(utc(2026, 11, 25, 14, 10))                   # 23:10 JST: U-night is asleep
+
+    stats = await poll_feeds(ctx, [jma_server.feed_url])
+
+    assert stats["alerts"] == 1 and stats["ignored"] == 1              # the VXSE53 repeats 5弱: not resent
+    got = _by_recipient(await outbox_rows(sessionmaker))
+    assert set(got) == {u["platform_user_id"] for u in users}
+    assert got["U-night"][0].send_after == clock.now()                 # 5弱 is urgent: quiet hours ignored
+    assert "Seismic intensity 5 lower (震度5弱)" in got["U-en"][0].payload[0]["text"]
+    assert "震度５弱" not in got["U-en"][0].payload[0]["text"]
+
+    jma_server.add_document("vxse53-6.xml", stronger)
+    jma_server.publish("震源・震度に関する情報", "vxse53-6.xml", "2026-11-25T14:12:00Z")
+    clock.advance(minutes=3)
+    stats = await poll_feeds(ctx, [jma_server.feed_url])
+
+    assert stats["alerts"] == 1
+    texts = [r.payload[0]["text"] for r in _by_recipient(await outbox_rows(sessionmaker))["U-en"]]
+    assert len(texts) == 2 and "震度6弱" in texts[1]
+    assert "Epicentre (震源): 山口県北部, magnitude 2.7" in texts[1] and "No tsunami is expected" in texts[1]
