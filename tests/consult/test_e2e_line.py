@@ -221,3 +221,16 @@ async def test_unverified_organisation_facts_are_marked(consult_app) -> None:
     offer = await press(app, "c:health")                        # the centre: official facts, closed now
     text = _texts(offer)
     assert "※" not in text and "12/01 08:30" in text            # opens again Tuesday 08:30
+
+
+async def test_an_image_the_platform_cannot_give_is_still_kept_as_a_message(consult_app) -> None:
+    app = consult_app
+    await press(app, "l:vi")
+    await press(app, "c:work")
+    await press(app, "k:y")
+    ack = await send_image(app, "99404")                       # no content at the fake: 404
+    assert "(1)" in _texts(ack)
+    async with app.services.sessionmaker() as s:
+        message = (await s.execute(select(CaseMessage))).scalar_one()
+        assert message.kind == "image" and message.extra["platform_id"] == "99404"
+        assert message.media[0].size == 0 and "fetch failed" in message.media[0].error
