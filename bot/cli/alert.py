@@ -6,6 +6,8 @@
 - ``kurashi alert report ID``: queued / sent / failed / blocked for one alert.
 - ``kurashi alert list``: the latest alerts.
 - ``kurashi alert poll``: poll JMA_FEED_URL once now.
+- ``kurashi alert manual --text en=… [--text ja=…] [--area KEY] [--language L] [--urgent] [--send]``:
+  an operator's alert from the command line (preview unless --send), as on the console page.
 
 Owns only the command line; the pipeline is scheduler/alerts.py.
 """
@@ -34,6 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
     poll = sub.add_parser("poll", help="poll the JMA feeds (JMA_FEED_URL) once now")
     poll.set_defaults(func=run_poll)
+    manual = sub.add_parser("manual", help="an operator's alert: show who would get it, or queue it with --send")
+    manual.add_argument("--text", action="append", required=True, metavar="LANG=TEXT",
+                        help="the text in one language (repeat per language; others fall back to en, then ja)")
+    manual.add_argument("--area", action="append", default=[], metavar="DISTRICT",
+                        help="limit to a district key (repeatable; default the whole city)")
+    manual.add_argument("--language", action="append", default=[], metavar="LANG",
+                        help="limit to residents using this language (repeatable)")
+    manual.add_argument("--urgent", action="store_true", help="ignore residents' quiet hours")
+    manual.add_argument("--send", action="store_true", help="queue it (without this: a preview only)")
+    manual.add_argument("--by", default="cli", help="who sends it (recorded with the alert)")
+    manual.set_defaults(func=run_manual)
 
 
 async def _setup():
@@ -179,3 +192,41 @@ async def _poll() -> int:
         await engine.dispose()
     print(json.dumps(stats, ensure_ascii=False))
     return 0 if not stats.get("feed_errors") else 1
+
+
+def run_manual(args: argparse.Namespace) -> int:
+    """Preview (default) or queue (--send) a manual alert; exit 2 on a malformed --text."""
+    texts = {}
+    for item in args.text:
+        lang, sep, body = item.partition("=")
+        if not sep or not body.strip():
+            print(f"--text must look like LANG=TEXT, not {item!r}")
+            return 2
+        texts[lang.strip()] = body.strip()
+    return asyncio.run(_manual(args, texts))
+
+
+async def _manual(args: argparse.Namespace, texts: dict[str, str]) -> int:
+    from scheduler.alerts import city_areas, plan_manual_alert, queue_alert
+
+    _, engine, sessionmaker, kb = await _setup()
+    unknown = [a for a in args.area if a not in city_areas(kb)]
+    if unknown:
+        await engine.dispose()
+        print(f"unknown district(s): {', '.join(unknown)} (known: {', '.join(sorted(city_areas(kb)))})")
+        return 2
+    try:
+        async with sessionmaker() as session, session.begin():
+            plan = await plan_manual_alert(session, kb, texts, areas=args.area or None,
+                                           languages=args.language or None, urgent=args.urgent)
+            alert = await queue_alert(session, plan, created_by=args.by) if args.send else None
+    finally:
+        await engine.dispose()
+    summary = plan.summary()
+    print(f"recipients: {summary['recipients']}; deferred by quiet hours: {summary['deferred']}")
+    print("  by language: " + (", ".join(f"{k} {v}" for k, v in sorted(summary["by_language"].items())) or "-"))
+    print("  by channel:  " + (", ".join(f"{k} {v}" for k, v in sorted(summary["by_channel"].items())) or "-"))
+    for lang in sorted(summary["by_language"]) or ["ja", "en"]:
+        print(f"--- {lang} ---\n{plan.replies[lang].text}")
+    print(f"queued as alert {alert.id}" if alert else "preview only: add --send to queue it")
+    return 0

@@ -75,3 +75,18 @@ def test_ingest_of_a_drill_and_of_a_non_telegram(cli_db, jma_dir, tmp_path, caps
     bad.write_text("<html/>")
     assert main(["alert", "ingest", str(bad)]) == 1
     assert _outbox(cli_db) == []
+
+
+def test_manual_alert_preview_then_send(cli_db, capsys):
+    args = ["alert", "manual", "--text", "en=Water outage in Ogori until 18:00.", "--text", "ja=おごおり で だんすい。",
+            "--area", "ogori"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "recipients: 1" in out and "preview only" in out                 # U-vi2 lives in Ogori
+    assert "Thông báo khẩn\nWater outage in Ogori" in out                   # no Vietnamese text: English
+    assert main(["alert", "manual", "--text", "en=Boil water before drinking.", "--language", "vi", "--send"]) == 0
+    out = capsys.readouterr().out
+    assert "recipients: 2" in out and "by language: vi 2" in out and "queued as alert 1" in out
+    assert {r for row in _outbox(cli_db) for r in row.recipients} == {"U-vi1", "U-vi2"}
+    assert main(["alert", "manual", "--text", "oops"]) == 2
+    assert main(["alert", "manual", "--text", "en=x", "--area", "atlantis"]) == 2
