@@ -253,7 +253,9 @@ async def submit_case(session: AsyncSession, kb: Any, case: Case, *, now: dateti
     case.status = CASE_OPEN
     case.opened_at = case.waiting_since = case.last_activity_at = now
     case.due_at = _due(kb, case, now)
-    await audit(session, case, A_OPENED, RESIDENT, detail={"org": case.org, "topic": case.topic}, now=now)
+    # The resident pressed "Yes, send" to the organisation named on screen, then Send: consent.
+    await audit(session, case, A_OPENED, RESIDENT, detail={"org": case.org, "topic": case.topic, "consent": True},
+                now=now)
     await _staff_notify().notify_staff(session, kb, case, "new", now=now)
     return case
 
