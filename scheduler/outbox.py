@@ -214,6 +214,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         max_wait: float | None = None,
         claim_ahead: float = 2.0,
+        send_timeout: float = 60.0,
         rng: random.Random | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -230,6 +231,9 @@ class OutboxRelay:
         self.backoff_cap = backoff_cap
         self.poll_interval = poll_interval
         self.claim_ahead = claim_ahead
+        # A send that hangs longer is abandoned and retried (an ambiguous outcome: LINE drops
+        # the duplicate by retry key; Telegram may show the message twice).
+        self.send_timeout = send_timeout
         self._stopping = False
         # A row that would wait longer than this for its rate-limit slot goes back to the
         # queue (send_after = when the slot comes) instead of holding its lease.
@@ -292,9 +296,17 @@ class OutboxRelay:
                         tasks[asyncio.create_task(self._send_chain(chain))] = (channel, len(chain))
                     claimed_any = claimed_any or bool(rows)
                 if tasks:
-                    done, _ = await asyncio.wait(tasks, timeout=self.poll_interval,
+                    # wake on the first finished row, a notify() (new rows), or the poll interval
+                    woken = asyncio.ensure_future(self._wake.wait())
+                    done, _ = await asyncio.wait([*tasks, woken], timeout=self.poll_interval,
                                                  return_when=asyncio.FIRST_COMPLETED)
+                    if woken.done():
+                        self._wake.clear()
+                    else:
+                        woken.cancel()
                     for task in done:
+                        if task is woken:
+                            continue
                         del tasks[task]
                         if not task.cancelled() and task.exception() is not None:
                             log.error("outbox: send task failed", exc_info=task.exception())
@@ -412,7 +424,11 @@ class OutboxRelay:
         await self.limiter.acquire(row.channel, row.recipients, cost)
         async with self._semaphore:
             try:
-                await sender.push(row.recipients, replies, retry_key=row.retry_key)
+                async with asyncio.timeout(self.send_timeout):
+                    await sender.push(row.recipients, replies, retry_key=row.retry_key)
+            except TimeoutError:
+                return _Outcome(row, "retry", delay=self.backoff(row.attempts),
+                                error=f"no answer within {self.send_timeout:g} s")
             except RetryLater as exc:
                 if exc.retry_after:
                     # A 429 is about the whole bot, not this row: slow the channel down too.

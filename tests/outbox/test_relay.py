@@ -400,3 +400,21 @@ async def test_the_daily_prune_job_forgets_old_events_and_pushes(sessionmaker):
     ctx = SimpleNamespace(sessionmaker=sessionmaker, now=clock.now)
 
     assert await prune_stored_rows(ctx=ctx) == {"inbound_events": 1, "outbox": 1}
+
+
+async def test_a_hanging_send_is_abandoned_and_retried(sessionmaker):
+    clock = FakeClock()
+    out = senders(clock)
+    out["line"].gate = asyncio.Event()  # never opened: the platform does not answer
+    async with sessionmaker() as s, s.begin():
+        await enqueue(s, channel="line", recipients=["U1"], replies=[Reply("x")], kind="push", now=clock.now())
+    relay = OutboxRelay(sessionmaker, out, FAST, clock, send_timeout=0.2, backoff_base=1.0)
+
+    assert await relay.relay_once() == 1
+
+    [row] = await rows(sessionmaker)
+    assert row.status == "pending" and row.claimed_until is None and "no answer" in row.last_error
+    out["line"].gate = None
+    clock.advance(5)
+    await relay.relay_once()
+    assert out["line"].received() == Counter({("U1", "x"): 1})
