@@ -108,6 +108,10 @@ def build_core(
     from bot.consult.flow import ConsultationFlow  # consultations (issue 4) plug into the engine
 
     engine = ConversationEngine(kb, matcher, sessionmaker, settings, consultation=ConsultationFlow(kb))
+    from scheduler import events, garbage_jobs  # live answers: upcoming events, garbage days/items
+
+    events.register_answers(engine)
+    garbage_jobs.register_answers(engine)
     return Services(settings=settings, kb=kb, matcher=matcher, engine=engine,
                     sessionmaker=sessionmaker, engine_db=engine_db)
 

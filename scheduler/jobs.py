@@ -45,6 +45,8 @@ class RecurringJob:
 RECURRING_JOBS: list[RecurringJob] = [
     RecurringJob("jma:poll", "scheduler.jobs:poll_jma_feeds", seconds=60),
     RecurringJob("consult:sla", "bot.consult.sla:remind_overdue_consultations", seconds=300),
+    RecurringJob("events:sweep", "scheduler.events:sweep_events", seconds=300),
+    RecurringJob("garbage:remind", "scheduler.garbage_jobs:send_garbage_reminders", cron={"minute": "*/5"}),
     RecurringJob("storage:prune", "scheduler.outbox:prune_stored_rows", cron={"hour": 18, "minute": 30}),  # 03:30 JST
 ]
 

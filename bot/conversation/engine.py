@@ -418,7 +418,10 @@ class ConversationEngine:
         dynamic = self.dynamic_answers.get(intent_id)
         if dynamic is not None:
             try:
-                live = await dynamic(turn.session, turn.user, turn.lang)
+                # A function marked ``wants_text`` also gets the question (garbage item look-up).
+                live = await (dynamic(turn.session, turn.user, turn.lang, text=turn.msg.text)  # type: ignore[call-arg]
+                              if getattr(dynamic, "wants_text", False)
+                              else dynamic(turn.session, turn.user, turn.lang))
             except Exception:  # live data is a bonus: the static answer must still arrive
                 log.exception("dynamic answer failed", extra={"intent": intent_id})
                 live = None

@@ -1,0 +1,283 @@
+"""Garbage-day reminders and the live garbage answers (next collection days, where an item goes).
+
+Owns: the recurring job ``send_garbage_reminders()`` (every few minutes: residents with
+``opt_garbage`` whose ``garbage_time`` (Asia/Tokyo) has just come get one push listing the
+categories collected on their area's next collection day — the evening before for evening
+times, the same morning for morning times (before noon) — in their language with the
+Japanese category name as printed on the bags; each (user, collection date) is recorded in
+``garbage_reminders_sent`` in the same transaction as the outbox rows, so never twice), and
+the dynamic answers of ``garbage.collection_day`` (the resident's area's next days per
+category) and ``garbage.sorting`` (item look-up in target.csv → category + notice).
+
+Calendars come from the knowledge base (``kb.garbage``, knowledge/garbage.py); when the
+calendar in use is a SAMPLE (calendar.yaml ``sample: true``) every text built from it says
+so (message ``garbage.sample_note``). ``users.area`` (district key) maps to a calendar area
+through calendar.yaml ``districts``; translations of category names beyond the calendar's
+own languages come from calendar.yaml ``category_labels`` (label → {lang: name}).
+
+The reminder goes out at the time the resident chose, also inside their quiet hours (they
+picked that time themselves).
+
+Must not import the conversation core, channel adapters, FastAPI or platform SDKs.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.events_models import GarbageReminderSent
+from bot.db.models import STATUS_ACTIVE, User
+from knowledge.garbage import GarbageSet, city_calendar
+from scheduler.events import format_when
+from scheduler.outbox import enqueue
+from scheduler.runner import JobContext, get_context
+
+log = logging.getLogger("kurashi.garbage")
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+NO_PUSH_CHANNELS = frozenset({"cli"})
+DEFAULT_TIME = time(19, 0)
+#: A reminder is sent from the chosen time until this much later (a scheduler that was down
+#: for longer does not wake people with yesterday's evening reminder at midnight).
+SEND_WINDOW = timedelta(hours=3)
+#: Times before noon remind on the collection day itself; later times the evening before.
+MORNING_BEFORE = time(12, 0)
+OUTBOX_KIND = "garbage_reminder"
+#: Days listed per category in the garbage.collection_day answer.
+NEXT_DAYS = 2
+#: The garbage.sorting look-up shows an item only from this fuzzy score (0-100) up.
+ITEM_MIN_SCORE = 85.0
+
+
+def _texts_of(kb: Any) -> Any:
+    from bot.conversation.locale import Texts  # message look-up only (no engine import)
+
+    return Texts(kb)
+
+
+def calendar_of(kb: Any) -> GarbageSet | None:
+    """The calendar residents' answers use (a real one when installed, else the sample)."""
+    return city_calendar(getattr(kb, "garbage", None) or {})
+
+
+def _parse_time(value: str | None) -> time:
+    try:
+        hours, minutes = (value or "").split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        return DEFAULT_TIME
+
+
+def reminder_date(garbage_time: str | None, now: datetime) -> tuple[date, bool] | None:
+    """(collection date, is_today) when a reminder at ``garbage_time`` is due at ``now``, else None."""
+    chosen = _parse_time(garbage_time)
+    local = now.astimezone(TOKYO)
+    due = datetime.combine(local.date(), chosen, tzinfo=TOKYO)
+    if not (due <= local < due + SEND_WINDOW):
+        return None
+    if chosen < MORNING_BEFORE:
+        return local.date(), True
+    return local.date() + timedelta(days=1), False
+
+
+def category_label(garbage: GarbageSet, label: str, lang: str) -> str:
+    """A category's name for a resident of ``lang`` with the Japanese name as printed on the bags.
+
+    ``label`` is any language's label of the category.
+    """
+    ja = garbage.category_in(label, "ja")
+    if lang == "ja":
+        return ja
+    extra = (garbage.meta.get("category_labels") or {}).get(ja) or {}
+    local = extra.get(lang)
+    if not local and lang in garbage.calendars:
+        local = garbage.category_in(label, lang)
+    if not local or local == ja:
+        return ja
+    return local if ja in local else f"{local}（{ja}）"
+
+
+def collected_on(garbage: GarbageSet, area: str, day: date) -> list[str]:
+    """Japanese labels of the categories collected in ``area`` on ``day`` (description order)."""
+    calendar = garbage.primary
+    out = []
+    for label, schedule in calendar.area(area).schedules.items():
+        if schedule.empty:
+            continue
+        if calendar.next_collections(area, label, day, 1) == [day]:
+            out.append(label)
+    return out
+
+
+def compose_reminder(texts: Any, garbage: GarbageSet, categories: list[str], day: date, lang: str, *,
+                     today: bool) -> str:
+    lines = "\n".join(f"• {category_label(garbage, c, lang)}" for c in categories)
+    when = format_when(texts, datetime.combine(day, time(12), tzinfo=TOKYO), lang, with_time=False)
+    parts = [texts.t("garbage.reminder_today" if today else "garbage.reminder_tomorrow", lang,
+                     date=when, categories=lines),
+             texts.t("garbage.reminder_tip", lang)]
+    if garbage.sample:
+        parts.append(texts.t("garbage.sample_note", lang))
+    return "\n\n".join(parts)
+
+
+# --- the reminder job --------------------------------------------------------------------------
+
+
+async def send_garbage_reminders(*, ctx: JobContext | None = None) -> dict[str, int]:
+    """Recurring job: queue the garbage reminders that are due now (each user/date once)."""
+    ctx = ctx or get_context()
+    now = ctx.now()
+    kb = ctx.kb
+    if kb is None:
+        from knowledge.loader import load_knowledge
+
+        kb = ctx.kb = load_knowledge(getattr(ctx.settings, "knowledge_dir", None))
+    garbage = calendar_of(kb)
+    stats = {"due": 0, "queued": 0, "no_collection": 0, "no_area": 0}
+    if garbage is None:
+        return stats
+    texts = _texts_of(kb)
+    async with ctx.sessionmaker() as session, session.begin():
+        rows = (await session.execute(
+            select(User.id, User.channel, User.platform_user_id, User.language, User.area, User.garbage_time)
+            .where(User.status == STATUS_ACTIVE, User.opt_garbage.is_(True),
+                   User.channel.not_in(NO_PUSH_CHANNELS))
+            .order_by(User.id)
+        )).all()
+        collected: dict[tuple[str, date], list[str]] = {}
+        due: list[tuple[Any, str, date, bool]] = []
+        for row in rows:
+            when = reminder_date(row.garbage_time, now)
+            if when is None:
+                continue
+            stats["due"] += 1
+            area = garbage.area_for(row.area)
+            if area is None:
+                stats["no_area"] += 1
+                continue
+            day, today = when
+            if (area, day) not in collected:
+                collected[(area, day)] = collected_on(garbage, area, day)
+            if not collected[(area, day)]:
+                stats["no_collection"] += 1
+                continue
+            due.append((row, area, day, today))
+        if not due:
+            return stats
+        already = set((await session.execute(
+            select(GarbageReminderSent.user_id, GarbageReminderSent.date)
+            .where(GarbageReminderSent.user_id.in_([r.id for r, *_ in due]),
+                   GarbageReminderSent.date.in_(sorted({d for _, _, d, _ in due})))
+        )).tuples())
+        groups: dict[tuple[str, str, str, date, bool], list[Any]] = defaultdict(list)
+        for row, area, day, today in due:
+            if (row.id, day) in already:
+                continue
+            groups[(row.channel, row.language or "en", area, day, today)].append(row)
+        records = []
+        for (channel, lang, area, day, today), members in sorted(groups.items(), key=lambda g: g[0][:3]):
+            text = compose_reminder(texts, garbage, collected[(area, day)], day, lang, today=today)
+            await enqueue(session, channel=channel, recipients=[m.platform_user_id for m in members],
+                          replies=[{"text": text}], kind=OUTBOX_KIND, ref=f"garbage:{day.isoformat()}", now=now)
+            records += [{"user_id": m.id, "date": day, "sent_at": now} for m in members]
+        if records:
+            await session.execute(GarbageReminderSent.__table__.insert(), records)
+        stats["queued"] = len(records)
+    if stats["queued"]:
+        log.info("garbage reminders queued", extra={"count": stats["queued"]})
+        ctx.wake_sender()
+    return stats
+
+
+# --- dynamic answers ---------------------------------------------------------------------------
+
+
+def make_collection_day_answer(kb: Any, clock: Any) -> Any:
+    """The ``garbage.collection_day`` dynamic answer: the user's area's next days per category."""
+    texts = _texts_of(kb)
+
+    async def answer_collection_days(session: AsyncSession, user: Any, lang: str) -> str | None:
+        garbage = calendar_of(kb)
+        if garbage is None:
+            return None
+        area = garbage.area_for(getattr(user, "area", None))
+        if area is None:
+            return texts.t("garbage.area_unknown", lang)
+        today = clock().astimezone(TOKYO).date()
+        lines = []
+        for label, days in garbage.primary.upcoming(area, today, NEXT_DAYS).items():
+            if not days:
+                continue
+            when = ", ".join(format_when(texts, datetime.combine(d, time(12), tzinfo=TOKYO), lang, with_time=False)
+                             for d in days)
+            lines.append(f"• {category_label(garbage, label, lang)}: {when}")
+        if not lines:
+            return None
+        area_name = texts.district_name(user.area, lang) if user.area and texts.has(f"district.{user.area}") else None
+        if not area_name:
+            try:
+                area_name = garbage.area_in(area, lang)
+            except KeyError:
+                area_name = area
+        parts = [texts.t("garbage.next_head", lang, area=area_name) + "\n" + "\n".join(lines)]
+        if garbage.sample:
+            parts.append(texts.t("garbage.sample_note", lang))
+        return "\n\n".join(parts)
+
+    return answer_collection_days
+
+
+def lookup_item(garbage: GarbageSet, query: str, lang: str) -> tuple[str, str, str] | None:
+    """(item name, category label for ``lang``, notice) of the best match of ``query``, or None.
+
+    The item's name and notice are shown in ``lang`` when the calendar has that language
+    (target.csv rows of aligned languages are matched by position), else as found.
+    """
+    matches = [m for m in garbage.find_items(query, lang, limit=1) if m.score >= ITEM_MIN_SCORE]
+    if not matches:
+        return None
+    match = matches[0]
+    item = match.item
+    if match.lang != lang and lang in garbage.calendars:
+        source, target = garbage.calendars[match.lang].items, garbage.calendars[lang].items
+        if len(source) == len(target):
+            index = next(i for i, it in enumerate(source) if it is item)
+            candidate = target[index]
+            if garbage.category_in(candidate.category, "ja") == garbage.category_in(item.category, "ja"):
+                item = candidate
+    return item.name, category_label(garbage, item.category, lang), item.notice
+
+
+def make_sorting_answer(kb: Any) -> Any:
+    """The ``garbage.sorting`` dynamic answer: the item the resident asked about, if found."""
+    texts = _texts_of(kb)
+
+    async def answer_item_category(session: AsyncSession, user: Any, lang: str, text: str | None = None) -> str | None:
+        garbage = calendar_of(kb)
+        if garbage is None or not text:
+            return None
+        found = lookup_item(garbage, text, lang)
+        if found is None:
+            return None
+        name, category, notice = found
+        parts = [texts.t("garbage.item_found", lang, item=name, category=category)]
+        if notice:
+            parts.append(texts.t("garbage.item_notice", lang, notice=notice))
+        # No sample note here: item → category rows are sourced (calendar.yaml); only the days are invented.
+        return "\n".join(parts)
+
+    answer_item_category.wants_text = True  # type: ignore[attr-defined]  (the engine passes the question)
+    return answer_item_category
+
+
+def register_answers(engine: Any) -> None:
+    """Plug ``garbage.collection_day`` and ``garbage.sorting`` into a ConversationEngine."""
+    engine.dynamic_answers["garbage.collection_day"] = make_collection_day_answer(engine.kb, engine.clock)
+    engine.dynamic_answers["garbage.sorting"] = make_sorting_answer(engine.kb)
