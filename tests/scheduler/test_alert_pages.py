@@ -78,6 +78,27 @@ async def test_manual_alert_preview_then_confirm_queues_once_and_reports(console
         await console.login(client, OPERATOR)
         listing = await client.get("/console/alerts")
     assert listing.status_code == 200 and f'data-alert="{alert.id}"' in listing.text
+    assert 'id="stale"' not in listing.text and "Not polled yet" in listing.text
+
+
+async def test_the_alerts_page_shows_the_poller_state(console, jma_server):
+    from datetime import timedelta
+
+    from bot.db.models import utcnow
+    from scheduler.alerts import poll_feeds
+    from scheduler.runner import JobContext
+    from tests.scheduler.test_alerts import YAMAGUCHI_WARNING
+
+    jma_server.publish("気象警報・注意報（Ｈ２７）", YAMAGUCHI_WARNING, "2015-06-22T09:00:00Z")
+    services = console.services
+    ctx = JobContext(database_url=services.settings.database_url, sessionmaker=services.sessionmaker,
+                     kb=services.kb, now=lambda: utcnow() - timedelta(minutes=10))    # polled 10 minutes ago
+    await poll_feeds(ctx, [jma_server.feed_url], max_age=None)
+    async with console.client() as client:
+        await console.login(client, OPERATOR)
+        page = await client.get("/console/alerts")
+    assert jma_server.feed_url in page.text and 'id="stale"' in page.text
+    assert 'data-status="alerted"' in page.text and 'data-status="skipped"' not in page.text
 
 
 async def test_preview_needs_a_text_and_pages_need_an_operator(console):

@@ -1,6 +1,7 @@
 """Operator pages for disaster alerts (issue 5): ``/console/alerts``.
 
-- ``GET  /alerts``            the latest alerts (JMA and manual) with their delivery counts;
+- ``GET  /alerts``            the latest alerts (JMA and manual) with their delivery counts, and
+                              the JMA poller's state (feeds last checked, recent telegrams);
 - ``GET  /alerts/{id}``       one alert: its message per language and its delivery report
                               (queued / deferred / sent / failed / blocked, by language and channel);
 - ``GET  /alerts/new``        the manual alert form (text per core language, districts, languages, urgent);
@@ -16,13 +17,15 @@ Must not import the conversation engine or platform SDKs.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select, text
 
-from bot.db.scheduler_models import Alert
+from bot.db.models import utcnow
+from bot.db.scheduler_models import ENTRY_SKIPPED, Alert, JmaEntry, JmaFeed
 from bot.web.console.auth import PREFIX, CurrentOperator, verify_csrf
 from bot.web.console.templating import register_nav, render
 from knowledge.schema import CORE_LANGUAGES, LANGUAGES
@@ -32,6 +35,7 @@ router = APIRouter()
 register_nav("警報 Alerts", f"{PREFIX}/alerts", operator_only=True)
 
 MAX_TEXT = 1000
+STALE_AFTER = timedelta(minutes=5)
 
 
 def _districts(kb: Any) -> list[tuple[str, str]]:
@@ -58,8 +62,15 @@ async def list_alerts(request: Request, operator: CurrentOperator) -> Response:
     async with services.sessionmaker() as db:
         alerts = list((await db.execute(select(Alert).order_by(Alert.id.desc()).limit(50))).scalars())
         reports = {a.id: await delivery_report(db, a.id) for a in alerts}
-    return render(request, "scheduler/alerts.html", {"alerts": alerts, "reports": reports,
-                                                     "flash": request.query_params.get("done") and "送信を予約しました。 Queued."})
+        feeds = list((await db.execute(select(JmaFeed).order_by(JmaFeed.url))).scalars())
+        entries = list((await db.execute(
+            select(JmaEntry).where(JmaEntry.status != ENTRY_SKIPPED).order_by(JmaEntry.id.desc()).limit(20)
+        )).scalars())
+    now = utcnow()
+    # The poller runs every minute: a feed not checked for STALE_AFTER means it is not running.
+    stale = [f.url for f in feeds if f.checked_at is None or now - f.checked_at > STALE_AFTER]
+    return render(request, "scheduler/alerts.html", {"alerts": alerts, "reports": reports, "feeds": feeds,
+                                                     "entries": entries, "stale": stale})
 
 
 @router.get("/alerts/new")
