@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.events_models import GarbageReminderSent
 from bot.db.models import STATUS_ACTIVE, User
-from knowledge.garbage import GarbageSet, city_calendar
+from knowledge.garbage import GarbageSet, Item, city_calendar
 from scheduler.events import format_when
 from scheduler.outbox import enqueue
 from scheduler.runner import JobContext, get_context
@@ -86,21 +86,27 @@ def reminder_date(garbage_time: str | None, now: datetime) -> tuple[date, bool] 
     return local.date() + timedelta(days=1), False
 
 
+def _bilingual(local: str | None, ja: str) -> str:
+    """``local（ja）``; just ``ja`` when there is no other name (or it already contains ja)."""
+    if not local or local == ja:
+        return ja
+    return local if ja in local else f"{local}（{ja}）"
+
+
+def _extra_label(garbage: GarbageSet, ja: str, lang: str) -> str | None:
+    return ((garbage.meta.get("category_labels") or {}).get(ja) or {}).get(lang)
+
+
 def category_label(garbage: GarbageSet, label: str, lang: str) -> str:
     """A category's name for a resident of ``lang`` with the Japanese name as printed on the bags.
 
-    ``label`` is any language's label of the category.
+    ``label`` is any language's label of a description.csv category.
     """
     ja = garbage.category_in(label, "ja")
     if lang == "ja":
         return ja
-    extra = (garbage.meta.get("category_labels") or {}).get(ja) or {}
-    local = extra.get(lang)
-    if not local and lang in garbage.calendars:
-        local = garbage.category_in(label, lang)
-    if not local or local == ja:
-        return ja
-    return local if ja in local else f"{local}（{ja}）"
+    local = garbage.category_in(label, lang) if lang in garbage.calendars else None
+    return _bilingual(local or _extra_label(garbage, ja, lang), ja)
 
 
 def collected_on(garbage: GarbageSet, area: str, day: date) -> list[str]:
@@ -234,25 +240,39 @@ def make_collection_day_answer(kb: Any, clock: Any) -> Any:
     return answer_collection_days
 
 
-def lookup_item(garbage: GarbageSet, query: str, lang: str) -> tuple[str, str, str] | None:
-    """(item name, category label for ``lang``, notice) of the best match of ``query``, or None.
+def _aligned(garbage: GarbageSet, item: Item, from_lang: str, to_lang: str) -> Item | None:
+    """The same target.csv row in another language (rows of translations are in the same order)."""
+    if from_lang == to_lang:
+        return item
+    source = garbage.calendars[from_lang].items if from_lang in garbage.calendars else []
+    target = garbage.calendars[to_lang].items if to_lang in garbage.calendars else []
+    if not source or len(source) != len(target):
+        return None
+    index = next((i for i, it in enumerate(source) if it is item), None)
+    return target[index] if index is not None else None
 
-    The item's name and notice are shown in ``lang`` when the calendar has that language
-    (target.csv rows of aligned languages are matched by position), else as found.
+
+def lookup_item(garbage: GarbageSet, query: str, lang: str) -> tuple[str, str, str] | None:
+    """(item name, category name for ``lang`` with the Japanese name, notice) of the best
+    match of ``query`` in target.csv, or None.
+
+    Name and notice are in ``lang`` when the calendar has that language, else as found.
     """
     matches = [m for m in garbage.find_items(query, lang, limit=1) if m.score >= ITEM_MIN_SCORE]
     if not matches:
         return None
     match = matches[0]
-    item = match.item
-    if match.lang != lang and lang in garbage.calendars:
-        source, target = garbage.calendars[match.lang].items, garbage.calendars[lang].items
-        if len(source) == len(target):
-            index = next(i for i, it in enumerate(source) if it is item)
-            candidate = target[index]
-            if garbage.category_in(candidate.category, "ja") == garbage.category_in(item.category, "ja"):
-                item = candidate
-    return item.name, category_label(garbage, item.category, lang), item.notice
+    ja_item = _aligned(garbage, match.item, match.lang, "ja") or match.item
+    local_item = _aligned(garbage, match.item, match.lang, lang)
+    # Other languages read English (the residents' fallback) before Japanese.
+    shown = local_item or (ja_item if lang == "ja" else _aligned(garbage, match.item, match.lang, "en") or match.item)
+    ja_category = ja_item.category
+    if lang == "ja":
+        category = ja_category
+    else:
+        local = local_item.category if local_item is not None else _extra_label(garbage, ja_category, lang)
+        category = _bilingual(local, ja_category)
+    return shown.name, category, shown.notice
 
 
 def make_sorting_answer(kb: Any) -> Any:
