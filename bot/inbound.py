@@ -179,7 +179,9 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
         token = adapter.reply_token(event)
         if token and _age_seconds(row) < REPLY_TOKEN_TTL_SECONDS:
             try:
-                await adapter.reply(token, msg.user_id, replies)
+                rest = await adapter.reply(token, msg.user_id, replies)
+                if rest and msg.kind != Kind.GROUP_JOIN:
+                    await _push_later(services, row.channel, msg.user_id, rest)
                 return
             except SendError as exc:
                 record_send_failure("line", "reply_token")

@@ -318,15 +318,28 @@ class LineChannel:
         return [list(messages[i:i + MAX_MESSAGES_PER_CALL]) for i in range(0, len(messages), MAX_MESSAGES_PER_CALL)]
 
     # -- outbound ---------------------------------------------------------------------------------
-    async def reply(self, reply_token: str, user_id: str, replies: Sequence[Reply]) -> None:
-        """Answer with the free reply token (first 5 messages); further batches are pushed.
+    def split_for_reply(self, replies: Sequence[Reply]) -> tuple[list[Reply], list[Reply]]:
+        """(replies that fit one reply call of 5 messages, the rest). At least the first reply
+        is taken, even when it alone renders to more than 5 messages."""
+        head: list[Reply] = []
+        for index, reply in enumerate(replies):
+            if head and len(self.render([*head, reply])) > MAX_MESSAGES_PER_CALL:
+                return head, list(replies[index:])
+            head.append(reply)
+        return head, []
 
-        Raises ReplyTokenUnusable when the token is refused (expired/used, 400) or LINE
-        fails; the caller then pushes the same replies through the outbox.
+    async def reply(self, reply_token: str, user_id: str, replies: Sequence[Reply]) -> list[Reply]:
+        """Answer with the free reply token: as many whole replies as fit 5 messages.
+
+        Returns the replies that did not fit; the caller pushes them through the outbox
+        (retry keys make that push safe to retry). A single reply longer than 5 messages is
+        completed here by direct pushes. Raises ReplyTokenUnusable when the token is refused
+        (expired/used, 400) or LINE fails; the caller then pushes all replies instead.
         """
-        batches = self.batches(self.render(replies))
+        head, rest = self.split_for_reply(replies)
+        batches = self.batches(self.render(head))
         if not batches:
-            return
+            return rest
         api = await self._messaging()
         try:
             await api.reply_message(ReplyMessageRequest(reply_token=reply_token, messages=batches[0]))
@@ -334,10 +347,14 @@ class LineChannel:
             raise ReplyTokenUnusable(f"reply refused: {exc.status}") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ReplyTokenUnusable(f"reply failed: {type(exc).__name__}") from exc
-        if len(batches) > 1:
+        if len(batches) > 1:  # one very long reply: the tail of it goes by push now
             key = str(uuid.uuid4())
-            for number, batch in enumerate(batches[1:], start=1):
-                await self._send_batch([user_id], batch, _retry_key_for(key, number))
+            try:
+                for number, batch in enumerate(batches[1:], start=1):
+                    await self._send_batch([user_id], batch, _retry_key_for(key, number))
+            except SendError as exc:
+                log.warning("line: tail of a long reply not delivered (%s)", exc)
+        return rest
 
     async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
         """ChannelSender.push: push (1 recipient) or multicast (up to 500), with retry keys."""

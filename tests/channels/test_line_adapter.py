@@ -102,12 +102,22 @@ async def test_card_becomes_a_valid_flex_bubble(line, line_api) -> None:
     assert line_api.violations == []
 
 
-async def test_reply_uses_the_token_and_pushes_the_overflow(line, line_api) -> None:
+async def test_reply_sends_whole_replies_that_fit_and_returns_the_rest(line, line_api) -> None:
     token = line_api.issue_reply_token(USER)
-    await line.reply(token, USER, [Reply(text=f"m{i}") for i in range(6)])
+    replies = [Reply(text=f"m{i}") for i in range(4)] + [Reply(text="a" * 9000)]   # the last one is 2 messages
+    rest = await line.reply(token, USER, replies)
+    assert rest == replies[4:]
+    assert line_api.texts_for(USER) == ["m0", "m1", "m2", "m3"]
+    assert line_api.requests_to("/v2/bot/message/push") == []
+
+
+async def test_one_reply_longer_than_five_messages_is_completed_by_push(line, line_api) -> None:
+    token = line_api.issue_reply_token(USER)
+    rest = await line.reply(token, USER, [Reply(text="word " * 6000)])     # 30,000 characters: 6 messages
+    assert rest == []
     assert len(line_api.requests_to("/v2/bot/message/reply")) == 1
     assert len(line_api.requests_to("/v2/bot/message/push")) == 1
-    assert line_api.texts_for(USER) == [f"m{i}" for i in range(6)]
+    assert len(line_api.messages_for(USER)) == 6
 
 
 async def test_used_reply_token_raises_reply_token_unusable(line, line_api) -> None:
