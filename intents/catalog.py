@@ -10,6 +10,7 @@ Must not import bot/ or scheduler/; from knowledge/ only the KnowledgeBase type.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ _STOPWORD_LINES = (
 )
 STOPWORDS = frozenset(" ".join(_STOPWORD_LINES).split())
 STOPWORD_WEIGHT = 0.25
+JAMO_WEIGHT = 0.3
 WORD_NGRAM_MASS = 4.0
 
 
@@ -67,7 +69,8 @@ def ngram_features(key: str) -> Counter:
 
     Latin-ish words: 2-4-grams of the space-padded word plus the whole word (so a typo
     costs a few n-grams, not the match). CJK runs: single characters and bigrams, because
-    one Han character already carries meaning and there are no spaces to split on.
+    one Han character already carries meaning and there are no spaces to split on; Hangul
+    words also give jamo trigrams.
     """
     feats: Counter = Counter()
     for word in key.split():
@@ -77,6 +80,12 @@ def ngram_features(key: str) -> Counter:
                 feats["1:" + ch] += 1
                 if i + 1 < len(chars):
                     feats["2:" + chars[i:i + 2]] += 1
+            if any("\uac00" <= c <= "\ud7a3" for c in word):
+                # Korean verb endings change the last syllable block (버리다 → 버려요 → 버릴);
+                # letter (jamo) trigrams still see the shared stem.
+                jamo = unicodedata.normalize("NFD", word)
+                for i in range(len(jamo) - 2):
+                    feats["j:" + jamo[i:i + 3]] += JAMO_WEIGHT
         else:
             weight = STOPWORD_WEIGHT if word in STOPWORDS else 1.0
             feats["w:" + word] += weight

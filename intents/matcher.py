@@ -90,13 +90,13 @@ class Thresholds:
     """
 
     #: top intent score needed to answer straight away…
-    answer: float = 0.19
+    answer: float = 0.14
     #: …and its lead over the runner-up intent.
-    margin: float = 0.12
+    margin: float = 0.09
     #: below this the message is out of scope: decline.
-    clarify: float = 0.19
+    clarify: float = 0.14
     #: an urgent intent (emergency) on top with at least this score is answered, never clarified.
-    urgent: float = 0.29
+    urgent: float = 0.24
     #: share of the message's character n-grams the index must know (gibberish guard).
     min_known: float = 0.0
     #: weight of the TF-IDF cosine in an entry's score (the rest is rapidfuzz).
@@ -109,7 +109,7 @@ class Thresholds:
     #: rescale rapidfuzz scores above the message's median score (see Matcher.signals).
     rf_floor: bool = True
     w_max: float = 0.0
-    w_centroid: float = 0.4
+    w_centroid: float = 0.6
     #: how many suggestions a clarify offers.
     suggestions: int = 3
     #: provenance written by calibrate (not used for matching).
