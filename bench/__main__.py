@@ -55,6 +55,13 @@ def main(argv: list[str]) -> int:
             print("  " + row)
         results["benchmarks"][name.removeprefix("bench_")] = outcome
     out = HERE / "results.json"
+    if argv and out.exists():
+        # A subset run keeps the other benchmarks' last figures.
+        try:
+            previous = json.loads(out.read_text(encoding="utf-8")).get("benchmarks", {})
+        except (ValueError, OSError):
+            previous = {}
+        results["benchmarks"] = {**previous, **results["benchmarks"]}
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {out.relative_to(HERE.parent)}")
     return 1 if failed else 0
