@@ -177,11 +177,11 @@ async def send_garbage_reminders(*, ctx: JobContext | None = None) -> dict[str, 
             due.append((row, area, day, today))
         if not due:
             return stats
-        already = set((await session.execute(
+        already = {(user_id, day) for user_id, day in (await session.execute(
             select(GarbageReminderSent.user_id, GarbageReminderSent.date)
             .where(GarbageReminderSent.user_id.in_([r.id for r, *_ in due]),
                    GarbageReminderSent.date.in_(sorted({d for _, _, d, _ in due})))
-        )).tuples())
+        )).all()}
         groups: dict[tuple[str, str, str, date, bool], list[Any]] = defaultdict(list)
         for row, area, day, today in due:
             if (row.id, day) in already:
