@@ -34,6 +34,8 @@ log = logging.getLogger("kurashi.web.console.insights")
 router = APIRouter()
 register_nav("改善 Insights", f"{PREFIX}/insights", operator_only=True)
 
+#: Staff-facing labels of ``unanswered.decision`` (Japanese · English).
+DECISION_LABELS = {"decline": "答えられない Declined", "clarify_abandoned": "候補を選ばず Clarification abandoned"}
 PAGE_SIZE = 50
 #: Groups shown at most on the page (the rest are counted in a visible note).
 GROUP_LIMIT = 50
@@ -81,7 +83,7 @@ async def show_unanswered(request: Request, operator: CurrentOperator) -> Respon
     return render(request, "insights/unanswered.html", {
         "tab": "unanswered", "filters": filters, "grouped": grouped, "rows": rows, "total": total, "page": page, "pages": pages,
         "page_size": PAGE_SIZE, "group_limit": GROUP_LIMIT, "languages": languages,
-        "decisions": insights.DECISIONS, "statuses": insights.STATUSES,
+        "decisions": insights.DECISIONS, "decision_labels": DECISION_LABELS, "statuses": insights.STATUSES,
         "page_query": lambda n: _query({**filters, "page": n}),
         "flash": f"{_page(done)}件を解決済みにしました。 Marked {_page(done)} resolved." if done and done != "0"
         else ("変更はありません。 Nothing was open." if done == "0" else None),
