@@ -53,6 +53,14 @@ def _page(value: Any) -> int:
         return 1
 
 
+def _count(value: str | None) -> int | None:
+    """The ``done`` count after a resolve (None when absent or not a number)."""
+    try:
+        return max(0, int(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _unanswered_filters(params: Any) -> dict[str, Any]:
     decision = _text(params.get("decision"))
     status = _text(params.get("status")) or "open"
@@ -79,14 +87,14 @@ async def show_unanswered(request: Request, operator: CurrentOperator) -> Respon
         rows = await insights.unanswered_rows(db, **filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         languages = await insights.unanswered_languages(db)
     pages = max(1, -(-total // PAGE_SIZE))
-    done = request.query_params.get("done")
+    done = _count(request.query_params.get("done"))
     return render(request, "insights/unanswered.html", {
-        "tab": "unanswered", "filters": filters, "grouped": grouped, "rows": rows, "total": total, "page": page, "pages": pages,
-        "page_size": PAGE_SIZE, "group_limit": GROUP_LIMIT, "languages": languages,
+        "tab": "unanswered", "filters": filters, "grouped": grouped, "rows": rows, "total": total, "page": page,
+        "pages": pages,        "page_size": PAGE_SIZE, "group_limit": GROUP_LIMIT, "languages": languages,
         "decisions": insights.DECISIONS, "decision_labels": DECISION_LABELS, "statuses": insights.STATUSES,
         "page_query": lambda n: _query({**filters, "page": n}),
-        "flash": f"{_page(done)}件を解決済みにしました。 Marked {_page(done)} resolved." if done and done != "0"
-        else ("変更はありません。 Nothing was open." if done == "0" else None),
+        "flash": f"{done}件を解決済みにしました。 Marked {done} resolved." if done
+        else ("変更はありません。 Nothing was open." if done == 0 else None),
     })
 
 
