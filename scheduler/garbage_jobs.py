@@ -106,7 +106,15 @@ def category_label(garbage: GarbageSet, label: str, lang: str) -> str:
     if lang == "ja":
         return ja
     local = garbage.category_in(label, lang) if lang in garbage.calendars else None
-    return _bilingual(local or _extra_label(garbage, ja, lang), ja)
+    return _bilingual(local or _extra_label(garbage, ja, lang) or _english_label(garbage, ja), ja)
+
+
+def _english_label(garbage: GarbageSet, ja: str) -> str | None:
+    """The English name (the residents' fallback language), when the calendar has English data."""
+    if "en" not in garbage.calendars:
+        return None
+    label = garbage.category_in(ja, "en")
+    return None if label == ja else label
 
 
 def collected_on(garbage: GarbageSet, area: str, day: date) -> list[str]:
@@ -262,15 +270,24 @@ def lookup_item(garbage: GarbageSet, query: str, lang: str) -> tuple[str, str, s
     if not matches:
         return None
     match = matches[0]
-    ja_item = _aligned(garbage, match.item, match.lang, "ja") or match.item
+    ja_item = _aligned(garbage, match.item, match.lang, "ja")
     local_item = _aligned(garbage, match.item, match.lang, lang)
     # Other languages read English (the residents' fallback) before Japanese.
-    shown = local_item or (ja_item if lang == "ja" else _aligned(garbage, match.item, match.lang, "en") or match.item)
-    ja_category = ja_item.category
+    shown = local_item or ((ja_item or match.item) if lang == "ja"
+                           else _aligned(garbage, match.item, match.lang, "en") or match.item)
+    # The Japanese category: by description.csv order, else from the same row in the Japanese data.
+    ja_category = garbage.category_in(match.item.category, "ja")
+    if ja_category == match.item.category and match.lang != "ja" and ja_item is not None:
+        ja_category = ja_item.category
     if lang == "ja":
         category = ja_category
     else:
-        local = local_item.category if local_item is not None else _extra_label(garbage, ja_category, lang)
+        if local_item is not None:
+            local = local_item.category
+        elif lang in garbage.calendars:
+            local = garbage.category_in(ja_category, lang)
+        else:
+            local = _extra_label(garbage, ja_category, lang) or _english_label(garbage, ja_category)
         category = _bilingual(local, ja_category)
     return shown.name, category, shown.notice
 

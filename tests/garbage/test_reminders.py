@@ -151,3 +151,17 @@ def test_item_lookup_in_each_language(kb):
     name, category, _ = lookup_item(garbage, "spray can", "zh")
     assert name == "Spray cans" and category == "定点回收（拠点回収）"
     assert lookup_item(garbage, "how do I sort garbage", "en") is None
+
+
+def test_frying_pan_in_real_5374_data(shared_dir):
+    """The look-up on Nonoichi's real ja + en-US data (read from ../shared, not copied)."""
+    from knowledge.garbage import load_garbage_set
+
+    nonoichi = load_garbage_set(shared_dir / "reference" / "5374" / "nonoichi")
+    ja_category = "燃えないごみ・あきかん・あきびん・容器包装プラスチック"
+    assert lookup_item(nonoichi, "where does a frying pan go?", "en") == (
+        "Frying pans", f"Non-burnable, Cans, Bottles, Plastic Containers（{ja_category}）", "")
+    assert lookup_item(nonoichi, "フライパンは なにごみ？", "ja") == ("フライパン", ja_category, "")
+    # No Vietnamese data: the English row, the category in English with the Japanese name.
+    name, category, _ = lookup_item(nonoichi, "where does a frying pan go?", "vi")
+    assert name == "Frying pans" and category.endswith(f"（{ja_category}）")
