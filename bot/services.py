@@ -26,6 +26,8 @@ from knowledge.loader import KnowledgeBase, load_knowledge
 
 log = logging.getLogger("kurashi.services")
 
+SHUTDOWN_GRACE_SECONDS = 8.0
+
 
 @dataclass
 class Services:
@@ -41,6 +43,14 @@ class Services:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     relay: Any = None                               # scheduler.outbox.OutboxRelay when running
     extras: dict[str, Any] = field(default_factory=dict)   # room for later features (scheduler…)
+    #: Set by ``aclose``: webhooks still store events but leave them for the next start.
+    closing: bool = False
+    #: Set when ``aclose`` is over: webhooks answer 503 (the database engine is disposed).
+    closed: bool = False
+    closing_event: asyncio.Event = field(default_factory=asyncio.Event)
+    #: How long ``aclose`` lets events being answered finish before cancelling them (below
+    #: the 10 s a container runtime waits between SIGTERM and SIGKILL).
+    shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, referenced until it finishes; failures are logged."""
@@ -56,14 +66,40 @@ class Services:
         task.add_done_callback(_done)
         return task
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait (bounded) for in-flight background work, e.g. webhook processing, to finish."""
-        pending = [t for t in self.tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+    async def drain(self, timeout: float = 10.0, *, prefix: str | None = None) -> bool:
+        """Wait (bounded) for in-flight background work (tasks named ``prefix*``, or all) to
+        finish; True when nothing is left running. Tasks spawned while waiting count too."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            pending = [t for t in self.tasks
+                       if not t.done() and (prefix is None or t.get_name().startswith(prefix))]
+            remaining = deadline - loop.time()
+            if not pending:
+                return True
+            if remaining <= 0:
+                return False
+            await asyncio.wait(pending, timeout=remaining)
 
     async def aclose(self) -> None:
-        """Stop background work, close channel clients, dispose of the database engine."""
+        """Shut down without losing or repeating an answer, then release everything.
+
+        Order (why): stop taking new work first — webhooks that still arrive are stored and
+        left pending for the next start (``closing``); then give the inbound events being
+        answered up to ``shutdown_grace`` seconds to finish, because cancelling one means it
+        is answered again later; stop the outbox relay (it may have just received pushes
+        from those answers); cancel whatever is left; hand the events cancelled mid-way back
+        (pending, lease cleared) so the next process answers them at once instead of after
+        the lease; close channel clients; dispose of the database engine.
+        """
+        self.closing = True
+        self.closing_event.set()
+        polling_stop = self.extras.get("telegram_polling_stop")
+        if polling_stop is not None:
+            polling_stop.set()
+        if not await self.drain(self.shutdown_grace, prefix="inbound-"):
+            log.warning("inbound events still in flight after the shutdown grace period; cancelling them",
+                        extra={"grace_s": self.shutdown_grace})
         relay_stop = getattr(self.relay, "stop", None)
         if relay_stop is not None:
             try:
@@ -76,6 +112,13 @@ class Services:
             task.cancel()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if "inbound_inflight" in self.extras:
+            from bot.inbound import release_unfinished_events  # lazy: only processes that took webhooks
+
+            try:
+                await release_unfinished_events(self)
+            except Exception:  # the database may be gone; the lease then runs out as before
+                log.exception("releasing unfinished inbound events failed")
         for name, channel in self.channels.items():
             close = getattr(channel, "aclose", None) or getattr(channel, "close", None)
             if close is None:
@@ -87,6 +130,7 @@ class Services:
             except Exception:  # pragma: no cover - best effort at shutdown
                 log.exception("closing channel failed", extra={"channel": name})
         await self.engine_db.dispose()
+        self.closed = True
 
 
 def build_core(

@@ -29,6 +29,7 @@ Delivery guarantees (read before relying on them):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -235,6 +236,7 @@ class OutboxRelay:
         # the duplicate by retry key; Telegram may show the message twice).
         self.send_timeout = send_timeout
         self._stopping = False
+        self._running: asyncio.Future[None] | None = None  # resolved when run() returns
         # A row that would wait longer than this for its rate-limit slot goes back to the
         # queue (send_after = when the slot comes) instead of holding its lease.
         self.max_wait = max_wait if max_wait is not None else lease.total_seconds() / 3
@@ -275,8 +277,10 @@ class OutboxRelay:
         relay with waiting rows while a fast one (LINE) has work; polls when idle.
         """
         self._stopping = False
+        self._running = asyncio.get_running_loop().create_future()
         tasks: dict[asyncio.Task[None], tuple[str, int]] = {}
         heartbeat = asyncio.create_task(self._renew_leases())
+        woken: asyncio.Future[Any] | None = None
         try:
             while not self._stopping:
                 busy: Counter[str] = Counter()
@@ -320,10 +324,14 @@ class OutboxRelay:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             heartbeat.cancel()
+            if woken is not None:
+                woken.cancel()
             for task in tasks:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(heartbeat, *tasks, return_exceptions=True)
+            if not self._running.done():
+                self._running.set_result(None)
 
     async def _renew_leases(self) -> None:
         """While ``run()`` lives, extend the leases of the rows it still holds (waiting for a
@@ -351,6 +359,14 @@ class OutboxRelay:
         """Ask ``run()`` to stop claiming, finish the rows in flight and return."""
         self._stopping = True
         self._wake.set()
+
+    async def stop_and_wait(self, timeout: float = 10.0) -> None:
+        """``stop()``, then wait (at most ``timeout`` s) until ``run()`` has returned — at shutdown,
+        before cancelling the task, so rows being sent are stamped rather than sent again."""
+        self.stop()
+        if self._running is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._running), timeout)
 
     def _budget(self, channel: str) -> int:
         rate = self.limiter.allowed_rate(channel)
@@ -453,7 +469,9 @@ class OutboxRelay:
                 return
             batch, self._pending_outcomes = self._pending_outcomes, []
             try:
-                await self._write(batch)
+                # Shielded: a relay cancelled now still records what was already sent (this
+                # narrows Telegram's duplicate window) and leaves no connection half-used.
+                await asyncio.shield(self._write(batch))
             except BaseException:
                 # Keep the others for the next writer. Ours is given up: its lease runs out
                 # and the row is sent again (LINE: deduplicated by the retry key).

@@ -334,9 +334,10 @@ async def test_graceful_stop_finishes_and_stamps_rows_in_flight(sessionmaker):
     task = asyncio.create_task(relay.run())
     await wait_for(lambda: out["line"].entered == 1)
 
-    relay.stop()
+    stopping = asyncio.create_task(relay.stop_and_wait())
     gate.set()
-    await task
+    await stopping
+    assert task.done()
 
     [row] = await rows(sessionmaker)
     assert row.status == "sent" and out["line"].received() == Counter({("U1", "x"): 1})
