@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.channels.base import PermanentFailure, RetryLater, SendError
 from bot.conversation.models import IncomingMessage, Kind, Reply
 from bot.db import repo
-from bot.db.models import STATUS_BLOCKED, InboundEvent
+from bot.db.models import EVENT_DONE, EVENT_PENDING, EVENT_PROCESSING, STATUS_BLOCKED, InboundEvent, utcnow
 from bot.metrics import record_send_failure
 
 log = logging.getLogger("kurashi.inbound")
@@ -62,6 +62,7 @@ async def ingest_events(services: Any, channel: str, events: Sequence[tuple[str,
     platform only after this returns: the events are committed by then.
     """
     new_ids: list[int] = []
+    closing = services.closing
     async with services.sessionmaker() as session, session.begin():
         for event_id, payload in events:
             if await repo.store_inbound_event(session, channel, event_id, payload):
@@ -72,18 +73,78 @@ async def ingest_events(services: Any, channel: str, events: Sequence[tuple[str,
                     new_ids.append(row_id)
         # Claimed (leased) in the same transaction: one write less per event, and a crash
         # after the commit leaves rows whose lease runs out, so the start-up resume takes them.
-        rows = await repo.claim_inbound_events(session, ids=new_ids) if new_ids else []
+        # While shutting down, events are stored but not claimed: pending, the next start
+        # answers them (the platform got its 200, so it will not redeliver).
+        rows = await repo.claim_inbound_events(session, ids=new_ids) if new_ids and not closing else []
         session.expunge_all()
     if rows:
-        services.spawn(process_claimed_events(services, rows), name=f"inbound-{channel}")
+        _track(services, rows)
+        if services.closing:  # shutdown began while we were storing: hand them back at once
+            await _release(services, [row.id for row in rows])
+        else:
+            services.spawn(process_claimed_events(services, rows), name=f"inbound-{channel}")
     return new_ids
+
+
+def _inflight(services: Any) -> dict[int, bool]:
+    """Rows this process has claimed and not yet stamped: row id → answered already.
+
+    ``Services.aclose`` hands the ones left after cancelling back (``release_unfinished_events``).
+    """
+    return services.extras.setdefault("inbound_inflight", {})
+
+
+def _track(services: Any, rows: Sequence[InboundEvent]) -> None:
+    inflight = _inflight(services)
+    for row in rows:
+        inflight.setdefault(row.id, False)
+
+
+async def _release(services: Any, ids: Sequence[int]) -> None:
+    """Claimed rows not answered: back to pending with no lease, so the next claim takes them now."""
+    async with services.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id.in_(list(ids)), InboundEvent.status == EVENT_PROCESSING)
+            .values(status=EVENT_PENDING, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    inflight = _inflight(services)
+    for row_id in ids:
+        inflight.pop(row_id, None)
+
+
+async def release_unfinished_events(services: Any) -> tuple[int, int]:
+    """At shutdown, after cancelling: stamp claimed rows that were answered done (their
+    stamp was what got cancelled; answering again would be a duplicate) and hand the others
+    back as pending. Returns (done, released)."""
+    inflight = _inflight(services)
+    answered = [row_id for row_id, done in inflight.items() if done]
+    unanswered = [row_id for row_id, done in inflight.items() if not done]
+    if answered:
+        async with services.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(InboundEvent)
+                .where(InboundEvent.id.in_(answered), InboundEvent.status == EVENT_PROCESSING)
+                .values(status=EVENT_DONE, processed_at=utcnow(), claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        for row_id in answered:
+            inflight.pop(row_id, None)
+    if unanswered:
+        await _release(services, unanswered)
+        log.info("inbound events handed back at shutdown", extra={"count": len(unanswered)})
+    return len(answered), len(unanswered)
 
 
 async def process_stored_events(services: Any, ids: Sequence[int] | None = None, *, limit: int = RESUME_BATCH) -> int:
     """Claim stored events (these ids, or any pending ones) and process them; returns how many."""
+    if services.closing:
+        return 0
     async with services.sessionmaker() as session, session.begin():
         rows = await repo.claim_inbound_events(session, ids=list(ids) if ids is not None else None, limit=limit)
         session.expunge_all()
+    _track(services, rows)
     await process_claimed_events(services, rows)
     return len(rows)
 
@@ -97,8 +158,15 @@ def _processing_slots(services: Any) -> asyncio.Semaphore:
 
 async def process_claimed_events(services: Any, rows: Sequence[InboundEvent]) -> None:
     """Process rows this process has claimed, stamping each done (or failed) afterwards."""
-    for row in rows:
+    for i, row in enumerate(rows):
+        if services.closing:
+            # Shutting down: the rows not started yet go back to pending for the next process.
+            await _release(services, [r.id for r in rows[i:]])
+            return
         async with _processing_slots(services):
+            if services.closing:
+                await _release(services, [r.id for r in rows[i:]])
+                return
             await _process_and_finish(services, row)
 
 
@@ -111,6 +179,7 @@ async def _process_and_finish(services: Any, row: InboundEvent) -> None:
         error = type(exc).__name__
     async with services.sessionmaker() as session, session.begin():
         await repo.finish_inbound_event(session, row.id, error=error)
+    _inflight(services).pop(row.id, None)
 
 
 async def resume_pending_events(services: Any) -> int:
@@ -119,7 +188,7 @@ async def resume_pending_events(services: Any) -> int:
     while True:
         done = await process_stored_events(services, None)
         total += done
-        if done < RESUME_BATCH:
+        if done < RESUME_BATCH or services.closing:
             return total
 
 
@@ -127,14 +196,17 @@ async def process_pending_events(services: Any, *, interval: float = RESUME_INTE
     """Background sweep started with the app: resume pending events now, then every
     ``interval`` seconds, so an event whose processor died (its lease ran out) is answered
     without waiting for the next restart."""
-    while True:
+    while not services.closing:
         try:
             resumed = await resume_pending_events(services)
             if resumed:
                 log.info("resumed pending inbound events", extra={"count": resumed})
         except Exception:  # the database may be briefly unavailable; try again next round
             log.exception("resuming inbound events failed")
-        await asyncio.sleep(interval)
+        try:  # sleep, but end at once when shutdown begins (the drain waits for this task)
+            await asyncio.wait_for(services.closing_event.wait(), interval)
+        except TimeoutError:
+            pass
 
 
 def _age_seconds(row: InboundEvent) -> float:
@@ -152,25 +224,35 @@ async def process_inbound_event(services: Any, row: InboundEvent) -> None:
     if adapter is None:
         raise LookupError(f"no adapter for channel {row.channel!r}")
     for event in adapter.events_of(row.payload):
-        if row.channel == "telegram":
-            # Replies in a partner organisation's staff group relay to residents (bot/consult/notify.py).
-            from bot.consult.notify import handle_staff_group_update
+        await _answer_event(services, adapter, row, event)
+    # Answered (or nothing to answer): if the "done" stamp is what a shutdown cancels, the
+    # event is stamped done rather than answered a second time (release_unfinished_events).
+    inflight = _inflight(services)
+    if row.id in inflight:
+        inflight[row.id] = True
 
-            if await handle_staff_group_update(services, row.channel, event):
-                continue
-        msg = await adapter.to_incoming(event)
-        if msg is None:
-            continue
-        acknowledge = getattr(adapter, "acknowledge", None)
-        if acknowledge is not None:
-            await acknowledge(event)
-        async with _lock_for(msg):
-            replies = await services.engine.handle(msg)
-            if msg.kind == Kind.UNFOLLOW and row.channel == "telegram":
-                # Telegram's my_chat_member "kicked": the user blocked the bot.
-                await _mark_blocked(services, row.channel, [msg.user_id])
-            if replies:
-                await _answer(services, adapter, row, event, msg, replies)
+
+async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: dict[str, Any]) -> None:
+    """One event of a stored row: staff-group relay, or IncomingMessage → engine → answer."""
+    if row.channel == "telegram":
+        # Replies in a partner organisation's staff group relay to residents (bot/consult/notify.py).
+        from bot.consult.notify import handle_staff_group_update
+
+        if await handle_staff_group_update(services, row.channel, event):
+            return
+    msg = await adapter.to_incoming(event)
+    if msg is None:
+        return
+    acknowledge = getattr(adapter, "acknowledge", None)
+    if acknowledge is not None:
+        await acknowledge(event)
+    async with _lock_for(msg):
+        replies = await services.engine.handle(msg)
+        if msg.kind == Kind.UNFOLLOW and row.channel == "telegram":
+            # Telegram's my_chat_member "kicked": the user blocked the bot.
+            await _mark_blocked(services, row.channel, [msg.user_id])
+        if replies:
+            await _answer(services, adapter, row, event, msg, replies)
 
 
 async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[str, Any],

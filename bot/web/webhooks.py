@@ -6,6 +6,8 @@ Owns the HTTP contract with the platforms: authenticate the delivery before read
 not a webhook payload with 400, store the verified events (bot.inbound.ingest_events,
 de-duplicated by platform event id) and answer 200 at once; the answer to the resident
 is produced by a referenced background task. A channel that is not configured answers 404.
+During shutdown (``Services.closing``) events are still stored and answered 200 but left
+pending for the next start; once the process has shut down (``Services.closed``) 503.
 
 Thin: no conversation logic, no SDK imports; adapters verify and split bodies.
 """
@@ -50,6 +52,12 @@ def _error(status: int, reason: str, channel: str | None = None, outcome: str = 
     return JSONResponse({"ok": False, "error": reason}, status_code=status)
 
 
+def _shut_down(channel: str) -> JSONResponse:
+    # After shutdown the database is gone: ask the platform to deliver again later.
+    record_webhook(channel, "unavailable")
+    return JSONResponse({"ok": False, "error": "shutting down"}, status_code=503, headers={"Retry-After": "5"})
+
+
 def _stored(channel: str, events: int, stored: int) -> JSONResponse:
     if stored:
         record_webhook(channel, "stored")
@@ -65,6 +73,8 @@ async def receive_line_webhook(request: Request) -> JSONResponse:
     line = services.channels.get("line")
     if line is None:
         return _error(404, "LINE is not configured")
+    if services.closed:
+        return _shut_down("line")
     signature = request.headers.get(LINE_SIGNATURE_HEADER)
     if not signature:
         return _error(400, "missing X-Line-Signature", "line")
@@ -90,6 +100,8 @@ async def receive_telegram_webhook(request: Request) -> JSONResponse:
     telegram = services.channels.get("telegram")
     if telegram is None:
         return _error(404, "Telegram is not configured")
+    if services.closed:
+        return _shut_down("telegram")
     secret = request.headers.get(SECRET_HEADER)
     if not secret:
         return _error(401, "missing secret token", "telegram")

@@ -14,6 +14,7 @@ Test-only; must not import ``bot``.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import json
@@ -231,6 +232,7 @@ class FakeLineAPI(LoopbackServer):
         self._used_tokens: set[str] = set()
         self._expired_tokens: set[str] = set()
         self._ids = itertools.count(100000000000001)
+        self._holds: dict[str, asyncio.Event] = {}
         self._routes()
 
     # -- programming the fake ------------------------------------------------------------
@@ -250,6 +252,19 @@ class FakeLineAPI(LoopbackServer):
         retry key) before failing: the "delivered but the answer was lost" case. ``skip`` lets
         that many calls through first (e.g. fail only the second batch of a long push)."""
         self._queue_failure(endpoint, Failure(status, times, retry_after, message, deliver, skip))
+
+    def hold(self, endpoint: str) -> asyncio.Event:
+        """Calls to ``endpoint`` (as in ``fail_next``) are recorded and then wait until the
+        returned event is set: a platform that is slow to answer, e.g. to catch the app
+        with a request in flight."""
+        gate = self._holds.setdefault(endpoint, asyncio.Event())
+        gate.clear()
+        return gate
+
+    def release(self, endpoint: str) -> None:
+        gate = self._holds.pop(endpoint, None)
+        if gate is not None:
+            gate.set()
 
     def set_profile(self, user_id: str, *, display_name: str = "Test User",
                     language: str | None = None, picture_url: str | None = None) -> None:
@@ -377,6 +392,10 @@ class FakeLineAPI(LoopbackServer):
 
     async def _prelude(self, request: web.Request, endpoint: str) -> tuple[RecordedRequest, web.Response | None, Failure | None]:
         record = await self._record(request)
+        gate = self._holds.get(endpoint)
+        if gate is not None:
+            await self._notify()   # a test waiting for this request may go on while it is held
+            await gate.wait()
         if not self._authorized(record):
             return record, await self._answer(record, 401, {"message": "Authentication failed. Confirm that the access token in the authorization header is valid."}), None
         failure = self._take_failure(endpoint)
