@@ -97,6 +97,17 @@ def _extra_label(garbage: GarbageSet, ja: str, lang: str) -> str | None:
     return ((garbage.meta.get("category_labels") or {}).get(ja) or {}).get(lang)
 
 
+def _due_times(now: datetime) -> Any:
+    """SQL filter: garbage_time ("HH:MM", zero-padded) within today's send window up to ``now``
+    (string order = time order), so the job reads only the users it may remind now."""
+    local = now.astimezone(TOKYO)
+    hi = local.strftime("%H:%M")
+    start = local - SEND_WINDOW
+    if start.date() != local.date():
+        return User.garbage_time <= hi       # the window began yesterday: only today's part counts
+    return User.garbage_time.between(start.strftime("%H:%M"), hi)
+
+
 def category_label(garbage: GarbageSet, label: str, lang: str) -> str:
     """A category's name for a resident of ``lang`` with the Japanese name as printed on the bags.
 
@@ -162,7 +173,7 @@ async def send_garbage_reminders(*, ctx: JobContext | None = None) -> dict[str, 
         rows = (await session.execute(
             select(User.id, User.channel, User.platform_user_id, User.language, User.area, User.garbage_time)
             .where(User.status == STATUS_ACTIVE, User.opt_garbage.is_(True),
-                   User.channel.not_in(NO_PUSH_CHANNELS))
+                   User.channel.not_in(NO_PUSH_CHANNELS), _due_times(now))
             .order_by(User.id)
         )).all()
         collected: dict[tuple[str, date], list[str]] = {}
