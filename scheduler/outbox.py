@@ -555,8 +555,18 @@ async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
 
         ctx = get_context()
     now = ctx.now() if callable(getattr(ctx, "now", None)) else utcnow()
+    retention_days = getattr(getattr(ctx, "settings", None), "insights_retention_days", 180)
+    unanswered = feedback = 0
     async with ctx.sessionmaker() as session, session.begin():
         events = await repo.prune_inbound_events(session, now=now)
         pushes = await prune_outbox(session, now=now)
-    log.info("pruned %s webhook events and %s outbox rows", events, pushes)
-    return {"inbound_events": events, "outbox": pushes}
+        if retention_days and retention_days > 0:
+            # Residents' own words (unanswered questions, 👎 questions) are not kept longer
+            # than INSIGHTS_RETENTION_DAYS — the same rule `kurashi db prune` applies.
+            from bot.insights import prune_insights
+
+            unanswered, feedback = await prune_insights(
+                session, older_than=timedelta(days=retention_days), now=now)
+    log.info("pruned %s webhook events, %s outbox rows, %s unanswered questions, %s feedback votes",
+             events, pushes, unanswered, feedback)
+    return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback}

@@ -398,9 +398,16 @@ async def test_the_daily_prune_job_forgets_old_events_and_pushes(sessionmaker):
         await repo.store_inbound_event(s, "line", "old", "{}", now=long_ago)
         ids = await enqueue(s, channel="line", recipients=["U1"], replies=[Reply("old")], kind="push", now=long_ago)
         await s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(status="sent"))
-    ctx = SimpleNamespace(sessionmaker=sessionmaker, now=clock.now)
+        user, _ = await repo.get_or_create_user(s, "line", "U-prune")
+        for when in (long_ago - timedelta(days=200), clock.now()):
+            question = await repo.record_unanswered(s, user, "how do i x", language="en", decision="decline")
+            vote = await repo.record_feedback(s, user, "garbage.sorting", -1, language="en", question="x")
+            question.created_at = vote.created_at = when
+    ctx = SimpleNamespace(sessionmaker=sessionmaker, now=clock.now,
+                          settings=SimpleNamespace(insights_retention_days=180))
 
-    assert await prune_stored_rows(ctx=ctx) == {"inbound_events": 1, "outbox": 1}
+    assert await prune_stored_rows(ctx=ctx) == {
+        "inbound_events": 1, "outbox": 1, "unanswered": 1, "feedback": 1}
 
 
 async def test_a_hanging_send_is_abandoned_and_retried(sessionmaker):
