@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,7 +33,7 @@ def _modules(selected: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost,::1")
     results: dict = {
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "benchmarks": {},
     }
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
             outcome = module.run()
             if inspect.isawaitable(outcome):
                 outcome = asyncio.run(outcome)
-        except Exception as exc:  # a failing benchmark is reported, the others still run
+        except Exception as exc:  # noqa: BLE001 — a failing benchmark is reported, the others still run
             failed += 1
             traceback.print_exc()
             outcome = {"error": f"{type(exc).__name__}: {exc}"}

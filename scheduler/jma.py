@@ -11,9 +11,9 @@ code tables in ../shared/reference/jma/codes/ (出典：気象庁).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from scheduler.jma import (
-    CityConfig, assess, intensity_rank, is_relevant_title, parse_feed, parse_telegram,
+    CityConfig,
+    assess,
+    intensity_rank,
+    is_relevant_title,
+    parse_feed,
+    parse_telegram,
 )
 
 JMA = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "jma"
