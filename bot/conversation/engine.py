@@ -41,6 +41,7 @@ from bot.conversation.models import Choice, IncomingMessage, Kind, Reply
 from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
 from intents.langdetect import detect_language
+from intents.normalize import DIGIT, HAN, OTHER, script_profile
 from knowledge.loader import KnowledgeBase
 from knowledge.render import render_answer, render_terms
 
@@ -50,6 +51,9 @@ log = logging.getLogger("kurashi.conversation")
 FIRST_LANGUAGE_CONFIDENCE = 0.6
 #: Confidence needed to answer in another language than the stored one and offer a switch.
 SWITCH_LANGUAGE_CONFIDENCE = 0.8
+#: Han-only text (kanji/hanzi and nothing else) below this detection confidence is ambiguous
+#: between Japanese and Chinese (地震, 病院): it must not override the stored language.
+HAN_DECISIVE_CONFIDENCE = 0.9
 #: Intents whose answer is a flow of the core rather than (only) a knowledge text.
 FLOW_INTENTS = {"greeting.hello", "bot.help", "bot.language", "bot.settings", "bot.forget_me"}
 #: Menu categories, in menu order, and which intent-id prefix goes where.
@@ -333,6 +337,11 @@ class ConversationEngine:
         first_contact = turn.created or not turn.state.get("greeted")
         offer_switch: str | None = None
         known = normalize_language(detected)
+        stored = turn.user.language
+        if stored and stored != "zh" and confidence < HAN_DECISIVE_CONFIDENCE and _is_han_only(text):
+            # 地震 or 病院 is as Japanese as it is Chinese; a ja user means ja, and an en/vi/ko
+            # user copied a term they saw on paper: answer in their language, offer no switch.
+            known = stored
         if not turn.user.language:
             if known and confidence >= FIRST_LANGUAGE_CONFIDENCE:
                 turn.user.language = turn.lang = known
@@ -698,6 +707,12 @@ class ConversationEngine:
             turn.replies.append(self._language_picker(turn))
             return
         turn.replies.append(self.menu_reply(turn, text=self.t(turn, "event.nontext")))
+
+
+def _is_han_only(text: str) -> bool:
+    """True when the letters are all Han characters (digits and punctuation aside)."""
+    profile = script_profile(text)
+    return profile.get(HAN, 0) > 0 and set(profile) <= {HAN, DIGIT, OTHER}
 
 
 def _parse_quiet(text: str) -> tuple[str, str] | None:

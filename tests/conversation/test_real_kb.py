@@ -49,3 +49,67 @@ async def test_first_question_in_each_language_gets_the_answer_in_it(real, sqlit
                 assert any(c.data.startswith("c") for c in replies[1].quick_replies)
     finally:
         await db.dispose()
+
+
+# --------------------------------------------------------------------------- Han-only text
+async def _han_session(real, sqlite_url, user_id: str, first: str, hint: str | None = None):
+    from bot.db.session import create_engine_and_sessionmaker
+
+    kb, matcher = real
+    db, sessionmaker = create_engine_and_sessionmaker(sqlite_url)
+    engine = ConversationEngine(kb, matcher, sessionmaker)
+
+    async def say(text: str, kind: Kind = Kind.TEXT, **fields):
+        return await engine.handle(IncomingMessage(Channel.WEB, user_id, kind, text=text, **fields))
+
+    if first:
+        await say(first)
+    else:
+        await engine.handle(IncomingMessage(Channel.WEB, user_id, Kind.FOLLOW, language_hint=hint))
+    return db, say
+
+
+async def test_kanji_only_question_of_a_japanese_user_is_answered_in_japanese(real, sqlite_url):
+    kb, _ = real
+    db, say = await _han_session(real, sqlite_url, "web-ja", "こんにちは")
+    try:
+        replies = await say("地震")
+        texts = "\n".join(r.text for r in replies)
+        assert render_answer(kb, "disaster.earthquake", "ja") in texts
+        assert render_answer(kb, "disaster.earthquake", "zh") not in texts
+        assert not any(c.data.startswith("l:") for r in replies for c in r.quick_replies)
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("lang", ["en", "vi", "ko"])
+async def test_kanji_term_from_another_language_user_gets_their_language_and_no_switch(real, sqlite_url, lang):
+    kb, _ = real
+    db, say = await _han_session(real, sqlite_url, f"web-{lang}", "", hint=lang)
+    try:
+        replies = await say("地震")
+        texts = "\n".join(r.text for r in replies)
+        assert render_answer(kb, "disaster.earthquake", lang) in texts
+        assert not any(c.data.startswith("l:") for r in replies for c in r.quick_replies)
+        assert kb.messages["lang.switch_offer"]["zh"].split("{")[0] not in texts
+    finally:
+        await db.dispose()
+
+
+async def test_kanji_only_first_message_without_a_stored_language_is_chinese(real, sqlite_url):
+    kb, _ = real
+    db, say = await _han_session(real, sqlite_url, "web-new", "")
+    try:
+        replies = await say("地震")
+        assert render_answer(kb, "disaster.earthquake", "zh") in "\n".join(r.text for r in replies)
+    finally:
+        await db.dispose()
+
+
+async def test_clearly_chinese_text_still_offers_a_switch_to_a_japanese_user(real, sqlite_url):
+    db, say = await _han_session(real, sqlite_url, "web-ja2", "こんにちは")
+    try:
+        replies = await say("医院在哪里")
+        assert any(c.data == "l:zh" for r in replies for c in r.quick_replies)
+    finally:
+        await db.dispose()
