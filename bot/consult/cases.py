@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -78,6 +78,10 @@ class CaseClosed(ValueError):
 
 class InvalidAction(ValueError):
     """Bad input for a case action (empty text, unknown organisation, rating outside 1–5…)."""
+
+
+class AlreadyRated(InvalidAction):
+    """The resident already rated this case: the first rating stays."""
 
 
 @dataclass(frozen=True)
@@ -319,7 +323,9 @@ async def discard_draft(session: AsyncSession, case: Case) -> None:
 
 async def rate(session: AsyncSession, user: User, case_id: int, score: int, *,
                now: datetime | None = None) -> Case:
-    """The resident rates their closed case 1–5 (a later rating replaces an earlier one)."""
+    """The resident rates their closed case 1–5. Only the first rating counts: a later press
+    raises ``AlreadyRated`` (the statistics must not be rewritten by a second tap). A case
+    that is not the resident's → ``CaseNotFound``; not closed → ``InvalidAction``."""
     if score not in RATING_RANGE:
         raise InvalidAction("rating must be 1–5")
     case = await session.get(Case, case_id)
@@ -327,8 +333,16 @@ async def rate(session: AsyncSession, user: User, case_id: int, score: int, *,
         raise CaseNotFound(case_id)
     if case.status != CASE_CLOSED:
         raise InvalidAction(f"case {case.number} is not closed yet")
+    if case.rating is not None:
+        raise AlreadyRated(f"case {case.number} is already rated")
     now = _now(now)
-    case.rating, case.rated_at = score, now
+    # Conditional UPDATE: two presses racing in two transactions still keep only the first.
+    result = await session.execute(
+        update(Case).where(Case.id == case.id, Case.rating.is_(None))
+        .values(rating=score, rated_at=now).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise AlreadyRated(f"case {case.number} is already rated")
+    await session.refresh(case, ["rating", "rated_at"])
     await audit(session, case, A_RATED, RESIDENT, detail={"rating": score}, now=now)
     return case
 

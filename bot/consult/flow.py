@@ -171,9 +171,10 @@ class ConsultationFlow:
                 self._set(turn, None)
                 return False
             turn.decision = "consult"
-            await self._store(engine, turn, draft, resident=False)
+            urgent = await self._store(engine, turn, draft, resident=False)
             count = await turn.session.scalar(
                 select(func.count()).select_from(CaseMessage).where(CaseMessage.case_id == draft.id))
+            turn.replies += urgent
             turn.replies.append(Reply(engine.t(turn, "consult.draft_ack", count=count),
                                       quick_replies=self._compose_buttons(engine, turn)))
             return True
@@ -186,19 +187,54 @@ class ConsultationFlow:
                 self._set(turn, None)
                 return False
             turn.decision = "consult"
-            await self._store(engine, turn, case, resident=True)
+            turn.replies += await self._store(engine, turn, case, resident=True)
             turn.replies.append(Reply(engine.t(turn, "consult.case_ack", case_no=case.number,
                                                org=self._name(case.org, turn.lang)),
                                       quick_replies=[self._back(engine, turn)]))
             return True
         return False
 
-    async def _store(self, engine: Any, turn: Any, case: Case, *, resident: bool) -> None:
+    @staticmethod
+    def _urgent_intent(engine: Any, match: Any) -> str | None:
+        """The urgent intent (kb ``urgent: true``) the matcher found, if any: the answer, or
+        the top "did you mean" suggestion (the engine never clarifies emergencies either)."""
+        decision = getattr(match, "decision", "")
+        candidates: list[str | None] = []
+        if decision == "answer":
+            candidates.append(getattr(match, "intent", None))
+        if decision in ("answer", "clarify"):
+            suggestions = list(getattr(match, "suggestions", None) or [])
+            candidates.append(getattr(match, "intent", None) if decision == "clarify" else None)
+            candidates.append(suggestions[0] if suggestions else None)
+        for intent_id in candidates:
+            intent = engine.kb.intents.get(intent_id or "")
+            if intent is not None and intent.urgent:
+                return str(intent_id)
+        return None
+
+    def _urgent_replies(self, engine: Any, turn: Any, intent_id: str | None) -> list[Reply]:
+        """An emergency written into a consultation is still answered at once: 110/119 and
+        the urgent answer (the engine's own rendering), before the case acknowledgement."""
+        if intent_id is None:
+            return []
+        try:
+            reply = engine.answer_reply(turn, intent_id)
+        except Exception:  # noqa: BLE001 - the numbers must arrive even if the answer cannot render
+            log.exception("urgent answer failed during a consultation")
+            return [Reply(engine.t(turn, "urgent.numbers"))]
+        turn.intent = intent_id
+        # The case acknowledgement that follows carries the buttons (back to the bot / send).
+        return [Reply(reply.text, card=reply.card)]
+
+    async def _store(self, engine: Any, turn: Any, case: Case, *, resident: bool) -> list[Reply]:
         """Keep one resident message with the case: text (with detected language and matched
-        intent), image bytes, sticker, location, other media as a reference."""
+        intent), image bytes, sticker, location, other media as a reference. Returns the
+        urgent replies (110/119 and the urgent answer) to send first when the text is an
+        emergency, else an empty list."""
         msg: IncomingMessage = turn.msg
         kind = msg.kind.value
         text = language = intent = None
+        urgent: str | None = None
         extra: dict[str, Any] | None = None
         media = None
         if msg.kind in (Kind.TEXT, Kind.EDITED):
@@ -210,6 +246,9 @@ class ConsultationFlow:
                 # it as a hint next to the text, never as a decision).
                 decision = getattr(match, "decision", "")
                 intent = getattr(match, "intent", None) if decision in ("answer", "clarify") else None
+                urgent = self._urgent_intent(engine, match)
+                if urgent is not None:
+                    intent = urgent
             except Exception:  # the matcher must never lose a resident's message
                 log.exception("matcher failed on a case message")
                 language = turn.lang
@@ -227,6 +266,7 @@ class ConsultationFlow:
         else:
             await cases.add_message(turn.session, case, kind=kind, text=text, language=language,
                                     intent=intent, extra=extra, media=media, now=engine.clock())
+        return self._urgent_replies(engine, turn, urgent)
 
     async def _fetch(self, msg: IncomingMessage) -> cases.MediaContent:
         assert msg.media is not None
@@ -316,8 +356,11 @@ class ConsultationFlow:
             case_id, _, score = arg.partition(":")
             try:
                 await cases.rate(turn.session, turn.user, int(case_id), int(score), now=engine.clock())
+            except cases.AlreadyRated:
+                return [Reply(engine.t(turn, "consult.already_rated"), quick_replies=menu)]
             except (ValueError, cases.CaseNotFound, cases.InvalidAction):
-                return [engine.menu_reply(turn)]
+                # Not this resident's case, not closed yet, or a forged payload: refused.
+                return [Reply(engine.t(turn, "consult.rating_refused"), quick_replies=menu)]
             case = await turn.session.get(Case, int(case_id))
             if case is not None and case.status == CASE_CLOSED and state.get("case") == case.id:
                 self._set(turn, None)

@@ -3,7 +3,7 @@ an answer is due. Pure functions over ``knowledge.schema.PartnersFile`` and an i
 
 Owns: opening-hours arithmetic in Asia/Tokyo (weekday spans, per-language spans, Japanese
 public holidays from the ``holidays`` package), ``route`` (first matching rule, else the
-default), ``due_at`` (the SLA promise). No I/O, no database, no clock of its own: callers
+default), ``due_at`` (the SLA promise, counted in opening hours). No I/O, no database, no clock of its own: callers
 pass ``at`` (timezone-aware). Must not import the conversation core, the database or
 channel adapters.
 """
@@ -91,10 +91,41 @@ def next_open(partner: Partner, at: datetime, language: str | None = None) -> da
     return None
 
 
+#: How far ahead ``due_at`` walks through opening hours before giving up (a sparse weekly
+#: line, e.g. two afternoons a week, needs about a month for 24 opening hours).
+DUE_LOOKAHEAD_DAYS = 120
+
+
 def due_at(partner: Partner, at: datetime, language: str | None = None) -> datetime:
-    """When the first answer is promised: ``response_hours`` after the organisation (next) opens."""
-    start = next_open(partner, at, language) or at
-    return start + timedelta(hours=partner.response_hours)
+    """When the first answer is promised: ``response_hours`` of *opening* time from ``at``
+    (business hours in Asia/Tokyo for this language's line, skipping closed weekdays and —
+    when ``closed_on_holidays`` — Japanese public holidays). Unknown hours: wall-clock hours
+    (the organisation takes messages at any time)."""
+    hours = _hours_for(partner, language)
+    remaining = timedelta(hours=partner.response_hours)
+    if hours is None:
+        return at + remaining
+    local = at.astimezone(TOKYO)
+    for offset in range(DUE_LOOKAHEAD_DAYS + 1):
+        day = local.date() + timedelta(days=offset)
+        if partner.closed_on_holidays and is_holiday(day):
+            continue
+        span = hours.get(WEEKDAYS[day.weekday()])
+        if span is None:
+            continue
+        start_t, end_t = _span(span)
+        start = datetime.combine(day, start_t, tzinfo=TOKYO)
+        end = datetime.combine(day, end_t, tzinfo=TOKYO)
+        if end_t == time(23, 59, 59):   # "-24:00": the span runs to midnight
+            end = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=TOKYO)
+        start = max(start, local)
+        if start >= end:
+            continue
+        if end - start >= remaining:
+            return start + remaining
+        remaining -= end - start
+    # Nothing (enough) opens within the look-ahead: fall back to the wall clock.
+    return at + timedelta(hours=partner.response_hours)
 
 
 @dataclass(frozen=True)

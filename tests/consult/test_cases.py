@@ -17,6 +17,8 @@ from bot.db.models import OutboxMessage, User
 from knowledge.loader import load_knowledge
 
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)       # Wednesday 14:00 in Yamaguchi
+#: 24 opening hours of OTIT's Vietnamese line (Mon–Fri 11–19) later: Monday 14:00 JST.
+OTIT_DUE = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
@@ -62,7 +64,7 @@ async def test_sent_case_notifies_staff_and_starts_the_sla(sessionmaker, kb) -> 
     async with sessionmaker() as s:
         case = await s.get(Case, case_id)
         assert case.status == "open" and case.opened_at == NOW and case.waiting_since == NOW
-        assert case.due_at == NOW + timedelta(hours=24)               # OTIT open now, 24 h promise
+        assert case.due_at == OTIT_DUE                    # OTIT open now, 24 opening hours
         actions = [a.action for a in (await s.execute(select(AuditEntry))).scalars()]
     assert actions == ["opened"]
     group = await _outbox(sessionmaker, kind="staff_telegram")
@@ -191,7 +193,7 @@ async def test_close_asks_for_a_rating_and_the_rating_is_counted(sessionmaker, k
 async def test_sla_reminds_staff_and_tells_the_resident_once(sessionmaker, kb) -> None:
     _, case_id, otit_id, _ = await _setup(sessionmaker, kb)
     assert await remind_overdue_cases(sessionmaker, NOW + timedelta(hours=23), kb=kb) == 0
-    due = NOW + timedelta(hours=24, minutes=1)
+    due = OTIT_DUE + timedelta(minutes=1)
     assert await remind_overdue_cases(sessionmaker, due, kb=kb) == 1
     assert await remind_overdue_cases(sessionmaker, due + timedelta(hours=1), kb=kb) == 0   # once per wait
     assert len(await _outbox(sessionmaker, kind="consult_reminder")) == 1
@@ -205,7 +207,7 @@ async def test_sla_reminds_staff_and_tells_the_resident_once(sessionmaker, kb) -
         await cases.staff_reply(s, kb, staff, case_id, "Chúng tôi đang xem.", now=due)
         case = await s.get(Case, case_id)
         await cases.resident_message(s, kb, case, text="?", now=due + timedelta(hours=1))
-    assert await remind_overdue_cases(sessionmaker, due + timedelta(hours=30), kb=kb) == 1
+    assert await remind_overdue_cases(sessionmaker, due + timedelta(days=5), kb=kb) == 1
     assert len(await _outbox(sessionmaker, kind="consult_reminder")) == 1
     async with sessionmaker() as s:
         reminded = await s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "reminded"))
@@ -250,7 +252,7 @@ async def test_sla_job_runs_from_the_scheduler_registry(sessionmaker, database_u
     await _setup(sessionmaker, kb)
     woken: list[int] = []
     ctx = JobContext(database_url=database_url, sessionmaker=sessionmaker, kb=kb,
-                     now=lambda: NOW + timedelta(hours=25), notify=lambda: woken.append(1))
+                     now=lambda: OTIT_DUE + timedelta(hours=1), notify=lambda: woken.append(1))
     assert await remind_overdue_consultations(ctx=ctx) == 1 and woken == [1]
     assert await remind_overdue_consultations(ctx=ctx) == 0
 

@@ -78,9 +78,19 @@ def test_next_open_skips_closed_days_and_holidays(partners) -> None:
     assert next_open(yfrcc, jst(2026, 11, 22, 10, 0)) == jst(2026, 11, 24, 8, 30)
 
 
-def test_due_at_counts_the_promise_from_the_next_opening(partners) -> None:
-    yfrcc = partners.partners["yfrcc"]
-    assert due_at(yfrcc, WED_2PM) == jst(2026, 11, 26, 14, 0)
-    assert due_at(yfrcc, jst(2026, 11, 28, 18, 0)) == jst(2026, 12, 2, 8, 30)
+def test_due_at_counts_the_promise_in_opening_hours(partners) -> None:
+    yfrcc = partners.partners["yfrcc"]                               # Tue–Sat 08:30–17:15 (8 h 45)
+    # Wed 3 h 15 + Thu 8 h 45 + Fri 8 h 45 = 20 h 45; the last 3 h 15 on Saturday morning
+    assert due_at(yfrcc, WED_2PM) == jst(2026, 11, 28, 11, 45)
+    # Saturday after closing: Sunday and Monday closed, Tue + Wed, then 6 h 30 on Thursday
+    assert due_at(yfrcc, jst(2026, 11, 28, 18, 0)) == jst(2026, 12, 3, 15, 0)
+    # the reviewer's case: Saturday 16:00 — 1 h 15 on Saturday, never a closed Sunday or Monday
+    sat_4pm = due_at(yfrcc, jst(2026, 11, 28, 16, 0))
+    assert sat_4pm == jst(2026, 12, 3, 13, 45)
+    assert sat_4pm.astimezone(TOKYO).weekday() not in (6, 0)
+    # a public holiday (Monday 23 Nov, 勤労感謝の日) counts nothing: from Tuesday 08:30
+    assert due_at(yfrcc, jst(2026, 11, 22, 10, 0)) == jst(2026, 11, 26, 15, 0)
+    # OTIT's Vietnamese line (Mon–Fri 11–19): Wed 5 h + Thu 8 + Fri 8 + Mon 3
+    assert due_at(partners.partners["otit"], WED_2PM, "vi") == jst(2026, 11, 30, 14, 0)
     labour = partners.partners["labour_office"]                     # hours unknown: from now
     assert due_at(labour, WED_2PM) == jst(2026, 11, 27, 14, 0)
