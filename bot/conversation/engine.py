@@ -276,6 +276,8 @@ class ConversationEngine:
         if pending:
             turn.set_state(**{"await": None})   # a command (or stale input) cancels the question
         if command is not None:
+            # 메뉴 from an English resident: answer this command in Korean (nothing stored).
+            turn.lang = self.texts.command_language(text, turn.lang)
             await self._abandon_clarify(turn, None)
             await self.run_command(turn, command)
             return

@@ -49,8 +49,12 @@ def normalize_language(tag: str | None) -> str | None:
     return base if base in LANGUAGES else None
 
 
+def _plain(text: str) -> str:
+    return normalize(unicodedata.normalize("NFKC", text))
+
+
 def _fold(text: str) -> str:
-    return fold_diacritics(normalize(unicodedata.normalize("NFKC", text)))
+    return fold_diacritics(_plain(text))
 
 
 class Texts:
@@ -163,20 +167,52 @@ class Texts:
 
     # --- commands ------------------------------------------------------------------
     @cached_property
-    def _command_words(self) -> dict[str, str]:
-        words: dict[str, str] = {}
-        for command in COMMANDS:
-            for text in (self.kb.messages.get(f"cmd.{command}") or {}).values():
-                for word in text.split("|"):
-                    folded = _fold(word)
-                    if folded:
-                        words.setdefault(folded, command)
-        return words
+    def _command_index(self) -> tuple[dict[str, tuple[str, list[str]]], dict[str, tuple[str, list[str]]]]:
+        """(exact, folded): command word -> (command, languages that list the word).
 
-    def command_of(self, text: str) -> str | None:
-        """The command a message asks for, in any language; "/help" style commands too."""
+        Words with diacritics must be typed with them ("đúng" — "right" — is not "dừng");
+        a message typed without any diacritics matches the folded form ("dung" = "dừng").
+        """
+        exact: dict[str, tuple[str, list[str]]] = {}
+        folded: dict[str, tuple[str, list[str]]] = {}
+        for command in COMMANDS:
+            for lang, text in (self.kb.messages.get(f"cmd.{command}") or {}).items():
+                for word in text.split("|"):
+                    for index, key in ((exact, _plain(word)), (folded, _fold(word))):
+                        if not key:
+                            continue
+                        found, langs = index.setdefault(key, (command, []))
+                        if found == command and lang not in langs:
+                            langs.append(lang)
+        return exact, folded
+
+    def match_command(self, text: str) -> tuple[str, list[str]] | None:
+        """(command, languages whose command words include the text) — slash commands have
+        no language (an empty list) — or None when the text is not a command."""
         stripped = text.strip()
         if stripped.startswith("/"):
             name = stripped[1:].split()[0].split("@")[0].lower() if len(stripped) > 1 else ""
-            return SLASH_COMMANDS.get(name)
-        return self._command_words.get(_fold(stripped))
+            command = SLASH_COMMANDS.get(name)
+            return (command, []) if command else None
+        exact, folded = self._command_index
+        plain = _plain(stripped)
+        if plain in exact:
+            return exact[plain]
+        key = _fold(stripped)
+        if key == plain and key in folded:   # typed without diacritics
+            return folded[key]
+        return None
+
+    def command_of(self, text: str) -> str | None:
+        """The command a message asks for, in any language; "/help" style commands too."""
+        found = self.match_command(text)
+        return found[0] if found else None
+
+    def command_language(self, text: str, current: str) -> str:
+        """The language to answer a typed command in: the command word's own language when
+        only one language writes it in non-ASCII letters (메뉴 from an English user → ko),
+        else ``current`` — "menu" or "stop" is international, not a request for English."""
+        found = self.match_command(text)
+        if not found or current in found[1] or len(found[1]) != 1 or text.strip().isascii():
+            return current
+        return found[1][0]

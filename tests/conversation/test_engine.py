@@ -2,6 +2,8 @@
 the project's own messages.yaml and contacts.yaml, a small fixture topic set."""
 from __future__ import annotations
 
+import pytest
+
 from bot.conversation.engine import ConversationEngine
 from bot.conversation.models import Channel, IncomingMessage, Kind
 from bot.db.models import Feedback, Unanswered, User
@@ -208,6 +210,39 @@ async def test_stop_notifications_turns_every_opt_in_off(chat: ChatDriver, kb):
     assert replies[0].text == msg(kb, "stop.done", "en")
     user = await chat.user()
     assert (user.opt_alerts, user.opt_events, user.opt_garbage) == (False, False, False)
+
+
+@pytest.mark.parametrize("word", ["dừng", "dung", "Dừng lại", "ngừng thông báo", "tat thong bao"])
+async def test_vietnamese_stop_words_with_and_without_diacritics(chat: ChatDriver, kb, word):
+    await chat.follow(hint="vi")
+    await chat.press("s:opt:garbage")
+    replies = await chat.say(word)
+    assert replies[0].text == msg(kb, "stop.done", "vi")
+    user = await chat.user()
+    assert (user.opt_alerts, user.opt_events, user.opt_garbage) == (False, False, False)
+
+
+async def test_a_word_that_only_folds_to_a_command_is_not_one(chat: ChatDriver, kb):
+    await chat.follow(hint="vi")
+    await chat.press("s:opt:garbage")
+    replies = await chat.say("đúng")                 # "right", not "dừng" (stop)
+    assert all(r.text != msg(kb, "stop.done", "vi") for r in replies)
+    assert (await chat.user()).opt_garbage is True
+
+
+@pytest.mark.parametrize(("word", "lang", "key"), [("메뉴", "ko", "menu.text"), ("停止通知", "zh", "stop.done"),
+                                                   ("dừng", "vi", "stop.done"), ("メニュー", "ja", "menu.text")])
+async def test_a_command_in_another_language_is_answered_in_that_language(chat: ChatDriver, kb, word, lang, key):
+    await chat.follow(hint="en")
+    replies = await chat.say(word)
+    assert replies[0].text == msg(kb, key, lang)
+    assert (await chat.user()).language == "en"        # nothing switched for good
+
+
+async def test_an_international_command_word_keeps_the_residents_language(chat: ChatDriver, kb):
+    await chat.follow(hint="ko")
+    replies = await chat.say("menu")
+    assert replies[0].text == msg(kb, "menu.text", "ko")
 
 
 # --------------------------------------------------------------------------- settings

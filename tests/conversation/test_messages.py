@@ -46,3 +46,19 @@ def test_twenty_one_districts_in_every_core_language():
     assert len(districts) == 21
     for key in districts:
         assert set(CORE_LANGUAGES) <= set(MESSAGES[key])
+
+
+COMMANDS = ("menu", "language", "settings", "consult", "forget", "stop")
+
+
+def test_command_words_exist_in_every_core_language_and_no_word_runs_two_commands():
+    from bot.conversation.locale import _plain
+
+    seen: dict[str, str] = {}
+    for command in COMMANDS:
+        words = MESSAGES[f"cmd.{command}"]
+        assert set(CORE_LANGUAGES) <= set(words), command
+        for lang, text in words.items():
+            for word in text.split("|"):
+                assert word.strip() == word and word, (command, lang, word)
+                assert seen.setdefault(_plain(word), command) == command, (word, command, seen[_plain(word)])
