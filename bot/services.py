@@ -169,7 +169,7 @@ def build_channels(services: Services) -> dict[str, Any]:
     from bot.channels.web import WebChannel
 
     settings = services.settings
-    channels: dict[str, Any] = {"web": WebChannel()}
+    channels: dict[str, Any] = {"web": WebChannel(services.sessionmaker)}  # web pushes: durable mailbox table
     if settings.line_enabled:
         from bot.channels.line import LineChannel
 

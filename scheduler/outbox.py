@@ -567,6 +567,13 @@ async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
 
             unanswered, feedback = await prune_insights(
                 session, older_than=timedelta(days=retention_days), now=now)
+        # Web chat: delivered pushes after a few days, anonymous sessions unseen for 30 days.
+        from bot.db.web_mailbox import prune_idle_web_users, prune_web_mailbox
+
+        web_pushes = await prune_web_mailbox(session, now=now)
+        web_users = await prune_idle_web_users(session, now=now)
     log.info("pruned %s webhook events, %s outbox rows, %s unanswered questions, %s feedback votes",
              events, pushes, unanswered, feedback)
-    return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback}
+    log.info("pruned %s delivered web pushes, %s idle web chat users", web_pushes, web_users)
+    return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback,
+            "web_mailbox": web_pushes, "web_users": web_users}

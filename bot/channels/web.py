@@ -1,25 +1,26 @@
 """The web chat channel: the simulator page's adapter (a real channel, like LINE and Telegram).
 
 Owns turning the page's JSON into ``IncomingMessage`` and ``Reply`` objects into JSON,
-and the web push mailbox: pushes (consultation replies, alerts…) for a browser session
-wait here until the page polls ``GET /api/chat/updates``. The mailbox is per process and
-bounded — the web chat is a simulator, not a delivery guarantee; LINE and Telegram pushes
-are durable through the outbox.
+and the web push mailbox: pushes (consultation replies, alerts…) for a browser session are
+stored in the database table ``web_mailbox`` (bot.db.web_mailbox) until the page polls
+``GET /api/chat/updates`` — durable like the outbox row they come from, so a restart
+between the push and the poll loses nothing, and each push is handed out once.
 
-Must not import the conversation engine or the database; the route (bot/web/chat.py)
-calls the engine and passes its replies here.
+Must not import the conversation engine; the route (bot/web/chat.py) calls the engine and
+passes its replies here.
 """
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import PermanentFailure
 from bot.conversation.models import Card, Channel, Choice, IncomingMessage, Kind, Reply
+from bot.db.web_mailbox import store_web_pushes, take_web_pushes
 
 MAX_TEXT = 10_000          # longer input is cut (the core only needs the question)
-MAILBOX_SIZE = 50
 
 
 def reply_to_json(reply: Reply) -> dict[str, Any]:
@@ -51,9 +52,8 @@ class WebChannel:
     channel = Channel.WEB.value
     max_recipients = 1
 
-    def __init__(self) -> None:
-        self._mailboxes: dict[str, deque[dict[str, Any]]] = {}
-        self._lock = asyncio.Lock()
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
 
     @staticmethod
     def to_incoming(session_id: str, body: dict[str, Any]) -> IncomingMessage:
@@ -69,14 +69,18 @@ class WebChannel:
         return IncomingMessage(Channel.WEB, session_id, Kind.TEXT, text=text[:MAX_TEXT], language_hint=hint)
 
     async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
-        """Leave the replies in each session's mailbox (oldest dropped beyond MAILBOX_SIZE)."""
-        async with self._lock:
-            for session_id in recipients:
-                box = self._mailboxes.setdefault(session_id, deque(maxlen=MAILBOX_SIZE))
-                box.extend(reply_to_json(r) for r in replies)
+        """Store the replies in each session's mailbox (committed before the relay stamps the row sent).
+
+        Idempotent per ``retry_key``. A session that no longer exists (forgotten, or pruned
+        after WEB_USER_RETENTION) cannot ever receive it: PermanentFailure.
+        """
+        payloads = [reply_to_json(r) for r in replies]
+        async with self._sessionmaker() as session, session.begin():
+            unknown = await store_web_pushes(session, recipients, payloads, retry_key=retry_key)
+        if unknown:
+            raise PermanentFailure(f"{len(unknown)} web chat session(s) no longer exist")
 
     async def take(self, session_id: str) -> list[dict[str, Any]]:
-        """Pushed replies waiting for this session (removed from the mailbox)."""
-        async with self._lock:
-            box = self._mailboxes.pop(session_id, None)
-        return list(box or ())
+        """Pushed replies waiting for this session, oldest first; marked delivered (never handed out twice)."""
+        async with self._sessionmaker() as session, session.begin():
+            return await take_web_pushes(session, session_id)

@@ -225,3 +225,28 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebMailboxMessage(Base):
+    """One pushed reply (consultation answer, alert…) waiting for a web chat session to poll.
+
+    Written by ``bot.channels.web.WebChannel.push`` (the outbox relay's sender for "web"),
+    handed out once by ``GET /api/chat/updates`` (``delivered_at`` set in the same
+    transaction), pruned some days after delivery; forget-me removes it with the user.
+    ``(user_id, retry_key, position)`` is unique so a relay retry of the same outbox row
+    stores nothing twice.
+    """
+
+    __tablename__ = "web_mailbox"
+    __table_args__ = (
+        UniqueConstraint("user_id", "retry_key", "position"),
+        Index("ix_web_mailbox_delivered_at", "delivered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    retry_key: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)            # index of the reply within its push
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON())   # one Reply dict (bot.channels.web.reply_to_json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

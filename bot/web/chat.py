@@ -3,8 +3,17 @@
 Owns ``GET /`` (the chat page), ``GET /static/chat.{js,css}``, ``GET /api/chat/ui``
 (page labels and languages from knowledge/messages.yaml), ``POST /api/chat``
 ({"text"} | {"data"} | {"event": "start"}, optional "lang" hint → {"replies": [...]}),
-``GET /api/chat/updates`` (pushes waiting for this browser). The browser session is a
-random id in an HttpOnly cookie; it is the web channel's platform user id.
+``GET /api/chat/updates`` (pushes waiting for this browser, from the durable web
+mailbox). The browser session is a random id in an HttpOnly cookie (renewed on every
+message, so it expires with bot.db.web_mailbox.WEB_USER_RETENTION); it is the web
+channel's platform user id.
+
+Abuse guard: ``POST /api/chat`` is rate-limited per client address by an in-process
+sliding window (NEW_SESSION_LIMIT new sessions and MESSAGE_LIMIT messages per address per
+window), answering 429 with a JSON error and Retry-After. In-process is enough for the
+simulator channel (one app process serves it); with several processes each counts on its
+own. Behind a reverse proxy the address is the proxy's unless uvicorn trusts its
+X-Forwarded-For (``kurashi serve`` enables proxy headers; set FORWARDED_ALLOW_IPS).
 
 Thin: the conversation is decided by ``services.engine``; JSON shapes by
 ``bot.channels.web``. Everything is served locally — no CDN.
@@ -12,7 +21,10 @@ Thin: the conversation is decided by ``services.engine``; JSON shapes by
 from __future__ import annotations
 
 import logging
+import math
 import secrets
+import time
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +33,69 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from bot.channels.web import WebChannel, reply_to_json
 from bot.conversation.locale import Texts, normalize_language
-from bot.services import get_services
+from bot.db.web_mailbox import WEB_USER_RETENTION
+from bot.services import Services, get_services
 
 log = logging.getLogger("kurashi.web.chat")
 router = APIRouter()
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "kurashi_sid"
-COOKIE_MAX_AGE = 60 * 60 * 24 * 30
+COOKIE_MAX_AGE = int(WEB_USER_RETENTION.total_seconds())
+#: Per client address and RATE_WINDOW seconds: new browser sessions (each one creates a
+#: users row) and messages in all. Generous for people sharing one address (a dormitory's
+#: Wi-Fi), tight enough that a script cannot fill the users table.
+RATE_WINDOW = 600.0
+NEW_SESSION_LIMIT = 10
+MESSAGE_LIMIT = 300
+RATE_MAX_ADDRESSES = 10_000   # bound on the limiter's memory; the least recently seen go first
 UI_KEYS = ("web.title", "web.placeholder", "web.send", "web.language", "web.notice", "event.error")
 _STATIC_FILES = {"chat.js": "text/javascript", "chat.css": "text/css"}
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` hits per key in any ``window`` seconds; remembers at most ``max_keys`` keys.
+
+    Memory is bounded: ``limit`` timestamps per key and ``max_keys`` keys (least recently
+    used evicted — an evicted key starts afresh, which only errs on the side of allowing).
+    """
+
+    def __init__(self, limit: int, window: float, *, max_keys: int = RATE_MAX_ADDRESSES,
+                 clock: Any = time.monotonic) -> None:
+        self.limit, self.window, self.max_keys, self._clock = limit, window, max_keys, clock
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, key: str) -> float:
+        """0 when ``key`` may go now (the hit is counted), else seconds until it may."""
+        now = self._clock()
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = deque(maxlen=self.limit)
+            while len(self._hits) > self.max_keys:
+                self._hits.popitem(last=False)
+        else:
+            self._hits.move_to_end(key)
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return hits[0] + self.window - now
+        hits.append(now)
+        return 0.0
+
+
+def _limiters(services: Services) -> tuple[SlidingWindowLimiter, SlidingWindowLimiter]:
+    """(new sessions, messages) limiters of this app process."""
+    limiters = services.extras.get("web_chat_limiters")
+    if limiters is None:
+        limiters = services.extras["web_chat_limiters"] = (
+            SlidingWindowLimiter(NEW_SESSION_LIMIT, RATE_WINDOW), SlidingWindowLimiter(MESSAGE_LIMIT, RATE_WINDOW))
+    return limiters
+
+
+def _too_many_requests(wait: float) -> JSONResponse:
+    seconds = max(1, math.ceil(wait))
+    return JSONResponse({"error": "too many requests from this address, retry later", "retry_after": seconds,
+                         "replies": []}, status_code=429, headers={"Retry-After": str(seconds)})
 
 
 def _session_id(request: Request) -> tuple[str, bool]:
@@ -48,7 +113,7 @@ def _web_channel(request: Request) -> WebChannel:
     services = get_services(request)
     channel = services.channels.get("web")
     if channel is None:
-        channel = services.channels["web"] = WebChannel()
+        channel = services.channels["web"] = WebChannel(services.sessionmaker)
     return channel
 
 
@@ -82,6 +147,14 @@ async def post_chat_message(request: Request) -> JSONResponse:
     """One message or button press from the page → the core's replies as JSON."""
     services = get_services(request)
     sid, new = _session_id(request)
+    address = request.client.host if request.client else "unknown"
+    new_sessions, messages = _limiters(services)
+    # New sessions first: a refused one is not counted as a message either.
+    wait = new_sessions.retry_after(address) if new else 0.0
+    wait = wait or messages.retry_after(address)
+    if wait > 0:
+        log.warning("web chat rate limit", extra={"new_session": new})
+        return _too_many_requests(wait)
     try:
         body: Any = await request.json()
     except ValueError:
@@ -101,8 +174,7 @@ async def post_chat_message(request: Request) -> JSONResponse:
     else:
         pushed = await channel.take(sid)
         response = JSONResponse({"replies": [reply_to_json(r) for r in replies] + pushed})
-    if new:
-        _set_cookie(response, sid)
+    _set_cookie(response, sid)   # renewed on every message: expires with the session's retention
     return response
 
 
