@@ -61,22 +61,18 @@ async def ingest_events(services: Any, channel: str, events: Sequence[tuple[str,
     event already stored is skipped, so it is never answered twice. The caller answers the
     platform only after this returns: the events are committed by then.
     """
-    new_ids: list[int] = []
-    closing = services.closing
-    async with services.sessionmaker() as session, session.begin():
-        for event_id, payload in events:
-            if await repo.store_inbound_event(session, channel, event_id, payload):
-                row_id = await session.scalar(
-                    select(InboundEvent.id).where(InboundEvent.channel == channel, InboundEvent.event_id == event_id)
-                )
-                if row_id is not None:
-                    new_ids.append(row_id)
-        # Claimed (leased) in the same transaction: one write less per event, and a crash
-        # after the commit leaves rows whose lease runs out, so the start-up resume takes them.
-        # While shutting down, events are stored but not claimed: pending, the next start
-        # answers them (the platform got its 200, so it will not redeliver).
-        rows = await repo.claim_inbound_events(session, ids=new_ids) if new_ids and not closing else []
-        session.expunge_all()
+    if services.closing:
+        return await _store_pending(services, channel, events)
+    # Stored already claimed (leased) by the group-commit writer: concurrent webhooks share
+    # one transaction, and each is answered 200 only after that commit. A crash after it
+    # leaves rows whose lease runs out, so the resume sweep takes them; a duplicate (also
+    # a concurrent one) is stored once and processed once.
+    received = utcnow()
+    row_ids = await _writer(services).store([(channel, event_id, payload, received) for event_id, payload in events])
+    new_ids = [row_id for row_id in row_ids if row_id is not None]
+    rows = [InboundEvent(id=row_id, channel=channel, event_id=event_id, payload=payload,
+                         status=EVENT_PROCESSING, attempts=1, received_at=received)
+            for row_id, (event_id, payload) in zip(row_ids, events, strict=True) if row_id is not None]
     if rows:
         _track(services, rows)
         if services.closing:  # shutdown began while we were storing: hand them back at once
@@ -84,6 +80,116 @@ async def ingest_events(services: Any, channel: str, events: Sequence[tuple[str,
         else:
             services.spawn(process_claimed_events(services, rows), name=f"inbound-{channel}")
     return new_ids
+
+
+async def _store_pending(services: Any, channel: str, events: Sequence[tuple[str, str]]) -> list[int]:
+    """While shutting down, events are stored but not claimed: pending, the next start
+    answers them (the platform got its 200, so it will not redeliver)."""
+    new_ids: list[int] = []
+    async with services.sessionmaker() as session, session.begin():
+        for event_id, payload in events:
+            if await repo.store_inbound_event(session, channel, event_id, payload):
+                row_id = await session.scalar(select(InboundEvent.id).where(
+                    InboundEvent.channel == channel, InboundEvent.event_id == event_id))
+                if row_id is not None:
+                    new_ids.append(row_id)
+    return new_ids
+
+
+#: (channel, event id, payload, received at) of one event to store claimed.
+_Store = tuple[str, str, str, datetime]
+
+
+class InboundWriter:
+    """Group commit for the webhook path's own writes: storing (claimed) events and
+    stamping processed ones done/failed.
+
+    Why: on SQLite every transaction holds the database's single write lock for all of
+    its round trips to the driver thread (BEGIN IMMEDIATE, statements, COMMIT), so the
+    number of transactions, not their size, bounds the events per second; writers that
+    find the lock taken sleep in SQLite's busy handler. Whatever has queued up while the
+    previous transaction ran goes into the next one: one transaction per batch instead of
+    two per event, with no added wait when idle (a lone webhook is written at once).
+    Callers await their own result, i.e. the commit: a webhook still answers 200 only
+    after its event is stored. A failed batch is retried one operation at a time, so a
+    bad operation fails alone.
+    """
+
+    MAX_BATCH = 200   # SQLite allows 32,766 bound parameters; 7 per stored event
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+        self._queue: list[tuple[str, Any, asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        # Not named "inbound-…": shutdown drains those, and this one runs until cancelled.
+        self._task = services.spawn(self._run(), name="writer-inbound")
+
+    def _submit(self, kind: str, item: Any) -> asyncio.Future[Any]:
+        if self._task.done():
+            raise RuntimeError("the inbound writer has stopped (shutting down)")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((kind, item, future))
+        self._wakeup.set()
+        return future
+
+    async def store(self, items: Sequence[_Store]) -> list[int | None]:
+        """Store events claimed; the new row id per item, None for an event already stored."""
+        return list(await asyncio.gather(*(self._submit("store", item) for item in items)))
+
+    async def finish(self, row_id: int, error: str | None) -> None:
+        await self._submit("finish", (row_id, error))
+
+    async def _run(self) -> None:
+        batch: list[tuple[str, Any, asyncio.Future[Any]]] = []
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    batch, self._queue = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
+                    try:
+                        await self._write(batch)
+                    except Exception:  # noqa: BLE001 - e.g. the database is briefly down: each op on its own
+                        for op in batch:
+                            try:
+                                await self._write([op])
+                            except Exception as exc:  # noqa: BLE001 - handed to the op's caller
+                                if not op[2].done():
+                                    op[2].set_exception(exc)
+                    batch = []
+        finally:  # cancelled at shutdown: nobody may wait for ever on an op that will not run
+            for _kind, _item, future in batch + self._queue:
+                if not future.done():
+                    future.set_exception(RuntimeError("shutting down before the write"))
+            self._queue = []
+
+    async def _write(self, batch: Sequence[tuple[str, Any, asyncio.Future[Any]]]) -> None:
+        stores = [(item, future) for kind, item, future in batch if kind == "store" and not future.done()]
+        finishes = [(item, future) for kind, item, future in batch if kind == "finish" and not future.done()]
+        results: list[tuple[asyncio.Future[Any], Any]] = []
+        async with self.services.sessionmaker() as session, session.begin():
+            if stores:
+                ids = await repo.store_claimed_inbound_events(session, [item for item, _ in stores])
+                results += [(future, row_id) for (_, future), row_id in zip(stores, ids, strict=True)]
+            done = [row_id for (row_id, error), _ in finishes if error is None]
+            if done:
+                await repo.finish_inbound_events(session, done)
+            for (row_id, error), _ in finishes:
+                if error is not None:
+                    await repo.finish_inbound_event(session, row_id, error=error)
+            results += [(future, None) for _, future in finishes]
+        for future, value in results:   # committed: now the callers may go on
+            if not future.done():
+                future.set_result(value)
+
+
+def _writer(services: Any) -> InboundWriter:
+    writer = services.extras.get("inbound_writer")
+    if writer is not None and writer._task.done() and services.closing:
+        raise RuntimeError("the inbound writer has stopped (shutting down)")
+    if writer is None or writer._task.done():
+        writer = services.extras["inbound_writer"] = InboundWriter(services)
+    return writer
 
 
 def _inflight(services: Any) -> dict[int, bool]:
@@ -177,8 +283,7 @@ async def _process_and_finish(services: Any, row: InboundEvent) -> None:
     except Exception as exc:  # one bad event must not stop the others; no message text in the error
         log.exception("inbound event failed", extra={"channel": row.channel, "event_row": row.id})
         error = type(exc).__name__
-    async with services.sessionmaker() as session, session.begin():
-        await repo.finish_inbound_event(session, row.id, error=error)
+    await _writer(services).finish(row.id, error)
     _inflight(services).pop(row.id, None)
 
 
