@@ -64,8 +64,13 @@
     return fetch("/api/chat", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
-    }).then(function (res) { return res.json(); })
-      .then(function (data) { showReplies(data.replies || []); })
+    }).then(function (res) {
+      // An error without replies (429 too many requests, 5xx) shows the generic error line.
+      return res.json().then(function (data) {
+        if (!res.ok && !(data.replies && data.replies.length)) throw new Error(data.error || res.status);
+        return data;
+      });
+    }).then(function (data) { showReplies(data.replies || []); })
       .catch(function () { showReplies([{ text: labels["event.error"] || "…" }]); })
       .then(function () { busy = false; });
   }
