@@ -123,6 +123,10 @@ def create_app(
         starters = [getattr(ch, "start", None) for ch in services.channels.values()]
         for start in filter(None, starters):
             await start()
+        telegram = services.channels.get("telegram")
+        if telegram is not None and hasattr(telegram, "register_commands"):
+            # The localized "/" menu (setMyCommands, a few calls) in the background: start-up never waits on Telegram.
+            services.spawn(telegram.register_commands(services.engine.texts.command_menus()), name="telegram-commands")
         await _start_background(app, services)
         log.info("started", extra={"channels": ",".join(sorted(services.channels)),
                                    "intents": len(services.kb.intents)})

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -373,6 +373,28 @@ class TelegramChannel:
         await self.ensure_started()
         await self.bot.set_webhook(url=url, secret_token=self._secret.decode() if self._secret else None,
                                    allowed_updates=ALLOWED_UPDATES)
+
+    async def set_commands(self, menus: dict[str | None, Sequence[tuple[str, str]]]) -> None:
+        """Register the "/" command menu per language (setMyCommands; ``None`` = the default
+        menu for every other language). ``menus`` comes from the core (Texts.command_menus)."""
+        await self.ensure_started()
+        for lang, commands in menus.items():
+            try:
+                await self.bot.set_my_commands(
+                    [BotCommand(name, shorten(description, 256)) for name, description in commands],
+                    language_code=lang)
+            except TelegramError as exc:
+                raise translate_error(exc, "") from exc
+
+    async def register_commands(self, menus: dict[str | None, Sequence[tuple[str, str]]]) -> bool:
+        """``set_commands`` at app start-up: a failure is logged, never fatal (the menu is a
+        convenience; ``kurashi telegram commands set`` can register it later)."""
+        try:
+            await self.set_commands(menus)
+        except SendError as exc:
+            log.warning("telegram: command menu not registered (%s)", exc)
+            return False
+        return True
 
     async def poll(self, ingest: Callable[[dict[str, Any]], Awaitable[None]], stop: asyncio.Event,
                    *, timeout: int = 25) -> None:

@@ -28,6 +28,9 @@ _TAG_ALIASES = {"fil": "tl", "tgl": "tl", "nep": "ne", "bur": "my", "vie": "vi",
                 "jpn": "ja", "zho": "zh", "chi": "zh", "eng": "en", "ind": "id", "in": "id"}
 
 COMMANDS = ("menu", "language", "settings", "consult", "forget", "stop")
+#: Languages the Telegram command menu is registered in (``language_code``); other users see
+#: the default (no language_code) menu, in English.
+COMMAND_MENU_LANGUAGES = CORE_LANGUAGES
 #: Telegram-style slash commands (also accepted on every other channel).
 SLASH_COMMANDS = {
     "start": "start", "menu": "menu", "help": "menu", "language": "language", "lang": "language",
@@ -216,3 +219,11 @@ class Texts:
         if not found or current in found[1] or len(found[1]) != 1 or text.strip().isascii():
             return current
         return found[1][0]
+
+    def command_menus(self) -> dict[str | None, list[tuple[str, str]]]:
+        """Slash commands with their descriptions (``tgcmd.<command>``) per language code, for
+        Telegram's setMyCommands; the key None is the default menu (English)."""
+        menus: dict[str | None, list[tuple[str, str]]] = {}
+        for lang in (None, *COMMAND_MENU_LANGUAGES):
+            menus[lang] = [(command, self.t(f"tgcmd.{command}", lang or "en")) for command in COMMANDS]
+        return menus
