@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     # Days unanswered questions and 👎/👍 feedback are kept (`kurashi db prune`); 0 = forever
     insights_retention_days: int = 180
+    # Days messages and images of closed consultation cases are kept (statistics stay); 0 = forever
+    case_retention_days: int = 365
+    # Proxies whose X-Forwarded-For/-Proto `kurashi serve` trusts (uvicorn forwarded_allow_ips)
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # Knowledge base folder (YAML); default is the package's own data
     knowledge_dir: Path | None = None

@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prune.add_argument("--days", type=float, default=7.0, help="webhook event retention in days (default 7)")
     prune.add_argument("--insights-days", type=float, default=None,
                        help="unanswered/feedback retention in days (default INSIGHTS_RETENTION_DAYS, 180; 0 = keep)")
+    prune.add_argument("--case-days", type=float, default=None,
+                       help="consultation messages of closed cases, in days (default CASE_RETENTION_DAYS, 365; 0 = keep)")
     prune.set_defaults(func=run_prune)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -60,6 +62,21 @@ def run_prune(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     count, questions, votes = asyncio.run(prune())
+    case_days = settings.case_retention_days if args.case_days is None else args.case_days
+    if case_days > 0:
+        from datetime import UTC, datetime
+
+        from bot.consult.retention import prune_expired_cases
+
+        async def prune_cases() -> int:
+            engine, maker = create_engine_and_sessionmaker(settings.database_url)
+            try:
+                return await prune_expired_cases(maker, datetime.now(UTC), case_days)
+            finally:
+                await engine.dispose()
+
+        print(f"removed the messages of {asyncio.run(prune_cases())} consultation cases "
+              f"closed more than {case_days:g} days ago")
     print(f"pruned {count} webhook events")
     if insight_days > 0:
         print(f"pruned {questions} unanswered questions and {votes} feedback votes older than {insight_days:g} days")

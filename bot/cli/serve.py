@@ -5,6 +5,7 @@ Owns only the command line; the app itself is ``bot.app.create_app``.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,5 +28,22 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(settings.log_level)
     app = create_app(settings, telegram_polling=args.telegram_polling)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True)
+    _log_unreachable_orgs(settings)
+    # Behind a reverse proxy the client address (login rate limit, logs) comes from
+    # X-Forwarded-For, trusted only from FORWARDED_ALLOW_IPS.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True,
+                forwarded_allow_ips=settings.forwarded_allow_ips)
     return 0
+
+
+def _log_unreachable_orgs(settings: Any) -> None:
+    """Startup line: partner organisations nobody would be told about (bot/consult/notify.py)."""
+    import asyncio
+    import logging
+
+    from bot.consult.notify import log_startup_reachability
+
+    try:
+        asyncio.run(log_startup_reachability(settings))
+    except Exception:  # noqa: BLE001 - a check, never a reason not to start
+        logging.getLogger("kurashi.consult").exception("could not check consultation notification targets")

@@ -70,9 +70,15 @@ def _run(work: Callable[[Any, Any], Awaitable[int]]) -> int:
     return asyncio.run(main())
 
 
+class NoPassword(Exception):
+    """No terminal to ask on and no --password-stdin."""
+
+
 def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise NoPassword
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
         print("the passwords differ", file=sys.stderr)
@@ -83,7 +89,12 @@ def _read_password(from_stdin: bool) -> str | None:
 def run_add(args: argparse.Namespace) -> int:
     from bot.consult.staff import StaffError, add_staff
 
-    password = _read_password(args.password_stdin)
+    try:
+        password = _read_password(args.password_stdin)
+    except (NoPassword, EOFError):
+        print("error: no terminal to ask for the password; pipe it with --password-stdin "
+              "(e.g. `printf '%s\\n' \"$PW\" | kurashi staff add ... --password-stdin`)", file=sys.stderr)
+        return 2
     if password is None:
         return 1
 
@@ -117,7 +128,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_notify(args: argparse.Namespace) -> int:
-    from bot.consult.notify import targets
+    from bot.consult.notify import reachable_orgs, targets
     from bot.consult.staff import StaffError, list_notify, set_notify
 
     async def work(session: Any, kb: Any) -> int:
@@ -137,11 +148,22 @@ def run_notify(args: argparse.Namespace) -> int:
         else:   # every partner, so that one nobody would hear about stands out
             known = list(partners.partners) if partners is not None else []
             orgs = known + [r.org for r in await list_notify(session) if r.org not in known]
+        reachable = await reachable_orgs(session)
+        default = partners.default if partners is not None else None
         for org in orgs:
             chat, emails = await targets(session, org)
             kinds = ",".join(partners.partners[org].notify) if partners and org in partners.partners else "?"
-            warn = "" if (chat or emails) else "\t⚠ nobody is notified of new cases"
+            warn = ""
+            if org not in reachable and org == default:
+                warn = "\t✖ ERROR: the default centre has no target and no staff: its cases wait unseen"
+            elif org not in reachable:
+                warn = "\t⚠ no target and no staff: routing skips it (cases go to the default centre)"
+            elif not (chat or emails):
+                warn = "\t⚠ nobody is notified of new cases (staff see them in the console)"
             print(f"{org}\tnotify={kinds}\ttelegram={chat or '-'}\temail={','.join(emails) or '-'}{warn}")
+        if default is not None and default not in reachable:
+            print(f"error: the default centre {default!r} has no notification target and no staff account",
+                  file=sys.stderr)
         return 0
 
     return _run(work)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -66,6 +66,7 @@ RATING_RANGE = range(1, 6)
 A_OPENED, A_RESIDENT_WROTE, A_REPLIED, A_NOTED = "opened", "resident_wrote", "replied", "noted"
 A_ASSIGNED, A_TRANSFERRED, A_CLOSED, A_RATED = "assigned", "transferred", "closed", "rated"
 A_REMINDED, A_ANONYMISED = "reminded", "anonymised"
+A_EXPIRED = "content_expired"           # messages removed after CASE_RETENTION_DAYS
 
 
 class CaseNotFound(LookupError):
@@ -605,6 +606,31 @@ async def anonymise_for_user(session: AsyncSession, user: User, *, now: datetime
         count += 1
     await session.flush()
     return count
+
+
+async def prune_closed_cases(session: AsyncSession, *, older_than: timedelta,
+                             now: datetime | None = None, limit: int = 500) -> int:
+    """Retention (CASE_RETENTION_DAYS): cases closed before ``now - older_than`` lose their
+    messages, images, the resident's display name and the link to the resident — like
+    forget-me, statistics (topic, organisation, language, times, outcome, rating) stay.
+    Each case is handled once (audited ``content_expired``); at most ``limit`` per call.
+    Returns how many cases were pruned."""
+    now = _now(now)
+    cutoff = now - older_than
+    has_content = or_(
+        select(CaseMessage.id).where(CaseMessage.case_id == Case.id).exists(),
+        Case.user_id.is_not(None), Case.display_name.is_not(None))
+    stale = list((await session.execute(
+        select(Case).where(Case.status == CASE_CLOSED, Case.closed_at < cutoff, has_content)
+        .order_by(Case.id).limit(limit))).scalars())
+    for case in stale:
+        await session.execute(delete(CaseMedia).where(CaseMedia.case_id == case.id))
+        await session.execute(delete(CaseMessage).where(CaseMessage.case_id == case.id))
+        case.user_id = None
+        case.display_name = None
+        await audit(session, case, A_EXPIRED, SYSTEM, now=now)
+    await session.flush()
+    return len(stale)
 
 
 async def rating_distribution(session: AsyncSession, *, org: str | None = None,

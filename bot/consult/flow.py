@@ -15,6 +15,7 @@ Button payloads (all under "k:", at most 64 bytes):
   k:s           send the draft        k:x             cancel the draft
   k:b           back to the bot       k:w:<case id>   write to an open case
   k:r:<case id>:<1-5>                 rate a closed case
+  k:g:<segment> / k:g:-               the resident's segment (asked once when routing needs it) / skip
 
 Must not import platform SDKs, FastAPI or channel adapters; images are fetched through
 ``fetch_media`` (set by bot.services to the adapters' get_content / get_file).
@@ -30,7 +31,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.consult import cases
-from bot.consult.routing import TOKYO, due_at, hours_known, is_open, next_open, route
+from bot.consult.routing import (TOKYO, Route, depends_on_segment, due_at, hours_known, is_open,
+                                 next_open, route)
 from bot.conversation.models import Choice, IncomingMessage, Kind, Reply
 from bot.db.consult_models import CASE_CLOSED, Case, CaseMessage
 from knowledge.render import contact_field
@@ -45,6 +47,8 @@ MAX_MEDIA_BYTES = 10 * 1024 * 1024
 #: Kinds whose content is fetched and stored (others are kept as a reference).
 FETCHED_KINDS = {Kind.IMAGE}
 MAX_DRAFT_MESSAGES = 50
+#: Segments a resident can pick (the engine's settings offer the same ones).
+SEGMENTS = ("trainee", "student", "other")
 
 
 def _sniff(data: bytes, fallback: str | None) -> str:
@@ -111,16 +115,44 @@ class ConsultationFlow:
         if draft is not None:
             await cases.discard_draft(turn.session, draft)
         if topic in CONSULT_TOPICS:
-            return self._offer(engine, turn, topic)
+            return await self._offer(engine, turn, topic)
         self._set(turn, {"step": "topic"})
         choices = [Choice(engine.t(turn, f"consult.topic.{t}"), f"k:t:{t}") for t in CONSULT_TOPICS]
         choices.append(Choice(engine.t(turn, "consult.btn.cancel"), "k:n"))
         return [Reply(engine.t(turn, "consult.pick_topic"), quick_replies=choices)]
 
-    def _offer(self, engine: Any, turn: Any, topic: str) -> list[Reply]:
+    async def _route(self, engine: Any, turn: Any, topic: str, now: datetime) -> Route:
+        """``route`` over the organisations somebody would hear about: those without a
+        notification target and without an active staff account are skipped (fallback: the
+        default centre). If even the default has nobody, the case is still created there and
+        an error is logged (``kurashi staff notify --list`` shows it too)."""
+        from bot.consult.notify import unreachable_orgs
+
+        unreachable = await unreachable_orgs(turn.session, self.kb)
+        picked = route(self.partners, topic, turn.user.segment, turn.lang, now, exclude=unreachable)
+        if picked.org in unreachable:
+            log.error("consultation routed to the default centre, which has no notification target "
+                      "and no staff account", extra={"org": picked.org, "topic": topic})
+        return picked
+
+    def _ask_segment(self, engine: Any, turn: Any, topic: str) -> list[Reply] | None:
+        """Routing for this topic depends on the segment and it is unknown: ask once
+        (trainee / student / other, skippable); the answer is stored on the user."""
+        if turn.user.segment or turn.state.get("seg_asked") or not depends_on_segment(self.partners, topic):
+            return None
+        turn.set_state(seg_asked=True)
+        self._set(turn, {"step": "segment", "topic": topic})
+        choices = [Choice(engine.t(turn, f"segment.{s}"), f"k:g:{s}") for s in SEGMENTS]
+        choices.append(Choice(engine.t(turn, "area.skip"), "k:g:-"))
+        return [Reply(engine.t(turn, "consult.segment_pick"), quick_replies=choices)]
+
+    async def _offer(self, engine: Any, turn: Any, topic: str) -> list[Reply]:
         """Who will read it, when they are open, when to expect an answer; ask for consent."""
+        asked = self._ask_segment(engine, turn, topic)
+        if asked is not None:
+            return asked
         now = engine.clock()
-        picked = route(self.partners, topic, turn.user.segment, turn.lang, now)
+        picked = await self._route(engine, turn, topic, now)
         partner = picked.partner
         replies: list[Reply] = []
         if topic in self.partners.urgent_topics:
@@ -178,7 +210,7 @@ class ConsultationFlow:
             turn.replies.append(Reply(engine.t(turn, "consult.draft_ack", count=count),
                                       quick_replies=self._compose_buttons(engine, turn)))
             return True
-        if state.get("step") in ("topic", "consent"):
+        if state.get("step") in ("topic", "segment", "consent"):
             self._set(turn, None)    # typed instead of choosing: an ordinary question again
             return False
         if state.get("mode") == "case":
@@ -293,7 +325,13 @@ class ConsultationFlow:
             draft = await cases.draft_of(turn.session, turn.user)
             if draft is not None:
                 await cases.discard_draft(turn.session, draft)
-            return self._offer(engine, turn, arg)
+            return await self._offer(engine, turn, arg)
+        if head == "g":
+            if state.get("step") != "segment" or self.partners is None or state.get("topic") not in CONSULT_TOPICS:
+                return await self(engine, turn, None)
+            if arg in SEGMENTS:
+                turn.user.segment = arg
+            return await self._offer(engine, turn, state["topic"])
         if head == "y":
             if state.get("step") != "consent" or self.partners is None:
                 return await self(engine, turn, None)

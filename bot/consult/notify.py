@@ -112,6 +112,58 @@ async def targets(session: AsyncSession, org: str) -> tuple[str | None, list[str
     return (settings.telegram_chat_id if settings is not None else None), list(dict.fromkeys(emails))
 
 
+async def reachable_orgs(session: AsyncSession) -> set[str]:
+    """Organisations whose staff can learn about a case: a staff Telegram group or an e-mail
+    address registered (``kurashi staff notify``), or at least one active staff account
+    (console login, and its e-mail). Routing skips the others (``unreachable_orgs``)."""
+    found: set[str] = set()
+    for org, chat, emails in (await session.execute(
+            select(OrgSettings.org, OrgSettings.telegram_chat_id, OrgSettings.emails))).all():
+        if chat or emails:
+            found.add(org)
+    found.update((await session.execute(
+        select(Staff.org).where(Staff.active.is_(True)).distinct())).scalars())
+    return found
+
+
+async def unreachable_orgs(session: AsyncSession, kb: Any) -> frozenset[str]:
+    """Partner organisations (knowledge/partners.yaml) nobody would hear a case for: no
+    notification target and no active staff account."""
+    from bot.consult.cases import organisations
+
+    return frozenset(set(organisations(kb)) - await reachable_orgs(session))
+
+
+async def log_unreachable_orgs(session: AsyncSession, kb: Any) -> frozenset[str]:
+    """The startup check: a warning naming the organisations routing will skip, and an
+    error when even the default centre has nobody (its cases would sit unseen)."""
+    missing = await unreachable_orgs(session, kb)
+    partners = getattr(kb, "partners", None)
+    if missing:
+        log.warning("organisations without a notification target or staff account are skipped by routing",
+                    extra={"orgs": sorted(missing)})
+    if partners is not None and partners.default in missing:
+        log.error("the default consultation centre has no notification target and no staff account: "
+                  "its cases are created but nobody is told (kurashi staff notify --org %s ...)",
+                  partners.default, extra={"org": partners.default})
+    return missing
+
+
+async def log_startup_reachability(settings: Any) -> frozenset[str]:
+    """``kurashi serve`` calls this once before starting: the ``log_unreachable_orgs`` lines."""
+    from bot.db.session import create_engine_and_sessionmaker, upgrade_database
+    from knowledge.loader import load_knowledge
+
+    kb = load_knowledge(settings.knowledge_dir)
+    await upgrade_database(settings.database_url)
+    engine, maker = create_engine_and_sessionmaker(settings.database_url)
+    try:
+        async with maker() as session:
+            return await log_unreachable_orgs(session, kb)
+    finally:
+        await engine.dispose()
+
+
 async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *,
                        message: CaseMessage | None = None, now: datetime | None = None,
                        targets_cache: dict[str, tuple[str | None, list[str]]] | None = None) -> list[int]:
@@ -151,7 +203,10 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
                              replies=[Reply(text, card=Card(title=subject, text=""))],
                              kind="staff_email", ref=f"case:{case.id}", now=now)
     if not ids:
-        log.warning("no staff notification target for organisation", extra={"org": case.org, "event": event})
+        # Routing avoids such organisations; this still happens for the default centre when it
+        # has no target, or for a case transferred or sent before the targets were removed.
+        log.error("no staff notification target for organisation: the case waits unseen",
+                  extra={"org": case.org, "event": event, "case": case.number})
     return ids
 
 

@@ -128,6 +128,20 @@ def due_at(partner: Partner, at: datetime, language: str | None = None) -> datet
     return at + timedelta(hours=partner.response_hours)
 
 
+def depends_on_segment(partners: PartnersFile, topic: str) -> bool:
+    """Whether some rule for ``topic`` looks at the resident's segment (trainee, student…):
+    then the flow asks for it once when it is unknown."""
+    for rule in partners.rules:
+        partner = partners.partners.get(rule.org)
+        if partner is None or topic not in partner.topics:
+            continue
+        if rule.topics and topic not in rule.topics:
+            continue
+        if rule.segments and "all" not in rule.segments:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Route:
     org: str

@@ -73,11 +73,31 @@ async def consult_app_with_smtp(sqlite_url: str, line_api, telegram_api, smtp_se
         yield harness, mailbox
 
 
-async def _running(database_url: str, line_api: Any, telegram_api: Any, **overrides: Any) -> AsyncIterator[Kurashi]:
+@pytest.fixture
+async def unconfigured_app(database_url: str, line_api, telegram_api) -> AsyncIterator[Kurashi]:
+    """Like ``consult_app`` but no organisation has a notification target or staff account."""
+    async for harness in _running(database_url, line_api, telegram_api, reachable=False):
+        yield harness
+
+
+async def make_reachable(services: Any, *orgs: str) -> None:
+    """Register an e-mail target (``kurashi staff notify --email``) for ``orgs`` (default: every
+    partner), so routing may pick them (organisations nobody hears about are skipped)."""
+    from bot.consult.staff import set_notify
+
+    async with services.sessionmaker() as session, session.begin():
+        for org in orgs or tuple(services.kb.partners.partners):
+            await set_notify(session, services.kb, org, emails=[f"cases@{org}.example"])
+
+
+async def _running(database_url: str, line_api: Any, telegram_api: Any, *, reachable: bool = True,
+                   **overrides: Any) -> AsyncIterator[Kurashi]:
     settings = kurashi_settings(database_url, line_api, telegram_api, **overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         app.state.services.engine.clock = lambda: WEDNESDAY_2PM
+        if reachable:   # a deployed organisation has its notification targets (kurashi staff notify)
+            await make_reachable(app.state.services)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kurashi.test") as client:
             harness = Kurashi(app, client, settings, line_api, telegram_api)

@@ -55,11 +55,41 @@ def test_notify_targets_and_stats(db_file, capsys) -> None:
     assert "telegram=-1001234" in capsys.readouterr().out
     assert main(["staff", "notify", "--org", "otit", "--telegram-chat", "not a number"]) == 1
     assert main(["staff", "notify", "--list"]) == 0
-    listing = capsys.readouterr().out
+    listing, errors = capsys.readouterr()
     assert "desk@otit.example" in listing
-    assert "yfrcc" in listing and "nobody is notified" in listing        # not configured yet
+    otit = next(line for line in listing.splitlines() if line.startswith("otit\t"))
+    assert "⚠" not in otit and "✖" not in otit
+    yfrcc = next(line for line in listing.splitlines() if line.startswith("yfrcc\t"))
+    assert "ERROR" in yfrcc and "default centre" in yfrcc                   # not configured yet: said loudly
+    city = next(line for line in listing.splitlines() if line.startswith("city_intl\t"))
+    assert "routing skips it" in city
+    assert "default centre 'yfrcc' has no notification target" in errors
     assert main(["consult", "stats", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["rated"] == 0 and stats["ratings"] == {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}
     assert main(["consult", "stats"]) == 0
     assert "ratings" in capsys.readouterr().out
+
+
+def test_staff_add_without_a_terminal_exits_2_with_a_clear_error(db_file, monkeypatch, capsys) -> None:
+    class NoTerminal(io.StringIO):
+        def isatty(self) -> bool:
+            return False
+
+    monkeypatch.setattr("sys.stdin", NoTerminal(""))          # e.g. run from a script or cron, no pipe
+    assert main(["staff", "add", "--org", "otit", "--email", "a@b.example"]) == 2
+    err = capsys.readouterr().err
+    assert "--password-stdin" in err and "Traceback" not in err
+    with sqlite3.connect(db_file) as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+        assert "staff" not in tables or conn.execute("select count(*) from staff").fetchone()[0] == 0
+
+
+def test_staff_notify_list_without_a_default_target_is_clean_once_staff_exist(db_file, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("long enough pass\n"))
+    assert main(["staff", "add", "--org", "yfrcc", "--email", "desk@yfrcc.example", "--password-stdin"]) == 0
+    capsys.readouterr()
+    assert main(["staff", "notify", "--list"]) == 0
+    out, err = capsys.readouterr()
+    yfrcc = next(line for line in out.splitlines() if line.startswith("yfrcc\t"))
+    assert "ERROR" not in yfrcc and "default centre" not in err        # an active staff account reads cases

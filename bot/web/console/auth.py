@@ -28,8 +28,10 @@ refused (429) when, within the last ``WINDOW``, there were ``MAX_FAILURES_PER_AC
 failed attempts for that e-mail from that client address since its last success, or
 ``MAX_FAILURES_PER_ADDRESS`` failed attempts from that address for any e-mail (guessing
 across accounts). Refused attempts are not checked and not counted again, so waiting out
-the window always works. The client address is the socket peer (run uvicorn with
-``--proxy-headers`` behind a trusted proxy).
+the window always works. The client address is the one uvicorn puts in the ASGI scope:
+``kurashi serve`` runs it with ``proxy_headers=True`` and ``forwarded_allow_ips`` from
+FORWARDED_ALLOW_IPS (default 127.0.0.1), so behind that trusted proxy it is the
+X-Forwarded-For client, otherwise the socket peer.
 
 Must not import the conversation engine or platform SDKs; case logic stays in
 bot/consult/cases.py.
