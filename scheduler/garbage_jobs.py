@@ -10,8 +10,10 @@ the dynamic answers of ``garbage.collection_day`` (the resident's area's next da
 category) and ``garbage.sorting`` (item look-up in target.csv → category + notice).
 
 Calendars come from the knowledge base (``kb.garbage``, knowledge/garbage.py); when the
-calendar in use is a SAMPLE (calendar.yaml ``sample: true``) every text built from it says
-so (message ``garbage.sample_note``). ``users.area`` (district key) maps to a calendar area
+calendar in use is a SAMPLE (calendar.yaml ``sample: true``) its days are invented, so no
+reminder is ever sent from it (the job logs that once per process; the settings screen
+tells residents reminders start when the city's calendar is loaded), and the collection-day
+answer leads with the disclaimer (message ``garbage.sample_note``) before any date. ``users.area`` (district key) maps to a calendar area
 through calendar.yaml ``districts``; translations of category names beyond the calendar's
 own languages come from calendar.yaml ``category_labels`` (label → {lang: name}).
 
@@ -53,6 +55,10 @@ OUTBOX_KIND = "garbage_reminder"
 NEXT_DAYS = 2
 #: The garbage.sorting look-up shows an item only from this fuzzy score (0-100) up.
 ITEM_MIN_SCORE = 85.0
+
+
+#: Sample calendars already reported by the reminder job (log once per process, not every run).
+_SAMPLE_LOGGED: set[str] = set()
 
 
 def _texts_of(kb: Any) -> Any:
@@ -165,8 +171,16 @@ async def send_garbage_reminders(*, ctx: JobContext | None = None) -> dict[str, 
 
         kb = ctx.kb = load_knowledge(getattr(ctx.settings, "knowledge_dir", None))
     garbage = calendar_of(kb)
-    stats = {"due": 0, "queued": 0, "no_collection": 0, "no_area": 0}
+    stats = {"due": 0, "queued": 0, "no_collection": 0, "no_area": 0, "sample": 0}
     if garbage is None:
+        return stats
+    if garbage.sample:
+        # Invented days must never wake a resident up to put garbage out on the wrong day.
+        stats["sample"] = 1
+        if garbage.name not in _SAMPLE_LOGGED:
+            _SAMPLE_LOGGED.add(garbage.name)
+            log.warning("garbage reminders not sent: the calendar %r is a sample; install the city's "
+                        "calendar (sample: false) to start them", garbage.name)
         return stats
     texts = _texts_of(kb)
     async with ctx.sessionmaker() as session, session.begin():
@@ -253,7 +267,8 @@ def make_collection_day_answer(kb: Any, clock: Any) -> Any:
                 area_name = area
         parts = [texts.t("garbage.next_head", lang, area=area_name) + "\n" + "\n".join(lines)]
         if garbage.sample:
-            parts.append(texts.t("garbage.sample_note", lang))
+            # The disclaimer comes first: a resident must read "sample" before any date.
+            parts.insert(0, texts.t("garbage.sample_note", lang))
         return "\n\n".join(parts)
 
     return answer_collection_days

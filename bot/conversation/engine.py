@@ -42,6 +42,7 @@ from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
 from intents.langdetect import detect_language
 from intents.normalize import DIGIT, HAN, OTHER, script_profile
+from knowledge.garbage import city_calendar
 from knowledge.loader import KnowledgeBase
 from knowledge.render import render_answer, render_terms
 
@@ -579,6 +580,9 @@ class ConversationEngine:
         )
         if prefix:
             text = f"{prefix}\n\n{text}"
+        if user.opt_garbage and not self._real_garbage_calendar():
+            # Reminders are never sent from a sample calendar (scheduler/garbage_jobs.py): say so.
+            text = f"{text}\n\n{self.t(turn, 'garbage.reminders_pending')}"
         choices = [
             Choice(self.t(turn, "settings.btn.area"), "s:area"),
             Choice(self.t(turn, "settings.btn.segment"), "s:seg"),
@@ -593,6 +597,11 @@ class ConversationEngine:
             Choice(self.t(turn, "menu.btn.menu"), "m"),
         ]
         return Reply(text=text, quick_replies=choices)
+
+    def _real_garbage_calendar(self) -> bool:
+        """Whether the city's real garbage calendar (not a sample) is loaded."""
+        calendar = city_calendar(getattr(self.kb, "garbage", None) or {})
+        return calendar is not None and not calendar.sample
 
     def area_picker(self, turn: Turn, page: int = 1, text: str | None = None) -> Reply:
         keys = self.texts.districts
@@ -640,7 +649,11 @@ class ConversationEngine:
             setattr(user, column, not getattr(user, column))
             state = self.t(turn, "settings.on" if getattr(user, column) else "settings.off")
             prefix = self.t(turn, "settings.toggled", name=self.t(turn, f"settings.btn.{value}"), state=state)
-            turn.replies.append(self.settings_reply(turn, prefix=prefix))
+            if value == "garbage" and user.opt_garbage and not user.area:
+                # Reminders go by area: without one nothing would ever come, so ask right away.
+                turn.replies.append(self.area_picker(turn, text=f"{prefix}\n\n{self.t(turn, 'garbage.need_area')}"))
+            else:
+                turn.replies.append(self.settings_reply(turn, prefix=prefix))
         elif what == "quiet":
             if value == "off":
                 user.quiet_start = user.quiet_end = None

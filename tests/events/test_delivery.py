@@ -14,6 +14,7 @@ from apscheduler.util import ref_to_obj
 from scheduler import events, garbage_jobs
 from scheduler.jobs import RECURRING_JOBS
 from tests.events.helpers import add_users, make_ctx
+from tests.garbage.calendars import as_real_calendar
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -60,7 +61,8 @@ async def test_notice_and_reminder_reach_line_and_telegram(database_url, session
         event = await events.create_event(session, events.EventSpec.from_dict({
             "title": {"en": "Bon dance", "vi": "Múa Bon", "ja": "ぼんおどり"},
             "starts_at": "2026-12-06T18:00", "areas": ["oodono"]}), now=now)
-    ctx, _ = make_ctx(database_url, sessionmaker, kb, now)
+    # Reminders are never sent from a sample calendar: the same calendar marked real.
+    ctx, _ = make_ctx(database_url, sessionmaker, as_real_calendar(kb), now)
     assert await events.publish_event(event.id, ctx=ctx) == 3
     assert (await garbage_jobs.send_garbage_reminders(ctx=ctx))["queued"] == 2
     await _relay_all(sessionmaker, platforms, now + timedelta(seconds=1))

@@ -4,7 +4,8 @@ live garbage answers (next collection days of the resident's area, where an item
 Uses the project's SAMPLE Yamaguchi calendar (knowledge/garbage/yamaguchi-sample): 大殿 (district
 key ``oodono``) has 燃やせるごみ Mon/Thu, 燃やせないごみ 1st Wed, プラ容器包装 every Wed; 湯田
 (``yuda``) has プラ容器包装 every Wed and 燃やせないごみ on the 3rd Wed. The reminder job is called
-directly with a fixed clock; SQLite and PostgreSQL.
+directly with a fixed clock; SQLite and PostgreSQL. Reminders are never sent from a sample
+calendar, so the reminder tests use the same calendar marked real (``real_kb``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from intents.matcher import Matcher
 from scheduler import garbage_jobs
 from scheduler.garbage_jobs import calendar_of, lookup_item, send_garbage_reminders
 from tests.events.helpers import add_users, make_ctx, outbox_rows, texts_by_recipient
+from tests.garbage.calendars import as_real_calendar
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 KIND = "garbage_reminder"
@@ -36,6 +38,11 @@ def _sample_calendar(kb):
     garbage = calendar_of(kb)
     if garbage is None or garbage.area_for("oodono") != "大殿":
         pytest.skip("the sample Yamaguchi calendar (knowledge/garbage/yamaguchi-sample) is not installed")
+
+
+@pytest.fixture(scope="module")
+def real_kb(kb):
+    return as_real_calendar(kb)
 
 
 async def reminder_users(sessionmaker) -> dict[str, int]:
@@ -54,9 +61,9 @@ async def reminder_users(sessionmaker) -> dict[str, int]:
     )
 
 
-async def test_reminder_the_evening_before_in_the_users_language_once(database_url, sessionmaker, kb):
+async def test_reminder_the_evening_before_in_the_users_language_once(database_url, sessionmaker, real_kb):
     await reminder_users(sessionmaker)
-    ctx, clock = make_ctx(database_url, sessionmaker, kb, jst(1, 18, 55))
+    ctx, clock = make_ctx(database_url, sessionmaker, real_kb, jst(1, 18, 55))
     assert (await send_garbage_reminders(ctx=ctx))["queued"] == 0
     assert await outbox_rows(sessionmaker, KIND) == []
 
@@ -69,9 +76,9 @@ async def test_reminder_the_evening_before_in_the_users_language_once(database_u
     assert "Tomorrow (2026/12/2 (Wed))" in en
     assert "Non-burnable garbage (燃やせないごみ)" in en and "Plastic packaging (プラ容器包装)" in en
     assert "燃やせるごみ" not in en.replace("燃やせないごみ", "")          # burnable is Mon/Thu, not Wednesday
-    assert "SAMPLE" in en
+    assert "SAMPLE" not in en                                             # a real calendar: no disclaimer
     assert "Ngày mai" in texts["vi-19"] and "Rác không cháy được（燃やせないごみ）" in texts["vi-19"]
-    assert "あした" in texts["tg-ja"] and "燃やせないごみ" in texts["tg-ja"] and "みほん" in texts["tg-ja"]
+    assert "あした" in texts["tg-ja"] and "燃やせないごみ" in texts["tg-ja"]
     # 湯田: only the plastic packaging on the first Wednesday.
     assert "プラ容器包装" in texts["yuda-19"] and "燃やせないごみ" not in texts["yuda-19"]
 
@@ -89,9 +96,9 @@ async def test_reminder_the_evening_before_in_the_users_language_once(database_u
 
 
 async def test_morning_time_reminds_on_the_day_and_nothing_on_days_without_collection(database_url, sessionmaker,
-                                                                                    kb):
+                                                                                    real_kb):
     await reminder_users(sessionmaker)
-    ctx, clock = make_ctx(database_url, sessionmaker, kb, jst(2, 7, 0))
+    ctx, clock = make_ctx(database_url, sessionmaker, real_kb, jst(2, 7, 0))
     assert (await send_garbage_reminders(ctx=ctx))["queued"] == 1
     [row] = await outbox_rows(sessionmaker, KIND)
     assert row.recipients == ["morning"]
@@ -121,10 +128,13 @@ async def test_collection_day_answer_lists_the_areas_next_days(sessionmaker, kb,
     assert "Next collection days in Ōdono" in reply.text
     assert "Burnable garbage (燃やせるごみ): 2026/12/3 (Thu), 2026/12/7 (Mon)" in reply.text
     assert "Non-burnable garbage (燃やせないごみ): 2026/12/2 (Wed), 2027/1/6 (Wed)" in reply.text
-    assert "SAMPLE" in reply.text
+    # A sample calendar: the disclaimer is the first thing the resident reads, before any date.
+    assert reply.text.startswith(kb.messages["garbage.sample_note"]["en"])
+    assert reply.text.index("SAMPLE") < reply.text.index("2026/12/")
 
     [reply] = await engine.handle(IncomingMessage(Channel.LINE, "ko-1", Kind.POSTBACK, data="i:garbage.collection_day"))
-    assert "타는 쓰레기（燃やせるごみ）: 2026/12/3 (목)" in reply.text and "샘플" in reply.text
+    assert "타는 쓰레기（燃やせるごみ）: 2026/12/3 (목)" in reply.text
+    assert reply.text.startswith(kb.messages["garbage.sample_note"]["ko"])
 
     [reply] = await engine.handle(IncomingMessage(Channel.LINE, "nowhere", Kind.POSTBACK,
                                                   data="i:garbage.collection_day"))
@@ -165,3 +175,64 @@ def test_frying_pan_in_real_5374_data(shared_dir):
     # No Vietnamese data: the English row, the category in English with the Japanese name.
     name, category, _ = lookup_item(nonoichi, "where does a frying pan go?", "vi")
     assert name == "Frying pans" and category.endswith(f"（{ja_category}）")
+
+
+async def test_collection_day_answer_from_a_real_calendar_has_no_disclaimer(sessionmaker, real_kb, matcher):
+    await add_users(sessionmaker, {"platform_user_id": "en-1", "language": "en", "area": "oodono"})
+    engine = ConversationEngine(real_kb, matcher, sessionmaker, clock=lambda: jst(1, 12, 0))
+    garbage_jobs.register_answers(engine)
+    [reply] = await engine.handle(IncomingMessage(Channel.LINE, "en-1", Kind.POSTBACK, data="i:garbage.collection_day"))
+    assert reply.text.startswith("Next collection days in Ōdono")
+    assert "SAMPLE" not in reply.text
+
+
+async def test_no_reminder_is_ever_sent_from_a_sample_calendar(database_url, sessionmaker, kb, caplog):
+    await reminder_users(sessionmaker)
+    garbage_jobs._SAMPLE_LOGGED.clear()
+    ctx, clock = make_ctx(database_url, sessionmaker, kb, jst(1, 19, 0))
+    with caplog.at_level("WARNING", logger="kurashi.garbage"):
+        for at in (jst(1, 19, 0), jst(1, 20, 0), jst(2, 7, 0)):
+            clock.at = at
+            stats = await send_garbage_reminders(ctx=ctx)
+            assert stats["queued"] == 0 and stats["sample"] == 1
+    assert await outbox_rows(sessionmaker, KIND) == []
+    async with sessionmaker() as session:
+        assert (await session.execute(select(GarbageReminderSent))).first() is None
+    assert len([r for r in caplog.records if "sample" in r.getMessage()]) == 1     # logged once, not every run
+
+
+async def _settings_chat(sessionmaker, kb, matcher, user: dict):
+    await add_users(sessionmaker, {"platform_user_id": "me", **user})
+    engine = ConversationEngine(kb, matcher, sessionmaker)
+
+    async def press(data: str):
+        return await engine.handle(IncomingMessage(Channel.LINE, "me", Kind.POSTBACK, data=data))
+    return press
+
+
+async def test_settings_say_reminders_start_with_the_citys_calendar(sessionmaker, kb, matcher):
+    press = await _settings_chat(sessionmaker, kb, matcher, {"language": "vi", "area": "oodono"})
+    [reply] = await press("s:opt:garbage")
+    assert kb.messages["garbage.reminders_pending"]["vi"] in reply.text
+    [reply] = await press("s:opt:garbage")                      # off again: no note needed
+    assert kb.messages["garbage.reminders_pending"]["vi"] not in reply.text
+
+
+async def test_settings_with_a_real_calendar_have_no_pending_note(sessionmaker, real_kb, matcher):
+    press = await _settings_chat(sessionmaker, real_kb, matcher, {"language": "en", "area": "oodono"})
+    [reply] = await press("s:opt:garbage")
+    assert real_kb.messages["garbage.reminders_pending"]["en"] not in reply.text
+
+
+async def test_turning_reminders_on_without_an_area_asks_for_it(sessionmaker, kb, matcher):
+    press = await _settings_chat(sessionmaker, kb, matcher, {"language": "en", "area": None})
+    [reply] = await press("s:opt:garbage")
+    assert kb.messages["garbage.need_area"]["en"] in reply.text
+    payloads = [c.data for c in reply.quick_replies]
+    assert "s:area:oodono" in payloads or "s:area:p2" in payloads     # the area picker
+    [reply] = await press("s:area:oodono")
+    assert "Ōdono" in reply.text
+    async with sessionmaker() as session:
+        from bot.db.models import User
+        user = (await session.execute(select(User).where(User.platform_user_id == "me"))).scalar_one()
+    assert user.opt_garbage is True and user.area == "oodono"
