@@ -45,5 +45,5 @@ def _log_unreachable_orgs(settings: Any) -> None:
 
     try:
         asyncio.run(log_startup_reachability(settings))
-    except Exception:  # noqa: BLE001 - a check, never a reason not to start
+    except Exception:  # a check, never a reason not to start
         logging.getLogger("kurashi.consult").exception("could not check consultation notification targets")

@@ -31,8 +31,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.consult import cases
-from bot.consult.routing import (TOKYO, Route, depends_on_segment, due_at, hours_known, is_open,
-                                 next_open, route)
+from bot.consult.routing import (
+    TOKYO,
+    Route,
+    depends_on_segment,
+    due_at,
+    hours_known,
+    is_open,
+    next_open,
+    route,
+)
 from bot.conversation.models import Choice, IncomingMessage, Kind, Reply
 from bot.db.consult_models import CASE_CLOSED, Case, CaseMessage
 from knowledge.render import contact_field
@@ -251,7 +259,7 @@ class ConsultationFlow:
             return []
         try:
             reply = engine.answer_reply(turn, intent_id)
-        except Exception:  # noqa: BLE001 - the numbers must arrive even if the answer cannot render
+        except Exception:  # the numbers must arrive even if the answer cannot render
             log.exception("urgent answer failed during a consultation")
             return [Reply(engine.t(turn, "urgent.numbers"))]
         turn.intent = intent_id

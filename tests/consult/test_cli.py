@@ -93,3 +93,42 @@ def test_staff_notify_list_without_a_default_target_is_clean_once_staff_exist(db
     out, err = capsys.readouterr()
     yfrcc = next(line for line in out.splitlines() if line.startswith("yfrcc\t"))
     assert "ERROR" not in yfrcc and "default centre" not in err        # an active staff account reads cases
+
+
+def test_db_prune_removes_the_content_of_long_closed_cases(db_file, capsys) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from bot.consult import cases
+    from bot.consult.staff import add_staff
+    from bot.db import repo
+    from bot.db.session import create_engine_and_sessionmaker, upgrade_database
+    from knowledge.loader import load_knowledge
+
+    url = f"sqlite+aiosqlite:///{db_file}"
+    kb = load_knowledge()
+
+    async def seed() -> None:
+        await upgrade_database(url)
+        engine, maker = create_engine_and_sessionmaker(url)
+        try:
+            async with maker() as s, s.begin():
+                staff = await add_staff(s, kb, org="yfrcc", email="p@yfrcc.example", password="long password 5")
+                for days, uid in ((400, "U" + "3" * 32), (30, "U" + "4" * 32)):
+                    at = datetime.now(UTC) - timedelta(days=days)
+                    user, _ = await repo.get_or_create_user(s, "line", uid, now=at)
+                    case = await cases.create_case(s, user, topic="other", org="yfrcc", language="en", now=at)
+                    await cases.add_message(s, case, text="private words", now=at)
+                    await cases.submit_case(s, kb, case, now=at)
+                    await cases.close(s, kb, staff, case.id, "resolved", now=at)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(seed())
+    assert main(["db", "prune"]) == 0                                    # CASE_RETENTION_DAYS default 365
+    assert "removed the messages of 1 consultation cases closed more than 365 days ago" in capsys.readouterr().out
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("select count(*) from consult_messages").fetchone()[0] == 1   # the recent case's
+        assert conn.execute("select count(*) from consult_cases").fetchone()[0] == 2      # statistics stay
+    assert main(["db", "prune", "--case-days", "10"]) == 0
+    assert "removed the messages of 1 consultation" in capsys.readouterr().out
