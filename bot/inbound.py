@@ -35,10 +35,14 @@ log = logging.getLogger("kurashi.inbound")
 REPLY_TOKEN_TTL_SECONDS = 50.0
 RESUME_BATCH = 50
 RESUME_INTERVAL_SECONDS = 60.0
-#: Events processed at the same time per process. More does not help: every turn writes to
-#: the database, and concurrent writers only queue on SQLite's lock (measured with
-#: bench/bench_webhook.py: one at a time beats 32 at once); PostgreSQL gains a little more.
-PROCESSING_CONCURRENCY = 4
+#: Events answered at the same time per process. Much of a turn is waiting — for the
+#: database's driver thread and for the platform's answer to the reply call (tens of ms
+#: from Japan to LINE) — which concurrent turns overlap; their database writes are few per
+#: turn since the webhook path's own writes are group-committed (InboundWriter).
+#: bench/bench_webhook.py on SQLite: 4 → ~43 events/s, 12 → ~60, 32 → ~76 on a shared
+#: 2-core machine. 16 keeps the turns' connections within the default pool (5 + 10
+#: overflow, waiting beyond that) and SQLite's writers well inside the busy timeout.
+PROCESSING_CONCURRENCY = 16
 
 # One conversation turn at a time per resident, so that two quick messages from the same
 # person are answered in order and never race on their stored state.
@@ -273,18 +277,20 @@ async def process_claimed_events(services: Any, rows: Sequence[InboundEvent]) ->
             if services.closing:
                 await _release(services, [r.id for r in rows[i:]])
                 return
-            await _process_and_finish(services, row)
+            error = await _process(services, row)
+        # The slot is free while the stamp waits for the writer's next commit.
+        await _writer(services).finish(row.id, error)
+        _inflight(services).pop(row.id, None)
 
 
-async def _process_and_finish(services: Any, row: InboundEvent) -> None:
-    error: str | None = None
+async def _process(services: Any, row: InboundEvent) -> str | None:
+    """Answer one row; the error to stamp it with, or None."""
     try:
         await process_inbound_event(services, row)
     except Exception as exc:  # one bad event must not stop the others; no message text in the error
         log.exception("inbound event failed", extra={"channel": row.channel, "event_row": row.id})
-        error = type(exc).__name__
-    await _writer(services).finish(row.id, error)
-    _inflight(services).pop(row.id, None)
+        return type(exc).__name__
+    return None
 
 
 async def resume_pending_events(services: Any) -> int:

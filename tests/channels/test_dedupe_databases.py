@@ -33,3 +33,29 @@ async def test_telegram_concurrent_duplicates_are_answered_once(kurashi_any_db) 
     await k.settle()
     assert once >= 1 and len(k.telegram_api.sent) == once
     assert [e.status for e in await k.stored_events("telegram")] == ["done"]
+
+
+async def test_batch_store_keeps_one_row_per_event(sessionmaker) -> None:
+    """The webhook path's group commit stores many events in one statement: an event twice
+    in the batch, or already stored, gets no second row and is reported as not new."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bot.db import repo
+    from bot.db.models import InboundEvent, utcnow
+
+    now = utcnow()
+    async with sessionmaker() as session, session.begin():
+        assert await repo.store_inbound_event(session, "line", "old", "{}")
+    items = [("line", "a", "{}", now), ("line", "a", "{}", now), ("telegram", "a", "{}", now),
+             ("line", "old", "{}", now)]
+    async with sessionmaker() as session, session.begin():
+        ids = await repo.store_claimed_inbound_events(session, items, lease=timedelta(seconds=60))
+    assert ids[0] is not None and ids[2] is not None and ids[0] != ids[2]
+    assert ids[1] is None and ids[3] is None
+    async with sessionmaker() as session:
+        rows = {(r.channel, r.event_id): r for r in (await session.execute(select(InboundEvent))).scalars()}
+    assert len(rows) == 3
+    assert (rows[("line", "a")].status, rows[("line", "a")].attempts) == ("processing", 1)
+    assert rows[("line", "old")].status == "pending"
