@@ -77,6 +77,12 @@ async def take_web_pushes(
         .where(User.channel == WEB_CHANNEL, User.platform_user_id == platform_user_id)
         .scalar_subquery()
     )
+    waiting = select(WebMailboxMessage.id).where(
+        WebMailboxMessage.user_id == user_id, WebMailboxMessage.delivered_at.is_(None)).limit(1)
+    if (await session.execute(waiting)).first() is None:
+        # The usual poll: nothing waiting. A read only — on SQLite an UPDATE would take the
+        # single write lock every few seconds per open page even when it changes nothing.
+        return []
     result = await session.execute(
         update(WebMailboxMessage)
         .where(WebMailboxMessage.user_id == user_id, WebMailboxMessage.delivered_at.is_(None))
