@@ -112,22 +112,22 @@ async def test_forget_me_removes_pending_web_messages(database_url):
 
 
 async def test_post_without_a_cookie_is_rate_limited_per_address(database_url):
-    async with running(database_url) as app:
-        async with client(app) as keeper:   # an existing conversation from the same address
-            await keeper.post("/api/chat", json={"event": "start", "lang": "en"})
-            statuses = []
-            for _ in range(NEW_SESSION_LIMIT + 5):
-                async with client(app) as curl:   # no cookie: each would be a new users row
-                    statuses.append((await curl.post("/api/chat", json={"text": "hi"})))
-            refused = [r for r in statuses if r.status_code == 429]
-            assert [r.status_code for r in statuses].count(200) == NEW_SESSION_LIMIT - 1
-            assert len(refused) == 6
-            assert int(refused[0].headers["Retry-After"]) >= 1
-            body = refused[0].json()
-            assert "too many requests" in body["error"] and body["retry_after"] >= 1
-            assert "kurashi_sid" not in refused[0].cookies
-            # The session that already exists goes on talking.
-            assert (await keeper.post("/api/chat", json={"text": "hello"})).status_code == 200
+    # ``keeper``: an existing conversation from the same address.
+    async with running(database_url) as app, client(app) as keeper:
+        await keeper.post("/api/chat", json={"event": "start", "lang": "en"})
+        statuses = []
+        for _ in range(NEW_SESSION_LIMIT + 5):
+            async with client(app) as curl:   # no cookie: each would be a new users row
+                statuses.append(await curl.post("/api/chat", json={"text": "hi"}))
+        refused = [r for r in statuses if r.status_code == 429]
+        assert [r.status_code for r in statuses].count(200) == NEW_SESSION_LIMIT - 1
+        assert len(refused) == 6
+        assert int(refused[0].headers["Retry-After"]) >= 1
+        body = refused[0].json()
+        assert "too many requests" in body["error"] and body["retry_after"] >= 1
+        assert "kurashi_sid" not in refused[0].cookies
+        # The session that already exists goes on talking.
+        assert (await keeper.post("/api/chat", json={"text": "hello"})).status_code == 200
     assert await count(database_url, User) == NEW_SESSION_LIMIT
 
 
