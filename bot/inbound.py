@@ -182,9 +182,20 @@ class InboundWriter:
                 if error is not None:
                     await repo.finish_inbound_event(session, row_id, error=error)
             results += [(future, None) for _, future in finishes]
+        orphans: list[InboundEvent] = []
         for future, value in results:   # committed: now the callers may go on
             if not future.done():
                 future.set_result(value)
+        for (item, future), (_, row_id) in zip(stores, results[:len(stores)], strict=True):
+            if future.cancelled() and row_id is not None:
+                # The webhook's request went away during the commit: stored and claimed all
+                # the same, so it is processed here rather than after the lease.
+                channel, event_id, payload, received = item
+                orphans.append(InboundEvent(id=row_id, channel=channel, event_id=event_id, payload=payload,
+                                            status=EVENT_PROCESSING, attempts=1, received_at=received))
+        if orphans:
+            _track(self.services, orphans)
+            self.services.spawn(process_claimed_events(self.services, orphans), name=f"inbound-{orphans[0].channel}")
 
 
 def _writer(services: Any) -> InboundWriter:
