@@ -217,7 +217,9 @@ def _search(f: _Features) -> tuple[dict, float, dict]:
             allowed = ANSWER_GRID >= clarify - 1e-9
             for off in URGENT_OFFSETS:
                 urgent_th = round(float(clarify) + off, 2)
-                urg = live & f.urgent & (f.best >= urgent_th)
+                # The conversation engine answers an urgent top-1 at once, even when the matcher
+                # clarifies (bot/conversation/engine.py): every live urgent top-1 is an answer.
+                urg = live & f.urgent
                 normal = live & ~urg
                 u_urg = float(u_answer[urg].sum())
                 u_cla = float(u_clarify[normal].sum())
@@ -236,7 +238,7 @@ def _search(f: _Features) -> tuple[dict, float, dict]:
     th = best_th
     declined = rest & (~f.usable | (f.best < th["clarify"]) | (f.known < th["min_known"]))
     live = rest & ~declined
-    urg = live & f.urgent & (f.best >= th["urgent"])
+    urg = live & f.urgent
     answered = exact_hit | urg | (live & ~urg & (f.best >= th["answer"]) & (gap >= th["margin"]))
     right = (exact_hit & exact_right) | (answered & ~exact_hit & correct)
     rates = {
