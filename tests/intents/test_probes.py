@@ -8,7 +8,9 @@ and the calibration never see them, so they measure how the samples generalise.
 
 Floors sit a little below what was measured when they were set (real knowledge base,
 calibrated thresholds): top-1 0.995 (198/199), answered wrong 0.0, out-of-scope declined
-0.767 (23/30), every emergency probe answered or clarified with the emergency first.
+0.767 (23/30), all 73 probes of urgent intents answered with the right emergency.
+The samples were improved while looking at these probes, so they overstate how well
+unseen wording does (fresh hand-written sets scored 62-69% top-1 before their own fixes).
 """
 from __future__ import annotations
 
