@@ -7,7 +7,8 @@ imports a platform SDK.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from bot.conversation.models import Reply
 
