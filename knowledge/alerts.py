@@ -74,17 +74,12 @@ def check_alerts(root: Path, contacts: dict[str, Contact] | None, intents: dict[
     A knowledge base without the file is valid (no disaster alerts can be pushed; the
     scheduler refuses to start the JMA poll); a file that exists must be complete.
     """
-    from knowledge.validate import _check_placeholders, _validate, read_yaml  # validate imports us
+    from knowledge.validate import _check_placeholders, read_optional_model  # validate imports us
 
-    path = root / FILE
-    if not path.exists():
+    loaded = read_optional_model(root / FILE, AlertsFile, out)
+    if loaded is None:
         return None
-    doc = read_yaml(path, out)
-    if doc is None:
-        return None
-    parsed = _validate(AlertsFile, doc, out)
-    if parsed is None:
-        return None
+    doc, parsed = loaded
     assert isinstance(parsed, AlertsFile)
     name = doc.name
 

@@ -30,17 +30,12 @@ def check_partners(root: Path, contacts: dict[str, Contact] | None, out: Any) ->
     A knowledge base without the file is valid (the consultation flow then offers only the
     consultation centre's contact); a file that exists must be complete.
     """
-    from knowledge.validate import _validate, read_yaml  # validate imports this module
+    from knowledge.validate import read_optional_model  # validate imports this module
 
-    path = root / FILE
-    if not path.exists():
+    loaded = read_optional_model(root / FILE, PartnersFile, out)
+    if loaded is None:
         return None
-    doc = read_yaml(path, out)
-    if doc is None:
-        return None
-    parsed = _validate(PartnersFile, doc, out)
-    if parsed is None:
-        return None
+    doc, parsed = loaded
     assert isinstance(parsed, PartnersFile)
     name = doc.name
     errors = 0

@@ -237,6 +237,22 @@ def _where(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def read_optional_model(path: Path, model: type[BaseModel], out: _Collector) -> tuple[SourceDoc, BaseModel] | None:
+    """Read and validate an optional knowledge file (partners.yaml, alerts.yaml).
+
+    None when the file is absent, unreadable or invalid (problems are reported to ``out``).
+    """
+    if not path.exists():
+        return None
+    doc = read_yaml(path, out)
+    if doc is None:
+        return None
+    parsed = _validate(model, doc, out)
+    if parsed is None:
+        return None
+    return doc, parsed
+
+
 def _validate(model: type[BaseModel], doc: SourceDoc, out: _Collector, prefix: Path_ = (), data: Any = None,
               context: str = "") -> BaseModel | None:
     """Validate ``data`` (default the whole document) against ``model``; errors get lines."""
