@@ -23,6 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 CORE_LANGUAGES: tuple[str, ...] = ("ja", "en", "vi", "zh", "ko")
 EXTRA_LANGUAGES: tuple[str, ...] = ("id", "tl", "ne", "my", "pt")
 LANGUAGES: tuple[str, ...] = CORE_LANGUAGES + EXTRA_LANGUAGES
+#: Languages still being translated: the check only warns about what they miss. Every other
+#: language must answer every intent (>= MIN_SAMPLES_PER_LANGUAGE samples) and every message.
+#: Remove a language from here when its translation is complete.
+PENDING_LANGUAGES: tuple[str, ...] = ("id", "tl", "ne", "my", "pt")
 
 #: Native names for the language picker.
 LANGUAGE_NAMES: dict[str, str] = {
@@ -95,6 +99,27 @@ class ContactsFile(_Strict):
     """``knowledge/contacts.yaml``."""
 
     contacts: dict[str, Contact]
+
+
+class TranslatedIntent(_Strict):
+    """One intent's text in one language, kept in ``knowledge/translations/<lang>.yaml``."""
+
+    #: Only for intents without an inline answer in this language in topics/*.yaml.
+    answer: str | None = None
+    #: Merged with the inline samples of this language (duplicates dropped).
+    samples: list[str] = Field(default_factory=list)
+
+
+class TranslationFile(_Strict):
+    """``knowledge/translations/<lang>.yaml``: one language's answers, samples and messages.
+
+    Translators of one language work in one file, never in the topic files; the validator
+    merges it into each intent (answers, samples) and into ``messages``.
+    """
+
+    language: Lang
+    intents: dict[str, TranslatedIntent] = Field(default_factory=dict)
+    messages: dict[str, str] = Field(default_factory=dict)
 
 
 class MessagesFile(_Strict):

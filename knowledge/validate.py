@@ -27,15 +27,16 @@ from pydantic import BaseModel, ValidationError
 from knowledge.schema import (
     ANSWER_BUDGET,
     CORE_LANGUAGES,
-    EXTRA_LANGUAGES,
     LANGUAGES,
     MIN_SAMPLES_PER_LANGUAGE,
+    PENDING_LANGUAGES,
     PLACEHOLDER,
     Contact,
     ContactsFile,
     Intent,
     MessagesFile,
     TopicFile,
+    TranslationFile,
 )
 
 #: The C loader composes several times faster; both keep node marks (line numbers).
@@ -356,6 +357,62 @@ def _check_placeholders(text: str, contacts: dict[str, Contact] | None, doc: Sou
                     f"{what}: {raw}: contact {key!r} has no {fld!r}")
 
 
+def _merge_translations(folder: Path, intents: dict[str, Intent],
+                        intent_where: dict[str, tuple[SourceDoc, Path_]],
+                        answer_where: dict[tuple[str, str], tuple[SourceDoc, Path_]],
+                        message_overlays: list[tuple[SourceDoc, str, dict[str, str]]],
+                        out: _Collector) -> dict[str, Intent]:
+    """Merge ``translations/<lang>.yaml`` into the intents; collect their messages.
+
+    An answer may live inline in a topic file or in the language's file, not both; samples
+    from both places are joined (duplicates dropped, inline ones first).
+    """
+    if not folder.is_dir():
+        return intents
+    merged = dict(intents)
+    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+        doc = read_yaml(path, out)
+        if doc is None:
+            continue
+        parsed = _validate(TranslationFile, doc, out)
+        if parsed is None:
+            continue
+        lang = parsed.language
+        if path.stem != lang:
+            out.add(doc.name, doc.line(("language",)), "language_mismatch",
+                    f"{path.name} declares language {lang!r}; name the file {lang}.yaml")
+            continue
+        for intent_id, text in parsed.intents.items():
+            tpath: Path_ = ("intents", intent_id)
+            intent = merged.get(intent_id)
+            if intent is None:
+                out.add(doc.name, doc.line(tpath), "unknown_intent",
+                        f"intent {intent_id!r} does not exist in topics/*.yaml")
+                continue
+            answers = dict(intent.answers)
+            if text.answer is not None:
+                if (answers.get(lang) or "").strip():
+                    tdoc, ipath = intent_where[intent_id]
+                    out.add(doc.name, doc.line(tpath + ("answer",)), "defined_twice",
+                            f"{intent_id}: the {lang!r} answer is also written inline at "
+                            f"{tdoc.name}:{tdoc.line(ipath + ('answers', lang))}; keep one")
+                else:
+                    answers[lang] = text.answer
+                    answer_where[(intent_id, lang)] = (doc, tpath + ("answer",))
+            samples = {k: list(v) for k, v in intent.samples.items()}
+            if text.samples:
+                have = samples.setdefault(lang, [])
+                seen = {_norm_sample(s) for s in have}
+                for sample in text.samples:
+                    if _norm_sample(sample) not in seen:
+                        seen.add(_norm_sample(sample))
+                        have.append(sample)
+            merged[intent_id] = intent.model_copy(update={"answers": answers, "samples": samples})
+        if parsed.messages:
+            message_overlays.append((doc, lang, dict(parsed.messages)))
+    return merged
+
+
 def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None = None,
                     eval_file: Path | str | None = None) -> Report:
     """Validate the knowledge base under ``root`` (default: the package's own).
@@ -447,24 +504,32 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
             intent_where[intent.id] = (doc, ipath)
             ids.append(intent.id)
 
+    # ---- per-language translation files (translations/<lang>.yaml) ---------------------
+    answer_where: dict[tuple[str, str], tuple[SourceDoc, Path_]] = {}
+    message_overlays: list[tuple[SourceDoc, str, dict[str, str]]] = []
+    intents = _merge_translations(root / "translations", intents, intent_where, answer_where,
+                                  message_overlays, out)
+
     # ---- per-intent checks ------------------------------------------------------------
+    full_languages = [lang for lang in LANGUAGES if lang not in PENDING_LANGUAGES]
     sample_owner: dict[str, str] = {}
     for intent_id, intent in intents.items():
         doc, ipath = intent_where[intent_id]
-        for lang in CORE_LANGUAGES:
+        for lang in full_languages:
+            kind = "core language" if lang in CORE_LANGUAGES else "language"
             if not (intent.answers.get(lang) or "").strip():
                 out.add(doc.name, doc.line(ipath + ("answers", lang)), "missing_answer",
-                        f"{intent_id}: no answer in core language {lang!r}")
+                        f"{intent_id}: no answer in {kind} {lang!r}")
             count = len({_norm_sample(s) for s in intent.samples.get(lang, []) if s.strip()})
             if count < MIN_SAMPLES_PER_LANGUAGE:
                 out.add(doc.name, doc.line(ipath + ("samples", lang)), "too_few_samples",
                         f"{intent_id}: {count} distinct sample question(s) in {lang!r}, "
                         f"need at least {MIN_SAMPLES_PER_LANGUAGE}")
         for lang, text in intent.answers.items():
-            apath = ipath + ("answers", lang)
-            _check_placeholders(text, contacts, doc, apath, out, f"{intent_id} answer {lang}")
+            adoc, apath = answer_where.get((intent_id, lang), (doc, ipath + ("answers", lang)))
+            _check_placeholders(text, contacts, adoc, apath, out, f"{intent_id} answer {lang}")
             if len(text.strip()) > ANSWER_BUDGET:
-                out.warn(doc.name, doc.line(apath), "answer_too_long",
+                out.warn(adoc.name, adoc.line(apath), "answer_too_long",
                          f"{intent_id}: the {lang!r} answer is {len(text.strip())} characters "
                          f"(budget {ANSWER_BUDGET} for a phone screen)")
         for pos, related in enumerate(intent.related):
@@ -541,20 +606,34 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
         elif mdoc and isinstance(mdoc.data, dict) and isinstance(mdoc.data.get("messages"), dict):
             messages = {k: {lang: t for lang, t in v.items() if isinstance(t, str) and lang in LANGUAGES}
                         for k, v in mdoc.data["messages"].items() if isinstance(v, dict)}
+        message_where: dict[tuple[str, str], tuple[SourceDoc, Path_]] = {}
+        for tdoc, lang, texts in message_overlays:
+            for key, text in texts.items():
+                tpath: Path_ = ("messages", key)
+                if key not in messages:
+                    out.add(tdoc.name, tdoc.line(tpath), "unknown_message",
+                            f"message {key!r} does not exist in messages.yaml")
+                elif (messages[key].get(lang) or "").strip():
+                    out.add(tdoc.name, tdoc.line(tpath), "defined_twice",
+                            f"message {key!r} ({lang}) is also in messages.yaml; keep one")
+                else:
+                    messages[key][lang] = text
+                    message_where[(key, lang)] = (tdoc, tpath)
         if mdoc is not None:
             for key, texts in messages.items():
                 mpath: Path_ = ("messages", key)
-                missing = [lang for lang in CORE_LANGUAGES if not (texts.get(lang) or "").strip()]
+                missing = [lang for lang in full_languages if not (texts.get(lang) or "").strip()]
                 if missing:
                     out.add(mdoc.name, mdoc.line(mpath), "message_missing_language",
-                            f"message {key!r} has no text in core language(s) {', '.join(missing)}")
+                            f"message {key!r} has no text in language(s) {', '.join(missing)}")
                 fields_by_lang: dict[str, set[str]] = {}
                 for lang, text in texts.items():
-                    _check_placeholders(text, contacts, mdoc, mpath + (lang,), out, f"message {key} {lang}")
+                    wdoc, wpath = message_where.get((key, lang), (mdoc, mpath + (lang,)))
+                    _check_placeholders(text, contacts, wdoc, wpath, out, f"message {key} {lang}")
                     try:
                         fields_by_lang[lang] = _format_fields(text)
                     except ValueError as exc:
-                        out.add(mdoc.name, mdoc.line(mpath + (lang,)), "message_format_invalid",
+                        out.add(wdoc.name, wdoc.line(wpath), "message_format_invalid",
                                 f"message {key!r} ({lang}) is not a valid format template: {exc} "
                                 "(write a literal brace as {{ or }})")
                 if len({frozenset(f) for f in fields_by_lang.values()}) > 1:
@@ -583,7 +662,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     for lang in LANGUAGES:
         missing_ids = [i for i, intent in intents.items() if not (intent.answers.get(lang) or "").strip()]
         report.languages[lang] = {"answered": len(intents) - len(missing_ids), "missing": missing_ids}
-    for lang in EXTRA_LANGUAGES:
+    for lang in PENDING_LANGUAGES:
         missing_ids = report.languages[lang]["missing"]
         missing_msgs = [k for k, v in messages.items() if not (v.get(lang) or "").strip()]
         if intents and (missing_ids or missing_msgs):

@@ -1,0 +1,80 @@
+"""Per-language translation files (knowledge/translations/<lang>.yaml) merged by the validator."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from knowledge import schema, validate
+from knowledge.validate import check_knowledge
+
+
+def _write(root: Path, lang: str, text: str) -> None:
+    folder = root / "translations"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{lang}.yaml").write_text(text, encoding="utf-8")
+
+
+def _codes(report) -> set[tuple[str, str]]:
+    return {(p.code, Path(p.file).name) for p in report.errors}
+
+
+def test_translation_file_adds_answer_samples_and_messages(make_kb):
+    root = make_kb()
+    _write(root, "pt", """language: pt
+intents:
+  demo.desk:
+    answer: "Ligue para {{desk.name}}: {{desk.phone}}."
+    samples: ["balcao pergunta 1", "balcao pergunta 2"]
+messages:
+  greeting.welcome: "Olá, {name}"
+""")
+    report = check_knowledge(root)
+    assert report.errors == [], [str(p) for p in report.errors]
+    intent = report.kb.intents["demo.desk"]
+    assert intent.answers["pt"].startswith("Ligue para")
+    assert intent.samples["pt"] == ["balcao pergunta 1", "balcao pergunta 2"]
+    assert intent.answers["en"].startswith("Call")          # inline languages untouched
+    assert report.kb.messages["greeting.welcome"]["pt"] == "Olá, {name}"
+
+
+def test_translation_samples_are_joined_with_inline_ones_without_duplicates(make_kb):
+    root = make_kb()
+    _write(root, "en", """language: en
+intents:
+  demo.desk:
+    samples: ["desk a question 0", "a brand new way to ask"]
+""")
+    report = check_knowledge(root)
+    samples = report.kb.intents["demo.desk"].samples["en"]
+    assert samples.count("desk a question 0") == 1
+    assert samples[-1] == "a brand new way to ask"
+
+
+@pytest.mark.parametrize("text, code, line", [
+    ("language: id\nintents:\n  demo.desk:\n    answer: 'Dua kali'\n", "defined_twice", 4),
+    ("language: pt\nintents:\n  demo.nothing:\n    answer: 'x'\n", "unknown_intent", 3),
+    ("language: pt\nmessages:\n  no.such.key: 'x'\n", "unknown_message", 3),
+    ("language: pt\nmessages:\n  greeting.welcome: 'Olá, {nome}'\n", "message_format_mismatch", None),
+    ("language: pt\nintents:\n  demo.desk:\n    answer: '{{desk.fax}}'\n", "dangling_contact_field", 4),
+    ("language: vi\nintents: {}\n", "language_mismatch", 1),
+])
+def test_translation_file_problems_point_at_the_file(make_kb, text, code, line):
+    root = make_kb()
+    lang = "id" if "language: id" in text else "pt"
+    _write(root, lang, text)
+    report = check_knowledge(root)
+    found = {(p.code, p.line) for p in report.errors}
+    if line is None:
+        assert code in {c for c, _ in found}, [str(p) for p in report.errors]
+    else:
+        assert (code, line) in found, [str(p) for p in report.errors]
+
+
+def test_a_language_not_pending_must_be_complete(make_kb, monkeypatch):
+    root = make_kb()
+    assert check_knowledge(root).errors == []
+    # pt counts as finished: every intent needs a pt answer and samples, every message a text.
+    monkeypatch.setattr(validate, "PENDING_LANGUAGES", tuple(x for x in schema.PENDING_LANGUAGES if x != "pt"))
+    codes = {p.code for p in check_knowledge(root).errors}
+    assert {"missing_answer", "too_few_samples", "message_missing_language"} <= codes
