@@ -413,6 +413,32 @@ def _merge_translations(folder: Path, intents: dict[str, Intent],
     return merged
 
 
+def _pending_languages(root: Path, out: _Collector) -> tuple[str, ...]:
+    """Languages still being translated in the knowledge base under ``root``.
+
+    The project's knowledge base uses ``schema.PENDING_LANGUAGES``. A knowledge root written
+    in fewer languages (a test fixture, a small deployment) lists its own in
+    ``<root>/pending_languages.yaml`` (a YAML list of extra-language codes), so finishing a
+    language of the project does not make every such root invalid.
+    """
+    path = root / "pending_languages.yaml"
+    if not path.exists():
+        return PENDING_LANGUAGES
+    doc = read_yaml(path, out)
+    if doc is None:
+        return PENDING_LANGUAGES
+    data = doc.data
+    if not isinstance(data, list) or not all(isinstance(x, str) and x in LANGUAGES for x in data):
+        out.add(doc.name, 1, "pending_languages_invalid",
+                f"pending_languages.yaml must be a list of language codes out of {', '.join(LANGUAGES)}")
+        return PENDING_LANGUAGES
+    core = [x for x in data if x in CORE_LANGUAGES]
+    if core:
+        out.add(doc.name, doc.line((data.index(core[0]),)) or 1, "pending_languages_invalid",
+                f"core language(s) {', '.join(core)} must be complete and cannot be pending")
+    return tuple(x for x in data if x not in CORE_LANGUAGES)
+
+
 def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None = None,
                     eval_file: Path | str | None = None) -> Report:
     """Validate the knowledge base under ``root`` (default: the package's own).
@@ -511,7 +537,8 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
                                   message_overlays, out)
 
     # ---- per-intent checks ------------------------------------------------------------
-    full_languages = [lang for lang in LANGUAGES if lang not in PENDING_LANGUAGES]
+    pending = _pending_languages(root, out)
+    full_languages = [lang for lang in LANGUAGES if lang not in pending]
     sample_owner: dict[str, str] = {}
     for intent_id, intent in intents.items():
         doc, ipath = intent_where[intent_id]
@@ -662,7 +689,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     for lang in LANGUAGES:
         missing_ids = [i for i, intent in intents.items() if not (intent.answers.get(lang) or "").strip()]
         report.languages[lang] = {"answered": len(intents) - len(missing_ids), "missing": missing_ids}
-    for lang in PENDING_LANGUAGES:
+    for lang in pending:
         missing_ids = report.languages[lang]["missing"]
         missing_msgs = [k for k, v in messages.items() if not (v.get(lang) or "").strip()]
         if intents and (missing_ids or missing_msgs):

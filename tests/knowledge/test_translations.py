@@ -71,10 +71,37 @@ def test_translation_file_problems_point_at_the_file(make_kb, text, code, line):
         assert (code, line) in found, [str(p) for p in report.errors]
 
 
-def test_a_language_not_pending_must_be_complete(make_kb, monkeypatch):
+def test_a_language_not_pending_must_be_complete(make_kb):
     root = make_kb()
     assert check_knowledge(root).errors == []
     # pt counts as finished: every intent needs a pt answer and samples, every message a text.
-    monkeypatch.setattr(validate, "PENDING_LANGUAGES", tuple(x for x in schema.PENDING_LANGUAGES if x != "pt"))
-    codes = {p.code for p in check_knowledge(root).errors}
+    (root / "pending_languages.yaml").write_text("[id, tl, ne, my]\n", encoding="utf-8")
+    report = check_knowledge(root)
+    codes = {p.code for p in report.errors}
     assert {"missing_answer", "too_few_samples", "message_missing_language"} <= codes
+    assert all(p.message.rstrip().endswith(("'pt'", " pt")) or "in 'pt'," in p.message
+               for p in report.errors), [str(p) for p in report.errors]
+    assert "pt" not in {w.message.split(":")[0] for w in report.warnings if w.code == "extra_language_incomplete"}
+
+
+def test_without_its_own_list_a_root_uses_the_project_pending_languages(make_kb, monkeypatch):
+    root = make_kb()
+    (root / "pending_languages.yaml").unlink()
+    monkeypatch.setattr(validate, "PENDING_LANGUAGES", schema.EXTRA_LANGUAGES)
+    assert check_knowledge(root).errors == []
+    monkeypatch.setattr(validate, "PENDING_LANGUAGES", tuple(x for x in schema.EXTRA_LANGUAGES if x != "pt"))
+    assert {"missing_answer", "too_few_samples", "message_missing_language"} <= {
+        p.code for p in check_knowledge(root).errors}
+
+
+def test_the_project_knowledge_base_has_no_pending_list_of_its_own():
+    # Finished languages are removed from knowledge.schema.PENDING_LANGUAGES, nowhere else.
+    assert not (validate.DEFAULT_DIR / "pending_languages.yaml").exists()
+
+
+@pytest.mark.parametrize("text", ["[id, xx]\n", "pt\n", "[ja, pt]\n"])
+def test_an_invalid_pending_list_is_an_error(make_kb, text):
+    root = make_kb()
+    (root / "pending_languages.yaml").write_text(text, encoding="utf-8")
+    report = check_knowledge(root)
+    assert "pending_languages_invalid" in {p.code for p in report.errors}, [str(p) for p in report.errors]
