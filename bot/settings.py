@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_base_url: str = "https://api.line.me"
+    #: LINE's content host (rich menu images); default: the real one, or LINE_API_BASE_URL
+    #: when only that is set (a test fake serves both).
+    line_api_data_base_url: str | None = None
+    #: Link each LINE user's rich menu to their language (after `kurashi line richmenu sync`).
+    line_rich_menu_links: bool = True
+    #: The rich menu LINE shows residents who have not chosen a language yet.
+    line_rich_menu_default_language: str = "ja"
 
     # Telegram Bot API
     telegram_bot_token: str | None = None

@@ -48,6 +48,7 @@ from linebot.v3.messaging import (
 from linebot.v3.messaging.exceptions import ApiException
 
 from bot.channels.base import PermanentFailure, RetryLater, SendError
+from bot.channels.line_richmenu import RichMenuApi, RichMenuLinker, data_base_url
 from bot.channels.render import shorten, split_text
 from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
 
@@ -110,6 +111,10 @@ class LineChannel:
         self._client: AsyncApiClient | None = None
         self._api: AsyncMessagingApi | None = None
         self._blob: AsyncMessagingApiBlob | None = None
+        self._settings = settings
+        #: Links each user's rich menu to their language (bot/channels/line_richmenu.py).
+        self._link_menus = bool(getattr(settings, "line_rich_menu_links", True))
+        self.menus: RichMenuLinker | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> LineChannel:
@@ -124,8 +129,21 @@ class LineChannel:
             self._client = AsyncApiClient(config)
             self._api = AsyncMessagingApi(self._client)
             self._blob = AsyncMessagingApiBlob(self._client)
+            if self._link_menus:
+                self.menus = RichMenuLinker(RichMenuApi(
+                    self._api, access_token=self._access_token,
+                    data_base=data_base_url(self._settings) if self._settings is not None else self._base_url))
+
+    def rich_menu_api(self) -> RichMenuApi:
+        """The rich menu calls (``kurashi line richmenu sync``); call after ``start()``."""
+        assert self._api is not None
+        return RichMenuApi(self._api, access_token=self._access_token,
+                           data_base=data_base_url(self._settings) if self._settings is not None else self._base_url)
 
     async def close(self) -> None:
+        if self.menus is not None:
+            await self.menus.drain()
+            self.menus = None
         if self._client is not None:
             await self._client.close()
             self._client = self._api = self._blob = None
@@ -347,6 +365,8 @@ class LineChannel:
             raise ReplyTokenUnusable(f"reply refused: {exc.status}") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ReplyTokenUnusable(f"reply failed: {type(exc).__name__}") from exc
+        if self.menus is not None and head:
+            self.menus.language_seen(user_id, head[-1].language)
         if len(batches) > 1:  # one very long reply: the tail of it goes by push now
             key = str(uuid.uuid4())
             try:

@@ -171,6 +171,8 @@ class ConversationEngine:
                 log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,
                                            "decision": decision, "intent": turn.intent, "lang": lang,
                                            "ms": round((time.perf_counter() - started) * 1000, 1)})
+                for reply in turn.replies:
+                    reply.language = turn.user.language
                 return [self._checked(r) for r in turn.replies]
         finally:
             metrics.observe_message(msg.channel.value, lang, decision, time.perf_counter() - started)
@@ -529,7 +531,12 @@ class ConversationEngine:
         turn.replies += self._onboarding(turn)
 
     def _show_category(self, turn: Turn, category: str) -> None:
-        intents = self._categories().get(category)
+        """One category, or several joined with "+" (the LINE rich menu's areas, e.g. g:work+consult)."""
+        names = [c for c in category.split("+") if c]
+        cats = self._categories()
+        intents = [i for name in names for i in cats.get(name, [])]
+        if len(names) > 1 and intents:
+            category = names[0]
         if not intents:
             turn.replies.append(self.menu_reply(turn))
             return

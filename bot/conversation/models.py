@@ -86,6 +86,9 @@ class Reply:
     quick_replies: list[Choice] = field(default_factory=list)
     buttons: list[Choice] = field(default_factory=list)
     card: Card | None = None
+    #: The resident's chosen language when the reply was made (adapters may follow it,
+    #: e.g. LINE links the rich menu of that language); not part of what is sent.
+    language: str | None = None
 
     MAX_QUICK_REPLIES = 13
 

@@ -26,6 +26,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from tests.fakes._common import Failure, LoopbackServer, RecordedRequest, shared_path
+from tests.fakes.line_richmenu import RichMenuRoutes
 
 LINE_SPEC = ("line-openapi", "messaging-api.yml")
 
@@ -205,7 +206,7 @@ class LineDelivery:
     sent_ids: list[str] = field(default_factory=list)
 
 
-class FakeLineAPI(LoopbackServer):
+class FakeLineAPI(RichMenuRoutes, LoopbackServer):
     """A loopback LINE Messaging API (see the module docstring)."""
 
     def __init__(
@@ -332,6 +333,7 @@ class FakeLineAPI(LoopbackServer):
         r.add_post("/v2/bot/chat/loading/start", self._loading)
         r.add_get("/v2/bot/message/quota", self._quota)
         r.add_get("/v2/bot/message/quota/consumption", self._quota_consumption)
+        self._richmenu_routes(r)
         r.add_route("*", "/{tail:.*}", self._unknown)
 
     async def _record(self, request: web.Request) -> RecordedRequest:
