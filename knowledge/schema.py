@@ -26,7 +26,7 @@ LANGUAGES: tuple[str, ...] = CORE_LANGUAGES + EXTRA_LANGUAGES
 #: Languages still being translated: the check only warns about what they miss. Every other
 #: language must answer every intent (>= MIN_SAMPLES_PER_LANGUAGE samples) and every message.
 #: Remove a language from here when its translation is complete.
-PENDING_LANGUAGES: tuple[str, ...] = ("my",)
+PENDING_LANGUAGES: tuple[str, ...] = ()
 
 #: Native names for the language picker.
 LANGUAGE_NAMES: dict[str, str] = {
