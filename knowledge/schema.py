@@ -110,6 +110,15 @@ class TranslatedIntent(_Strict):
     samples: list[str] = Field(default_factory=list)
 
 
+class TranslatedContact(_Strict):
+    """A contact's resident-facing words in one language. Facts (phone, address, url) stay
+    in ``contacts.yaml``; only the localized fields can be translated here."""
+
+    name: str | None = None
+    hours: str | None = None
+    note: str | None = None
+
+
 class TranslationFile(_Strict):
     """``knowledge/translations/<lang>.yaml``: one language's answers, samples and messages.
 
@@ -120,6 +129,8 @@ class TranslationFile(_Strict):
     language: Lang
     intents: dict[str, TranslatedIntent] = Field(default_factory=dict)
     messages: dict[str, str] = Field(default_factory=dict)
+    #: Localized contact fields (name, hours, note) missing in this language in contacts.yaml.
+    contacts: dict[str, TranslatedContact] = Field(default_factory=dict)
 
 
 class MessagesFile(_Strict):

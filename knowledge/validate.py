@@ -361,11 +361,12 @@ def _merge_translations(folder: Path, intents: dict[str, Intent],
                         intent_where: dict[str, tuple[SourceDoc, Path_]],
                         answer_where: dict[tuple[str, str], tuple[SourceDoc, Path_]],
                         message_overlays: list[tuple[SourceDoc, str, dict[str, str]]],
-                        out: _Collector) -> dict[str, Intent]:
-    """Merge ``translations/<lang>.yaml`` into the intents; collect their messages.
+                        out: _Collector, contacts: dict[str, Contact] | None = None) -> dict[str, Intent]:
+    """Merge ``translations/<lang>.yaml`` into the intents and (in place) the contacts;
+    collect their messages.
 
-    An answer may live inline in a topic file or in the language's file, not both; samples
-    from both places are joined (duplicates dropped, inline ones first).
+    An answer or a contact field may live inline or in the language's file, not both;
+    samples from both places are joined (duplicates dropped, inline ones first).
     """
     if not folder.is_dir():
         return intents
@@ -410,7 +411,41 @@ def _merge_translations(folder: Path, intents: dict[str, Intent],
             merged[intent_id] = intent.model_copy(update={"answers": answers, "samples": samples})
         if parsed.messages:
             message_overlays.append((doc, lang, dict(parsed.messages)))
+        if contacts is not None:
+            _merge_contact_translations(doc, lang, parsed.contacts, contacts, out)
     return merged
+
+
+def _merge_contact_translations(doc: SourceDoc, lang: str, translated: dict,
+                                contacts: dict[str, Contact], out: _Collector) -> None:
+    """Add one language's contact names, hours and notes to ``contacts`` (in place)."""
+    for key, fields in translated.items():
+        cpath: Path_ = ("contacts", key)
+        contact = contacts.get(key)
+        if contact is None:
+            if key not in getattr(contacts, "broken", ()):
+                out.add(doc.name, doc.line(cpath), "unknown_contact",
+                        f"contact {key!r} does not exist in contacts.yaml")
+            continue
+        update: dict[str, dict[str, str]] = {}
+        for fld in ("name", "hours", "note"):
+            text = getattr(fields, fld)
+            if text is None:
+                continue
+            fpath = cpath + (fld,)
+            current = getattr(contact, fld)
+            if current is None:
+                out.add(doc.name, doc.line(fpath), "unknown_contact_field",
+                        f"contact {key!r} has no {fld!r} in contacts.yaml to translate")
+            elif (current.get(lang) or "").strip():
+                out.add(doc.name, doc.line(fpath), "defined_twice",
+                        f"contact {key}.{fld} ({lang}) is also in contacts.yaml; keep one")
+            else:
+                if fld != "name":
+                    _check_placeholders(text, contacts, doc, fpath, out, f"contact {key}.{fld}.{lang}")
+                update[fld] = {**current, lang: text}
+        if update:
+            contacts[key] = contact.model_copy(update=update)
 
 
 def _pending_languages(root: Path, out: _Collector) -> tuple[str, ...]:
@@ -534,7 +569,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     answer_where: dict[tuple[str, str], tuple[SourceDoc, Path_]] = {}
     message_overlays: list[tuple[SourceDoc, str, dict[str, str]]] = []
     intents = _merge_translations(root / "translations", intents, intent_where, answer_where,
-                                  message_overlays, out)
+                                  message_overlays, out, contacts)
 
     # ---- per-intent checks ------------------------------------------------------------
     pending = _pending_languages(root, out)

@@ -105,3 +105,43 @@ def test_an_invalid_pending_list_is_an_error(make_kb, text):
     (root / "pending_languages.yaml").write_text(text, encoding="utf-8")
     report = check_knowledge(root)
     assert "pending_languages_invalid" in {p.code for p in report.errors}, [str(p) for p in report.errors]
+
+
+def test_translation_file_localizes_contact_names_hours_and_notes(make_kb):
+    from knowledge.render import render_answer
+
+    root = make_kb()
+    _write(root, "pt", """language: pt
+intents:
+  demo.desk:
+    answer: "Ligue para {{desk.name}}: {{desk.phone}} ({{desk.hours}})."
+contacts:
+  desk:
+    name: "Balcão de teste"
+    hours: "ter–sáb"
+""")
+    report = check_knowledge(root)
+    assert report.errors == [], [str(p) for p in report.errors]
+    desk = report.kb.contacts["desk"]
+    assert desk.name["pt"] == "Balcão de teste" and desk.name["en"] == "Test Desk"
+    assert desk.phone == "000-000-0000"                      # facts stay in contacts.yaml
+    assert render_answer(report.kb, "demo.desk", "pt") == "Ligue para Balcão de teste: 000-000-0000 (ter–sáb)."
+    assert render_answer(report.kb, "demo.desk", "en").startswith("Call Test Desk")
+
+
+@pytest.mark.parametrize("lang, block, code, line", [
+    ("pt", "  nowhere:\n    name: 'x'\n", "unknown_contact", 3),
+    ("pt", "  maybe:\n    hours: 'x'\n", "unknown_contact_field", 4),
+    ("vi", "  desk:\n    name: 'Quầy'\n", "defined_twice", 4),
+    ("pt", "  desk:\n    hours: '{{desk.fax}}'\n", "dangling_contact_field", 4),
+    ("pt", "  desk:\n    phone: '1'\n", "schema", None),
+])
+def test_contact_translation_problems_point_at_the_file(make_kb, lang, block, code, line):
+    root = make_kb()
+    _write(root, lang, f"language: {lang}\ncontacts:\n{block}")
+    report = check_knowledge(root)
+    found = {(p.code, p.line) for p in report.errors if p.file.endswith(f"{lang}.yaml")}
+    if line is None:
+        assert found, [str(p) for p in report.errors]
+    else:
+        assert (code, line) in found, [str(p) for p in report.errors]
