@@ -10,10 +10,11 @@ bot/, intents/ or scheduler/.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from knowledge.loader import KnowledgeBase
-from knowledge.schema import PLACEHOLDER, Contact
+from knowledge.schema import PLACEHOLDER, SECTION_BREAK, Contact
 
 #: Fallback order for a missing translation (DESIGN.md, "Languages").
 FALLBACK_LANGUAGES: tuple[str, ...] = ("en", "ja")
@@ -128,6 +129,27 @@ def answer_languages(kb: KnowledgeBase, intent_id: str, lang: str) -> list[str]:
     return [fallback for fallback in FALLBACK_LANGUAGES if answers.get(fallback)]
 
 
+_SECTION_LINE = re.compile(rf"(?m)^[ \t]*{re.escape(SECTION_BREAK)}[ \t]*$")
+
+
+def split_sections(text: str) -> list[str]:
+    """An answer template split at lines that are only ``---`` (empty parts dropped)."""
+    return [part.strip() for part in _SECTION_LINE.split(text) if part.strip()]
+
+
+def render_sections(kb: KnowledgeBase, intent_id: str, lang: str) -> list[str]:
+    """The answer as the sections a phone shows one after another: the first at once, each
+    next one behind a "More" button. An answer without ``---`` lines is one section. Each
+    section that shows an unverified fact ("※") carries the ``fact.unverified`` note itself.
+    Without a translation: the English sections, then the Easy Japanese ones.
+    """
+    intent = kb.intents[intent_id]
+    languages = answer_languages(kb, intent_id, lang)
+    if not languages:
+        raise RenderError(f"intent {intent_id!r} has no answer in {lang!r}, 'en' or 'ja'")
+    return [_render_one(kb, part, code) for code in languages for part in split_sections(intent.answers[code])]
+
+
 def render_answer(kb: KnowledgeBase, intent_id: str, lang: str) -> str:
     """The answer to ``intent_id`` exactly as the resident reads it in ``lang``.
 
@@ -140,7 +162,8 @@ def render_answer(kb: KnowledgeBase, intent_id: str, lang: str) -> str:
     languages = answer_languages(kb, intent_id, lang)
     if not languages:
         raise RenderError(f"intent {intent_id!r} has no answer in {lang!r}, 'en' or 'ja'")
-    return "\n\n".join(_render_one(kb, intent.answers[code], code) for code in languages)
+    return "\n\n".join(_render_one(kb, "\n\n".join(split_sections(intent.answers[code])), code)
+                       for code in languages)
 
 
 def render_terms(kb: KnowledgeBase, intent_id: str) -> str:

@@ -35,7 +35,10 @@ LANGUAGE_NAMES: dict[str, str] = {
     "my": "မြန်မာ", "pt": "Português",
 }
 
-ANSWER_BUDGET = 600          # characters; a phone screen
+#: A line of only this inside an answer splits it into sections: the chat shows the first
+#: and a "More" button for each next one (knowledge.render.render_sections). Budgets per
+#: language for the rendered sections: knowledge.textcheck.RENDERED_BUDGET.
+SECTION_BREAK = "---"
 MIN_SAMPLES_PER_LANGUAGE = 8
 INTENT_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)\.([a-z_]+)\s*\}\}")
@@ -140,6 +143,34 @@ class MessagesFile(_Strict):
     """
 
     messages: dict[str, Localized]
+
+
+# --- glossary (knowledge/glossary.yaml; checked by knowledge/textcheck.py) ---
+
+
+class GlossaryTerm(_Strict):
+    """One official Japanese term (the key, e.g. 在留カード) and the words residents read.
+
+    ``words``: the resident-facing word per language that answers use for the term (vi
+    ``thẻ lưu trú``). ``banned``: variants per language that answers, messages, contact
+    texts and alert templates must not use (``kurashi kb check`` reports an error naming
+    the preferred word); a banned variant inside the preferred word is allowed (zh 法テラス
+    inside 日本司法支援中心（法テラス）). Matching ignores case; Latin-script variants match
+    whole words only.
+    """
+
+    words: Localized = Field(default_factory=dict)
+    banned: dict[Lang, list[str]] = Field(default_factory=dict)
+    #: Why, for translators (which variant is obsolete, what the term covers).
+    note: str | None = None
+    #: Where the preferred wording comes from (official multilingual pages).
+    source: str | list[str] | None = None
+
+
+class GlossaryFile(_Strict):
+    """``knowledge/glossary.yaml``: official term -> resident-facing words and banned variants."""
+
+    terms: dict[str, GlossaryTerm]
 
 
 # --- consultation partners (knowledge/partners.yaml; owned by the consultations feature) ---

@@ -25,7 +25,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from knowledge.schema import (
-    ANSWER_BUDGET,
     CORE_LANGUAGES,
     LANGUAGES,
     MIN_SAMPLES_PER_LANGUAGE,
@@ -590,10 +589,6 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
         for lang, text in intent.answers.items():
             adoc, apath = answer_where.get((intent_id, lang), (doc, ipath + ("answers", lang)))
             _check_placeholders(text, contacts, adoc, apath, out, f"{intent_id} answer {lang}")
-            if len(text.strip()) > ANSWER_BUDGET:
-                out.warn(adoc.name, adoc.line(apath), "answer_too_long",
-                         f"{intent_id}: the {lang!r} answer is {len(text.strip())} characters "
-                         f"(budget {ANSWER_BUDGET} for a phone screen)")
         for pos, related in enumerate(intent.related):
             if related not in intents:
                 out.add(doc.name, doc.line(ipath + ("related", pos)), "dangling_related",
@@ -660,6 +655,8 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     # ---- messages -------------------------------------------------------------------
     messages: dict[str, dict[str, str]] = {}
     messages_path = root / "messages.yaml"
+    mdoc: SourceDoc | None = None
+    message_where: dict[tuple[str, str], tuple[SourceDoc, Path_]] = {}
     if messages_path.exists():
         mdoc = read_yaml(messages_path, out)
         parsed_messages = _validate(MessagesFile, mdoc, out) if mdoc else None
@@ -668,7 +665,6 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
         elif mdoc and isinstance(mdoc.data, dict) and isinstance(mdoc.data.get("messages"), dict):
             messages = {k: {lang: t for lang, t in v.items() if isinstance(t, str) and lang in LANGUAGES}
                         for k, v in mdoc.data["messages"].items() if isinstance(v, dict)}
-        message_where: dict[tuple[str, str], tuple[SourceDoc, Path_]] = {}
         for tdoc, lang, texts in message_overlays:
             for key, text in texts.items():
                 tpath: Path_ = ("messages", key)
@@ -734,10 +730,23 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
                      "(residents get English + Easy Japanese for the rest)")
 
     report.intents = len(intents)
-    report.errors = [p for p in out.problems if p.severity == "error"]
-    report.warnings = [p for p in out.problems if p.severity == "warning"]
     report.kb = KnowledgeBase(intents=intents, groups=groups, contacts=contacts or {}, messages=messages, root=root,
                               partners=partners, garbage=garbage)
+
+    # ---- Easy Japanese, glossary, rendered length, dates (knowledge/textcheck.py) --------
+    from knowledge.textcheck import check_texts
+
+    def _at(where: tuple[SourceDoc, Path_] | None) -> tuple[str, int | None]:
+        return (where[0].name, where[0].line(where[1])) if where else (_display(messages_path), None)
+
+    check_texts(report.kb, out, contacts_doc=contacts_doc,
+                locate_answer=lambda i, lang: _at(answer_where.get((i, lang)) or (
+                    intent_where[i][0], intent_where[i][1] + ("answers", lang))),
+                locate_message=lambda key, lang: _at(message_where.get((key, lang)) or (
+                    (mdoc, ("messages", key, lang)) if mdoc else None)))
+
+    report.errors = [p for p in out.problems if p.severity == "error"]
+    report.warnings = [p for p in out.problems if p.severity == "warning"]
     return report
 
 

@@ -48,7 +48,9 @@ def check_kb(args: argparse.Namespace) -> int:
 
     report = check_knowledge(args.root, spec=args.spec)
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        data = report.as_dict()
+        data["per_check"] = {code: {"errors": e, "warnings": w} for code, (e, w) in per_check(report).items()}
+        print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0 if report.ok else 1
     for problem in report.errors + report.warnings:
         print(problem)
@@ -56,9 +58,21 @@ def check_kb(args: argparse.Namespace) -> int:
         f"{lang} {report.languages[lang]['answered']}/{report.intents}" for lang in report.languages
     )
     print(f"{report.intents} intents; answered: {core}")
+    print("per check:")
+    for code, (errors, warnings) in per_check(report).items():
+        print(f"  {code:<28} {errors:>4} error(s) {warnings:>5} warning(s)")
     print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     print("OK" if report.ok else "FAILED", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def per_check(report) -> dict[str, tuple[int, int]]:
+    """(errors, warnings) per check code, sorted by code."""
+    counts: dict[str, list[int]] = {}
+    for index, problems in enumerate((report.errors, report.warnings)):
+        for problem in problems:
+            counts.setdefault(problem.code, [0, 0])[index] += 1
+    return {code: (e, w) for code, (e, w) in sorted(counts.items())}
 
 
 def evaluate_kb(args: argparse.Namespace) -> int:

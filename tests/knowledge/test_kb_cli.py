@@ -21,7 +21,7 @@ def test_kb_check_json_prints_the_documented_shape_and_exits_0_on_a_valid_base(m
     result = run_kurashi("kb", "check", "--json", "--root", str(make_kb()))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"intents", "languages", "errors", "warnings"}
+    assert set(report) == {"intents", "languages", "errors", "warnings", "per_check"}
     assert report["intents"] == 2
     assert set(report["languages"]) == set(LANGUAGES)
     assert report["languages"]["id"] == {"answered": 1, "missing": ["demo.unsure"]}
