@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.channels.base import PermanentFailure, RetryLater, SendError
+from bot.cleaning import BadJSON, InvalidEvent
 from bot.conversation.models import IncomingMessage, Kind, Reply
 from bot.db import repo
 from bot.db.models import EVENT_DONE, EVENT_PENDING, EVENT_PROCESSING, STATUS_BLOCKED, InboundEvent, utcnow
@@ -298,6 +299,10 @@ async def _process(services: Any, row: InboundEvent) -> str | None:
     """Answer one row; the error to stamp it with, or None."""
     try:
         await process_inbound_event(services, row)
+    except InvalidEvent as exc:  # the event's content, not a fault here: one line, no traceback
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        log.warning("inbound event invalid", extra={"channel": row.channel, "event_row": row.id, "reason": reason})
+        return f"invalid: {reason}"
     except Exception as exc:  # one bad event must not stop the others; no message text in the error
         log.exception("inbound event failed", extra={"channel": row.channel, "event_row": row.id})
         return type(exc).__name__
@@ -345,7 +350,11 @@ async def process_inbound_event(services: Any, row: InboundEvent) -> None:
     adapter = services.channels.get(row.channel)
     if adapter is None:
         raise LookupError(f"no adapter for channel {row.channel!r}")
-    for event in adapter.events_of(row.payload):
+    try:
+        events = adapter.events_of(row.payload)
+    except BadJSON as exc:
+        raise InvalidEvent(f"stored payload: {exc}") from exc
+    for event in events:
         await _answer_event(services, adapter, row, event)
     # Answered (or nothing to answer): if the "done" stamp is what a shutdown cancels, the
     # event is stamped done rather than answered a second time (release_unfinished_events).
@@ -356,13 +365,19 @@ async def process_inbound_event(services: Any, row: InboundEvent) -> None:
 
 async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: dict[str, Any]) -> None:
     """One event of a stored row: staff-group relay, or IncomingMessage → engine → answer."""
-    if row.channel == "telegram":
-        # Replies in a partner organisation's staff group relay to residents (bot/consult/notify.py).
-        from bot.consult.notify import handle_staff_group_update
+    try:
+        if row.channel == "telegram":
+            # Replies in a partner organisation's staff group relay to residents (bot/consult/notify.py).
+            from bot.consult.notify import handle_staff_group_update
 
-        if await handle_staff_group_update(services, row.channel, event):
-            return
-    msg = await adapter.to_incoming(event)
+            if await handle_staff_group_update(services, row.channel, event):
+                return
+        msg = await adapter.to_incoming(event)
+    except InvalidEvent:
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        # A platform event of an unexpected shape (a field of the wrong type…): invalid, not a crash.
+        raise InvalidEvent(f"malformed {row.channel} event ({type(exc).__name__})") from exc
     if msg is None:
         return
     acknowledge = getattr(adapter, "acknowledge", None)

@@ -404,6 +404,13 @@ def _rows(path: Path, problems: list[GarbageProblem], display: str) -> list[tupl
     except OSError as exc:
         problems.append(GarbageProblem(display, None, f"cannot read: {exc}"))
         return []
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        problems.append(GarbageProblem(display, line, "NUL byte in a text file (not a CSV export?)"))
+        return []
+    if not text.strip():
+        problems.append(GarbageProblem(display, None, "empty file (expected at least a header row)"))
+        return []
     reader = csv.reader(text.splitlines())
     rows = []
     try:

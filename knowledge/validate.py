@@ -182,6 +182,13 @@ def read_yaml(path: Path, out: _Collector) -> SourceDoc | None:
     lines: dict[Path_, int] = {}
     if node is None:
         return SourceDoc(path, name, None, {(): 1})
+    alias_line = _first_alias(node)
+    if alias_line is not None:
+        # An alias repeats a whole subtree: a few lines can stand for billions of nodes (an
+        # "alias bomb"). Knowledge files are written out in full.
+        out.add(name, alias_line, "yaml_alias", "YAML anchors/aliases (&name, *name, <<) are not allowed "
+                "in knowledge files: write the values out")
+        return None
     try:
         data = _construct(node, (), lines, loader, name, out)
     except yaml.YAMLError as exc:           # e.g. an unknown !tag
@@ -189,6 +196,23 @@ def read_yaml(path: Path, out: _Collector) -> SourceDoc | None:
         out.add(name, mark.line + 1 if mark else None, "yaml_syntax", f"YAML error: {exc}")
         return None
     return SourceDoc(path, name, data, lines)
+
+
+def _first_alias(root: yaml.Node) -> int | None:
+    """Line of a node the composed document reaches twice (what an alias is), else None."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            return node.start_mark.line + 1
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return None
 
 
 def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader, name: str, out: _Collector) -> Any:

@@ -50,6 +50,7 @@ from linebot.v3.messaging.exceptions import ApiException
 from bot.channels.base import PermanentFailure, RetryLater, SendError
 from bot.channels.line_richmenu import RichMenuApi, RichMenuLinker, data_base_url
 from bot.channels.render import shorten, split_text
+from bot.cleaning import BadJSON, load_json
 from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ _MEDIA_KINDS = {"sticker": Kind.STICKER, "image": Kind.IMAGE, "video": Kind.VIDE
 class ReplyTokenUnusable(SendError):
     """The reply could not be sent with the reply token (expired, used, or LINE failed):
     the caller should deliver the same replies as a push through the outbox."""
+
+
+#: inbound_events.event_id is String(128).
+MAX_EVENT_ID = 128
 
 
 class InvalidWebhookBody(ValueError):
@@ -170,9 +175,9 @@ class LineChannel:
         redelivery); an event without one gets a hash of its content.
         """
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidWebhookBody("body is not JSON") from exc
+            data = load_json(body)
+        except BadJSON as exc:
+            raise InvalidWebhookBody(str(exc)) from exc
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             raise InvalidWebhookBody("body has no events list")
         out = []
@@ -183,14 +188,18 @@ class LineChannel:
             if not isinstance(event_id, str) or not event_id:
                 canonical = json.dumps(event, sort_keys=True, ensure_ascii=False).encode("utf-8")
                 event_id = "sha256:" + hashlib.sha256(canonical).hexdigest()[:40]
+            elif len(event_id) > MAX_EVENT_ID:
+                # Not LINE's (26 characters), but two long ids must not collide on a prefix.
+                event_id = "sha256:" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:40]
             payload = {"destination": data.get("destination"), "events": [event]}
-            out.append((event_id[:128], json.dumps(payload, ensure_ascii=False)))
+            out.append((event_id, json.dumps(payload, ensure_ascii=False)))
         return out
 
     @staticmethod
     def events_of(payload: str) -> list[dict[str, Any]]:
-        data = json.loads(payload)
-        return [e for e in data.get("events", []) if isinstance(e, dict)]
+        data = load_json(payload)   # also cleans rows stored before bodies were cleaned
+        events = data.get("events") if isinstance(data, dict) else None
+        return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
 
     async def to_incoming(self, event: dict[str, Any]) -> IncomingMessage | None:
         """The neutral message of one LINE event, or None for events kurashi ignores."""

@@ -40,6 +40,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.channels.base import PermanentFailure, RetryLater, SendError
 from bot.channels.render import shorten, split_text, utf8_len
+from bot.cleaning import BadJSON, load_json
 from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
 
 log = logging.getLogger(__name__)
@@ -161,17 +162,19 @@ class TelegramChannel:
     def split_body(body: bytes) -> list[tuple[str, str]]:
         """[(update_id, payload)] of a verified webhook body."""
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidUpdateBody("body is not JSON") from exc
+            data = load_json(body)
+        except BadJSON as exc:
+            raise InvalidUpdateBody(str(exc)) from exc
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int) or isinstance(
                 data.get("update_id"), bool):
             raise InvalidUpdateBody("body is not an Update")
+        if not 0 <= data["update_id"] < 2**63:   # Telegram's are positive 32-bit; the column holds 128 characters
+            raise InvalidUpdateBody("update_id out of range")
         return [(str(data["update_id"]), json.dumps(data, ensure_ascii=False))]
 
     @staticmethod
     def events_of(payload: str) -> list[dict[str, Any]]:
-        data = json.loads(payload)
+        data = load_json(payload)   # also cleans rows stored before bodies were cleaned
         return [data] if isinstance(data, dict) else []
 
     def parse(self, update: dict[str, Any]) -> Update | None:

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ask.add_argument("--lang", choices=LANGUAGES, default=None,
                      help="answer in this language (default: the question's language)")
     ask.add_argument("--knowledge", type=Path, default=None,
-                     help="knowledge base directory (default: the installed knowledge/)")
+                     help="knowledge base directory (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     ask.add_argument("--json", action="store_true",
                      help="also print the match (intent, decision, confidence, language) as JSON first")
     ask.set_defaults(func=answer_question)
@@ -56,11 +56,12 @@ def answer_question(args: argparse.Namespace) -> int:
     """Print the answer to one question in its language (or --lang); 0 even on decline."""
     import sys
 
+    from bot.cli._knowledge import knowledge_dir
     from intents.matcher import Matcher
     from knowledge.loader import KnowledgeError, load_knowledge
 
     try:
-        kb = load_knowledge(args.knowledge)
+        kb = load_knowledge(knowledge_dir(args.knowledge))
     except KnowledgeError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -23,17 +23,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--lang", choices=LANGUAGES, help="force the message language instead of detecting it")
     parser.add_argument("--knowledge", type=Path, default=None,
-                        help="knowledge base directory (default: the installed knowledge/)")
+                        help="knowledge base directory (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     parser.set_defaults(func=classify_lines)
 
 
 def classify_lines(args: argparse.Namespace) -> int:
     """Handler: build the matcher once, then answer every stdin line in order."""
+    from bot.cli._knowledge import knowledge_dir
     from intents.matcher import Matcher
     from knowledge.loader import KnowledgeError, load_knowledge
 
     try:
-        kb = load_knowledge(args.knowledge)
+        kb = load_knowledge(knowledge_dir(args.knowledge))
     except KnowledgeError as exc:
         print(f"kurashi classify: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ Imports no platform SDK.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from datetime import date
@@ -15,6 +16,10 @@ from pathlib import Path
 #: Files copied by `import` (everything else in the source directory is left behind).
 _COPIED = ("area_days.csv", "center.csv", "description.csv", "remarks.csv", "target.csv",
            "addendum.csv", "town_area.csv", "calendar.yaml", "README.md")
+
+
+#: A calendar name is one folder under the garbage root: never a path.
+_PLAIN_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,14 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _garbage_root() -> Path:
     """knowledge/garbage of the configured knowledge base (KNOWLEDGE_DIR), else the package's."""
+    from bot.cli._knowledge import knowledge_dir
     from knowledge.garbage import DEFAULT_GARBAGE_DIR
 
-    try:
-        from bot.settings import Settings
-
-        configured = Settings().knowledge_dir
-    except Exception:  # noqa: BLE001 — a broken .env must not stop an offline data import
-        configured = None
+    configured = knowledge_dir()
     return Path(configured) / "garbage" if configured else DEFAULT_GARBAGE_DIR
 
 
@@ -106,11 +107,26 @@ def import_calendar(args: argparse.Namespace) -> int:
     from knowledge.garbage import GarbageFormatError, load_garbage_set
 
     source: Path = args.dir
+    name = args.name or source.resolve().name
+    if not _PLAIN_NAME.fullmatch(name):
+        print(f"calendar name {name!r} must be a plain folder name (letters, digits, '.', '_', '-'; "
+              "no '/', no '..', not absolute); choose one with --name", file=sys.stderr)
+        return 2
     try:
-        garbage = load_garbage_set(source, name=args.name)
+        garbage = load_garbage_set(source, name=name)
     except GarbageFormatError as exc:
         return _print_problems(exc)
-    target = (args.dest or _garbage_root()) / (args.name or source.resolve().name)
+    linked = [path for calendar in garbage.calendars.values()
+              for path in [calendar.path, *(calendar.path / n for n in _COPIED), *(source / n for n in _COPIED)]
+              if path.is_symlink()]
+    if linked:
+        # A link would copy whatever it points at (anything the operator's account can read).
+        for path in linked:
+            print(f"{path}: is a symbolic link; copy the real file into the directory", file=sys.stderr)
+        print(f"{len(linked)} error(s); nothing imported", file=sys.stderr)
+        return 1
+    root = args.dest or _garbage_root()
+    target = root / name
     if target.exists():
         if not args.force:
             print(f"{target} exists; use --force to replace it", file=sys.stderr)

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from bot.cli._knowledge import knowledge_dir
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     kb = subparsers.add_parser("kb", help="check, evaluate and calibrate the knowledge base")
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = kb_sub.add_parser("check", help="validate every knowledge file; exit 1 on any error")
     check.add_argument("--json", action="store_true", help="print the report as one JSON object")
     check.add_argument("--root", type=Path, default=None,
-                       help="knowledge directory to check (default: the installed knowledge/)")
+                       help="knowledge directory to check (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     check.add_argument("--spec", type=Path, default=None,
                        help="spec/intents.yaml with the required intents (default: ../shared/spec when present)")
     check.set_defaults(func=check_kb)
@@ -32,13 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="labelled JSONL (default: ../shared/eval/dev.jsonl when present)")
     evaluate.add_argument("--json", action="store_true", help="print the results as JSON")
     evaluate.add_argument("--knowledge", type=Path, default=None,
-                          help="knowledge base directory (default: the installed knowledge/)")
+                          help="knowledge base directory (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     evaluate.set_defaults(func=evaluate_kb)
 
     calibrate = kb_sub.add_parser("calibrate", help="recompute the matcher's decision thresholds")
     calibrate.add_argument("--write", action="store_true", help="write the thresholds to the configuration")
     calibrate.add_argument("--knowledge", type=Path, default=None,
-                           help="knowledge base directory (default: the installed knowledge/)")
+                           help="knowledge base directory (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     calibrate.set_defaults(func=calibrate_kb)
 
 
@@ -46,7 +48,7 @@ def check_kb(args: argparse.Namespace) -> int:
     """Print every error and warning with file and line; 1 when there is any error."""
     from knowledge.validate import check_knowledge
 
-    report = check_knowledge(args.root, spec=args.spec)
+    report = check_knowledge(knowledge_dir(args.root), spec=args.spec)
     if args.json:
         data = report.as_dict()
         data["per_check"] = {code: {"errors": e, "warnings": w} for code, (e, w) in per_check(report).items()}
@@ -79,6 +81,7 @@ def evaluate_kb(args: argparse.Namespace) -> int:
     """Accuracy per language and intent, decline rate, most-confused pairs (the matcher's)."""
     from intents.evaluate import cli_eval
 
+    args.knowledge = knowledge_dir(args.knowledge)
     return cli_eval(args)
 
 
@@ -86,4 +89,5 @@ def calibrate_kb(args: argparse.Namespace) -> int:
     """Recompute thresholds on data (the matcher's), optionally writing them."""
     from intents.calibrate import cli_calibrate
 
+    args.knowledge = knowledge_dir(args.knowledge)
     return cli_calibrate(args)

@@ -35,6 +35,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
+from bot.cleaning import clean_text
 from bot.conversation.models import Choice, Reply
 from bot.db.consult_models import (
     CASE_ANSWERED,
@@ -224,6 +225,8 @@ async def add_message(
     ``resident_message`` for the resident's messages to an open case)."""
     now = _now(now)
     actor = _actor(who) if who is not None else None
+    if text is not None:
+        text = clean_text(text)   # a NUL from a console form would fail the insert on PostgreSQL
     message = CaseMessage(
         case_id=case.id, user_id=case.user_id, direction=direction, kind=kind, text=text,
         language=language, intent=intent, staff_id=actor.staff_id if actor else None,

@@ -9,6 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from bot.cleaning import InvalidEvent, clean_text
+
+#: users.platform_user_id is String(128); consultation cases keep display names of 128.
+MAX_USER_ID = 128
+MAX_DISPLAY_NAME = 128
+MAX_LANGUAGE_HINT = 35   # the longest well-formed BCP 47 tag one would meet
+
 
 class Channel(str, Enum):
     LINE = "line"
@@ -60,6 +67,22 @@ class IncomingMessage:
     location: Location | None = None
     media: Media | None = None
     event_id: str | None = None          # platform event id, for logs and de-duplication
+
+    def __post_init__(self) -> None:
+        """Whatever an adapter read from a platform is checked here once: a user id that fits
+        the column (else InvalidEvent), text fields without NUL/lone surrogates."""
+        if not isinstance(self.user_id, str) or not 0 < len(self.user_id) <= MAX_USER_ID:
+            raise InvalidEvent(f"user id missing, not text or longer than {MAX_USER_ID} characters")
+        for name, limit in (("text", None), ("data", None), ("display_name", MAX_DISPLAY_NAME),
+                            ("language_hint", MAX_LANGUAGE_HINT)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise InvalidEvent(f"{name} is not text")
+            cleaned = clean_text(value)[:limit] if limit else clean_text(value)
+            if cleaned != value:
+                object.__setattr__(self, name, cleaned)
 
 
 @dataclass(frozen=True)

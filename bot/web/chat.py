@@ -32,9 +32,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from bot.channels.web import WebChannel, reply_to_json
+from bot.cleaning import BadJSON, load_json
 from bot.conversation.locale import Texts, normalize_language
 from bot.db.web_mailbox import WEB_USER_RETENTION
 from bot.services import Services, get_services
+from bot.web._body import read_capped
 
 log = logging.getLogger("kurashi.web.chat")
 router = APIRouter()
@@ -49,6 +51,9 @@ RATE_WINDOW = 600.0
 NEW_SESSION_LIMIT = 10
 MESSAGE_LIMIT = 300
 RATE_MAX_ADDRESSES = 10_000   # bound on the limiter's memory; the least recently seen go first
+#: A chat message is at most a few kilobytes (bot.channels.web.MAX_TEXT characters); a body
+#: over this is refused with 413 before it is read.
+MAX_BODY_BYTES = 64 * 1024
 UI_KEYS = ("web.title", "web.placeholder", "web.send", "web.language", "web.notice", "event.error")
 _STATIC_FILES = {"chat.js": "text/javascript", "chat.css": "text/css"}
 
@@ -155,10 +160,13 @@ async def post_chat_message(request: Request) -> JSONResponse:
     if wait > 0:
         log.warning("web chat rate limit", extra={"new_session": new})
         return _too_many_requests(wait)
+    raw = await read_capped(request, MAX_BODY_BYTES)
+    if raw is None:
+        return JSONResponse({"error": "body too large"}, status_code=413)
     try:
-        body: Any = await request.json()
-    except ValueError:
-        return JSONResponse({"error": "malformed JSON"}, status_code=400)
+        body: Any = load_json(raw)
+    except BadJSON as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     if not isinstance(body, dict):
         return JSONResponse({"error": "expected a JSON object"}, status_code=400)
     channel = _web_channel(request)

@@ -23,6 +23,7 @@ from bot.channels.telegram import SECRET_HEADER, InvalidUpdateBody
 from bot.inbound import ingest_events
 from bot.metrics import record_webhook
 from bot.services import get_services
+from bot.web._body import read_capped
 
 log = logging.getLogger("kurashi.web.webhooks")
 router = APIRouter()
@@ -34,16 +35,7 @@ MAX_BODY_BYTES = 1_000_000
 
 async def _read_body(request: Request) -> bytes | None:
     """The raw body, or None when it is larger than MAX_BODY_BYTES (read no further)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_capped(request, MAX_BODY_BYTES)
 
 
 def _error(status: int, reason: str, channel: str | None = None, outcome: str = "rejected") -> JSONResponse:
