@@ -146,6 +146,7 @@ class ItemMatch:
     item: Item
     score: float
     lang: str
+    alias: str = ""                          # the calendar.yaml alias found in the query, if any
 
 
 @dataclass
@@ -283,12 +284,64 @@ class GarbageSet:
         raise KeyError(f"no area {area!r} in {self.path}")
 
     def find_items(self, query: str, lang: str | None = None, limit: int = 3) -> list[ItemMatch]:
-        """Search every language's item list; best matches first (``lang``'s list wins ties)."""
+        """Search every language's item list; best matches first (``lang``'s list wins ties).
+
+        An item alias of calendar.yaml (``item_aliases``) named in ``query`` comes first:
+        "where does a frying pan go", "pin bỏ thế nào", "电池怎么扔" name an item in a sentence.
+        """
+        aliased = self.find_by_alias(query)
+        if aliased:
+            return aliased[:limit]
         matches: list[ItemMatch] = []
         for calendar in self.calendars.values():
             matches.extend(calendar.find_items(query, limit=limit))
         matches.sort(key=lambda m: (-m.score, m.lang != lang))
         return matches[:limit]
+
+    def _aliases(self) -> list[tuple[str, bool, Item]]:
+        """(folded alias, matched on word boundaries, primary item), longest alias first."""
+        cached = self.__dict__.get("_alias_cache")
+        if cached is not None:
+            return cached
+        by_name = {item.name: item for item in self.primary.items}
+        out: list[tuple[str, bool, Item]] = []
+        for name, per_lang in (self.meta.get("item_aliases") or {}).items():
+            item = by_name.get(str(name))
+            if item is None or not isinstance(per_lang, dict):
+                continue
+            for words in per_lang.values():
+                for word in words if isinstance(words, list) else [words]:
+                    folded = _fold(str(word))
+                    if folded:
+                        out.append((folded, _spaced_script(folded), item))
+        out.sort(key=lambda entry: -len(entry[0]))
+        self.__dict__["_alias_cache"] = out
+        return out
+
+    def find_by_alias(self, query: str) -> list[ItemMatch]:
+        """Items whose alias (any language) occurs in ``query``: whole words for scripts that
+        separate words with spaces (a plural "s"/"es" allowed), a substring otherwise."""
+        folded = _fold(query)
+        if not folded:
+            return []
+        padded = f" {folded} "
+        found: list[ItemMatch] = []
+        for alias, spaced, item in self._aliases():
+            hit = (any(f" {alias}{end} " in padded for end in ("", "s", "es")) if spaced else alias in folded)
+            if hit and all(m.item is not item for m in found):
+                found.append(ItemMatch(item, 100.0, self.primary.lang, alias=alias))
+        return found
+
+    def item_in(self, item: Item, lang: str) -> Item | None:
+        """The same target.csv row in another language's data (rows are aligned by order), if any."""
+        for calendar in self.calendars.values():
+            for index, candidate in enumerate(calendar.items):
+                if candidate is item:
+                    other = self.calendars.get(lang)
+                    if other is None or len(other.items) != len(calendar.items):
+                        return None
+                    return other.items[index]
+        return None
 
     def _category_index(self, label: str) -> int | None:
         for calendar in self.calendars.values():
@@ -392,6 +445,16 @@ def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", _unescape(text)).casefold().translate(_HIRAGANA_TO_KATAKANA)
     text = "".join(ch if ch.isalnum() else " " for ch in text)
     return " ".join(text.split())
+
+
+def _spaced_script(text: str) -> bool:
+    """Whether ``text`` is written in a script that separates words with spaces (Latin,
+    Vietnamese, Devanagari, Hangul…): such aliases match whole words only."""
+    for ch in text:
+        if ch.isalpha():
+            name = unicodedata.name(ch, "")
+            return name.startswith(("LATIN", "DEVANAGARI", "HANGUL", "CYRILLIC"))
+    return True
 
 
 def _rows(path: Path, problems: list[GarbageProblem], display: str) -> list[tuple[int, list[str]]]:
@@ -648,6 +711,20 @@ def load_garbage_set(directory: Path | str, name: str | None = None) -> GarbageS
                 problems.append(GarbageProblem(str(directory / META_FILE), None,
                                                f"district {key!r} maps to {area!r}, which is not an area of "
                                                f"{garbage.primary.path / 'area_days.csv'}"))
+    aliases = meta.get("item_aliases") or {}
+    if not isinstance(aliases, dict):
+        problems.append(GarbageProblem(str(directory / META_FILE), None,
+                                       "'item_aliases' must map item names of the Japanese target.csv to words per language"))
+    else:
+        names = {item.name for item in garbage.primary.items}
+        for item_name, per_lang in aliases.items():
+            if str(item_name) not in names:
+                problems.append(GarbageProblem(str(directory / META_FILE), None,
+                                               f"item alias for {item_name!r}, which is not an item of "
+                                               f"{garbage.primary.path / 'target.csv'}"))
+            elif not isinstance(per_lang, dict):
+                problems.append(GarbageProblem(str(directory / META_FILE), None,
+                                               f"item_aliases[{item_name!r}] must map languages to lists of words"))
     if problems:
         raise GarbageFormatError(problems)
     return garbage

@@ -547,6 +547,9 @@ class IngestResult:
     plan: AlertPlan | None
     alert_id: int | None = None
     reason: str = ""                 # why nothing was queued ("drill", "not for the city", "duplicate"…)
+    #: Set when the telegram's report time is older than the feed poller's push window
+    #: (DEFAULT_MAX_AGE): "stale: reported … JST, … ago; the feed poller would ignore it".
+    stale: str | None = None
 
     @property
     def queued(self) -> bool:
@@ -563,19 +566,63 @@ async def ingest_telegram(
     """
     now = now or utcnow()
     telegram = parse_telegram(xml)
+    stale = stale_note(telegram, now)
     decision = _assess(telegram, city)
     if decision is None:
-        reason = "drill or test (never pushed)" if telegram.is_drill else "nothing new for the city"
-        return IngestResult(telegram, None, None, reason=reason)
+        if telegram.is_drill:
+            reason = "drill or test (never pushed)"
+        elif not mentions_city(telegram, city):
+            reason = f"not for Yamaguchi City ({_areas_named(telegram) or 'no area the city is in'})"
+        else:
+            reason = "nothing new for the city"
+        return IngestResult(telegram, None, None, reason=reason, stale=stale)
     plan = await plan_jma_alert(session, kb, decision, telegram=telegram, now=now, entry_id=entry_id, city=city)
     if plan.duplicate_of is not None:
-        return IngestResult(telegram, decision, plan, reason=f"already alerted (alert {plan.duplicate_of})")
+        return IngestResult(telegram, decision, plan, reason=f"already alerted (alert {plan.duplicate_of})", stale=stale)
     if decision.is_cancellation and plan.cancels_alert_id is None:
-        return IngestResult(telegram, decision, plan, reason="cancellation of nothing residents were sent")
+        return IngestResult(telegram, decision, plan, reason="cancellation of nothing residents were sent", stale=stale)
     if dry_run:
-        return IngestResult(telegram, decision, plan, reason="dry run")
+        return IngestResult(telegram, decision, plan, reason="dry run", stale=stale)
     alert = await queue_alert(session, plan, now=now)
-    return IngestResult(telegram, decision, plan, alert_id=alert.id)
+    return IngestResult(telegram, decision, plan, alert_id=alert.id, stale=stale)
+
+
+def stale_note(telegram: Telegram, now: datetime, max_age: timedelta = DEFAULT_MAX_AGE) -> str | None:
+    """"stale: …" when the telegram was reported longer ago than the poller's push window, else None."""
+    from scheduler.jma import parse_time
+
+    reported = parse_time(telegram.report_time)
+    if reported is None or reported.tzinfo is None or reported >= now - max_age:
+        return None
+    age = now - reported
+    ago = f"{age.days} days" if age.days >= 2 else f"{int(age.total_seconds() // 3600)} hours"
+    window = f"{int(max_age.total_seconds() // 3600)} h" if max_age >= timedelta(hours=1) else str(max_age)
+    return (f"stale: reported {reported.astimezone(TOKYO):%Y-%m-%d %H:%M} JST, {ago} ago — older than the "
+            f"feed poller's {window} push window (the poller would ignore it)")
+
+
+def mentions_city(telegram: Telegram, city: CityConfig = CITY) -> bool:
+    """Whether the telegram names an area Yamaguchi City is in (its warning area, earthquake
+    city or area, or one of the prefecture's coasts for tsunamis)."""
+    if telegram.type in ("weather", "landslide"):
+        return any(area.area_code in city.warning_city_codes for area in telegram.warnings)
+    if telegram.type in ("intensity", "quake"):
+        quake = telegram.quake
+        return quake is not None and bool(set(quake.city_intensity) & city.quake_city_codes
+                                          or set(quake.area_intensity) & city.quake_area_codes)
+    if telegram.type == "tsunami":
+        return any(item.area_code in city.tsunami_area_codes for item in telegram.tsunami)
+    return False
+
+
+def _areas_named(telegram: Telegram, limit: int = 3) -> str:
+    """A few area names the telegram is about, for the operator ("島根県, 浜田地区 …")."""
+    names = [a.area_name for a in telegram.warnings] + [t.area_name for t in telegram.tsunami]
+    if telegram.quake is not None and telegram.quake.hypocentre:
+        names.append(f"hypocentre {telegram.quake.hypocentre}")
+    names = list(dict.fromkeys(n for n in names if n))
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more if names else (telegram.office or "")
 
 
 def _assess(telegram: Telegram, city: CityConfig) -> AlertDecision | None:
@@ -603,11 +650,26 @@ async def poll_feeds(ctx: Any, urls: list[str], *, city: CityConfig = CITY,
             except (httpx.HTTPError, ValueError, SyntaxError) as exc:  # SyntaxError: xml ParseError
                 stats["feed_errors"] += 1
                 log.warning("jma: feed poll failed", extra={"url": url, "error": repr(exc)[:200]})
+                await _record_feed_error(ctx, url, exc)
         await process_pending_entries(ctx, client, stats, city=city)
     finally:
         if own_client:
             await client.aclose()
     return dict(stats)
+
+
+async def _record_feed_error(ctx: Any, url: str, exc: BaseException) -> None:
+    """Remember the last failed poll of ``url`` (the console shows it, also when no poll ever worked)."""
+    text = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:500]
+    try:
+        async with ctx.sessionmaker() as session, session.begin():
+            row = await session.get(JmaFeed, url)
+            if row is None:
+                session.add(JmaFeed(url=url, last_error=text, error_at=ctx.now()))
+            else:
+                row.last_error, row.error_at = text, ctx.now()
+    except Exception:  # a database problem must not hide the feed error
+        log.exception("jma: could not record the feed error")
 
 
 async def _poll_feed(ctx: Any, client: httpx.AsyncClient, url: str, stats: Counter[str], *,

@@ -315,7 +315,12 @@ def lookup_item(garbage: GarbageSet, query: str, lang: str) -> tuple[str, str, s
         else:
             local = _extra_label(garbage, ja_category, lang) or _english_label(garbage, ja_category)
         category = _bilingual(local, ja_category)
-    return shown.name, category, shown.notice
+    # A word the resident used ("frying pan", "pin") names the item better than a row title it
+    # is not part of ("Metal items and small appliances"); "cooking oil" keeps "Cooking oil".
+    name = shown.name
+    if match.alias and match.alias not in name.casefold():
+        name = match.alias
+    return name, category, shown.notice
 
 
 def make_sorting_answer(kb: Any) -> Any:
@@ -344,3 +349,18 @@ def register_answers(engine: Any) -> None:
     """Plug ``garbage.collection_day`` and ``garbage.sorting`` into a ConversationEngine."""
     engine.dynamic_answers["garbage.collection_day"] = make_collection_day_answer(engine.kb, engine.clock)
     engine.dynamic_answers["garbage.sorting"] = make_sorting_answer(engine.kb)
+    detectors = getattr(engine, "item_detectors", None)
+    if detectors is not None:
+        detectors.append(make_item_detector(engine.kb))
+
+
+def make_item_detector(kb: Any) -> Any:
+    """text -> "garbage.sorting" when the text names an item of the city data by one of its
+    calendar.yaml aliases ("chảo rán", "batteries", "电池"), else None. Aliases only (no fuzzy
+    match): the engine uses it to answer the item's category instead of "Did you mean…"."""
+
+    def detect_garbage_item(text: str) -> str | None:
+        garbage = calendar_of(kb)
+        return "garbage.sorting" if garbage is not None and garbage.find_by_alias(text) else None
+
+    return detect_garbage_item

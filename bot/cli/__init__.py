@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -36,7 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    code = func(args)
+    try:
+        code = func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`kurashi ask … | head -1`): stop quietly, as Unix tools do.
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     return int(code or 0)
 
 

@@ -91,10 +91,13 @@ async def _ingest(data: bytes, args: argparse.Namespace) -> int:
             "telegram": {"type": tg.type, "title": tg.title, "status": tg.status, "info_type": tg.info_type,
                          "office": tg.office, "report_time": tg.report_time} if tg else None,
             "queued": result.queued, "alert_id": result.alert_id, "reason": result.reason, "plan": summary,
+            "stale": result.stale,
             "messages": {lang: plan.replies[lang].text for lang in sorted(summary["by_language"])} if plan else {},
         }, ensure_ascii=False, indent=2))
         return 0
     print(f"telegram: {tg.title} / {tg.status} / {tg.info_type} / {tg.office} / {tg.report_time}")
+    if result.stale:
+        print(f"WARNING {result.stale}")
     if result.decision is None:
         print(f"nothing to send: {result.reason}")
         return 0
@@ -125,6 +128,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
+    from bot.timefmt import jst_iso
     from scheduler.alerts import delivery_report
 
     _, engine, sessionmaker, _ = await _setup()
@@ -141,7 +145,7 @@ async def _report(args: argparse.Namespace) -> int:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
     print(f"alert {report['alert_id']} ({report['source']} {report['kind']}"
-          f"{', cancellation' if report['cancellation'] else ''}) created {report['created_at']}")
+          f"{', cancellation' if report['cancellation'] else ''}) created {jst_iso(report['created_at'])}")
     print(f"recipients {report['recipients']}: queued {report['queued']} (deferred {report['deferred']}), "
           f"sent {report['sent']}, failed {report['failed']}, blocked {report['blocked']}, "
           f"withdrawn {report['withdrawn']}")
@@ -160,6 +164,7 @@ async def _list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from bot.db.scheduler_models import Alert
+    from bot.timefmt import jst
 
     _, engine, sessionmaker, _ = await _setup()
     try:
@@ -169,7 +174,7 @@ async def _list(args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     for a in alerts:
-        print(f"{a.id}\t{a.created_at.isoformat()}\t{a.source}\t{a.kind}{' (cancel)' if a.is_cancellation else ''}"
+        print(f"{a.id}\t{jst(a.created_at)}\t{a.source}\t{a.kind}{' (cancel)' if a.is_cancellation else ''}"
               f"\t{a.recipient_count} recipients\t{a.hazard_key}")
     print(f"{len(alerts)} alert(s)")
     return 0

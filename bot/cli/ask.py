@@ -48,7 +48,11 @@ def compose_answer(kb, match, lang: str) -> str:
         lines = [render_message(kb, "clarify.text", lang)]
         lines += [f"{n}. {_label(intent_id)}" for n, intent_id in enumerate(match.suggestions, 1)]
         return "\n".join(lines)
-    key = "decline.empty" if not (match.text or "").strip() and "decline.empty" in kb.messages else "decline.text"
+    # Not decline.text: that one tells the resident their question was saved, and this
+    # command saves nothing.
+    key = "decline.empty" if not (match.text or "").strip() and "decline.empty" in kb.messages else "decline.not_saved"
+    if key not in kb.messages:
+        key = "decline.text"
     return render_message(kb, key, lang)
 
 

@@ -63,9 +63,9 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def _fmt(moment: Any) -> str:
-    from scheduler.events import TOKYO
+    from bot.timefmt import jst
 
-    return moment.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M JST") if moment else "-"
+    return jst(moment)
 
 
 async def _sync(event_id: int, settings: Any, sessionmaker: Any) -> dict[str, Any] | None:

@@ -192,6 +192,11 @@ def show_item(args: argparse.Namespace) -> int:
         print("no matching item", file=sys.stderr)
         return 1
     for match in matches:
-        notice = f" — {match.item.notice}" if match.item.notice else ""
-        print(f"{match.item.name} → {match.item.category}{notice}  [{match.lang}, {match.score:.0f}]")
+        # The row in the asked language when the calendar has it (rows are aligned), with the Japanese category.
+        item = (garbage.item_in(match.item, args.lang) if args.lang else None) or match.item
+        ja = garbage.item_in(match.item, "ja") or match.item
+        category = item.category if ja.category in item.category else f"{item.category} ({ja.category})"
+        notice = f" — {item.notice}" if item.notice else ""
+        via = f"'{match.alias}' = " if match.alias else ""
+        print(f"{via}{item.name} → {category}{notice}  [{match.lang}, {match.score:.0f}]")
     return 0

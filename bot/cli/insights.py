@@ -31,6 +31,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.timefmt import jst
+
 DECISIONS = ("decline", "clarify_abandoned")
 
 
@@ -114,7 +116,7 @@ def run_unanswered(args: argparse.Namespace) -> int:
         print(f"note: only the {insights.MAX_DISTINCT} most recent distinct texts were counted")
     for g in grouped.groups:
         langs = ",".join(g.languages)
-        print(f"{g.count:5}  {langs:<8} {g.last_at:%Y-%m-%d}  {_one_line(g.text)}")
+        print(f"{g.count:5}  {langs:<8} {jst(g.last_at)}  {_one_line(g.text)}")
     return 0
 
 
@@ -141,7 +143,7 @@ def run_feedback(args: argparse.Namespace) -> int:
         print(f"{v.intent:<32} {v.up:5} {v.down:5} {v.down_ratio:9.0%}")
     print(f"\n{total} 👎" + (f" (latest {len(negative)})" if len(negative) < total else ""))
     for f in negative:
-        print(f"{f.created_at:%Y-%m-%d %H:%M}  {f.intent:<28} {f.language or '?':<3} {_one_line(f.question) or '–'}")
+        print(f"{jst(f.created_at)}  {f.intent:<28} {f.language or '?':<3} {_one_line(f.question) or '–'}")
     return 0
 
 

@@ -40,6 +40,7 @@ def run_scheduler_command(args: argparse.Namespace) -> int:
 
 async def _list(settings) -> int:
     from bot.db.session import upgrade_database
+    from bot.timefmt import jst
     from scheduler.runner import close_writers, list_jobs
 
     await upgrade_database(settings.database_url)
@@ -48,7 +49,7 @@ async def _list(settings) -> int:
     finally:
         close_writers()
     for job in jobs:
-        when = job.next_run_time.isoformat() if job.next_run_time else "paused"
+        when = jst(job.next_run_time) if job.next_run_time else "paused"
         print(f"{job.id}\t{when}\t{job.func}\t{list(job.args)}")
     print(f"{len(jobs)} job(s)")
     return 0

@@ -46,6 +46,7 @@ from bot.channels.base import PermanentFailure, RetryLater
 from bot.conversation.models import Card, Reply
 from bot.db.consult_models import Case, CaseMessage, OrgSettings, Staff
 from bot.db.models import utcnow
+from bot.timefmt import jst
 from knowledge.schema import LANGUAGE_NAMES
 
 log = logging.getLogger("kurashi.consult.notify")
@@ -58,7 +59,7 @@ MAX_QUOTE = 1500
 
 
 def _local(at: datetime | None) -> str:
-    return at.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M") if at else "-"
+    return jst(at)
 
 
 def _staff_language(kb: Any, org: str) -> str:

@@ -16,6 +16,7 @@ Button payloads (``Choice.data``, at most 64 bytes — Telegram's callback_data 
   l:<lang> / lk         switch the language / keep the current one
   m / g:<category>      menu / topics of one menu category
   c / c:<topic>         consultation (``start_consultation``)
+  cn                    "None of these" under a "Did you mean…": rephrase or talk to a person
   fb:+:<intent> / fb:-:<intent>   feedback 👍/👎
   s  s:lang  s:area[:p2|:<key>|:skip]  s:seg[:<segment>]  s:opt:<alerts|events|garbage>
   s:quiet[:off]  s:gt[:<HHMM>]  ob:skip                           settings and onboarding
@@ -105,6 +106,9 @@ class Turn:
     intent: str | None = None
     deleted: bool = False
     replies: list[Reply] = field(default_factory=list)
+    #: The resident's question behind a button press (the "Did you mean…" they answered), so a
+    #: live answer (garbage item look-up) still sees the words they typed.
+    question: str | None = None
 
     @property
     def state(self) -> dict[str, Any]:
@@ -142,6 +146,10 @@ class ConversationEngine:
         self._consultation = consultation
         #: intent id -> DynamicAnswer; features register theirs here (``engine.dynamic_answers[id] = fn``).
         self.dynamic_answers: dict[str, DynamicAnswer] = {}
+        #: Functions text -> intent id (or None) that recognise a thing the resident names
+        #: (a garbage item: "where does a frying pan go"); consulted when the matcher's answer
+        #: or suggestions are in the same topic family (``_named_item_intent``).
+        self.item_detectors: list[Callable[[str], str | None]] = []
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, msg: IncomingMessage) -> list[Reply]:
@@ -285,6 +293,16 @@ class ConversationEngine:
             await self.run_command(turn, command)
             return
         await self.answer_question(turn, text)
+        self._remember_question(turn, text)
+
+    def _remember_question(self, turn: Turn, text: str) -> None:
+        """Keep the resident's last question and the bot's reply (users.state["asked"]): a
+        consultation started next shows staff the words that led to it (bot/consult/flow.py)."""
+        if turn.deleted or not text.strip() or not turn.replies:
+            return
+        answer = "\n\n".join(r.text for r in turn.replies if r.text)
+        turn.set_state(asked={"text": text.strip()[:2000], "intent": turn.intent, "decision": turn.decision,
+                              "answer": answer[:2000], "at": self.clock().isoformat()})
 
     async def _handle_pending(self, turn: Turn, pending: str, text: str) -> bool:
         """Input the bot asked for (👎 question, quiet hours); False if this is not it."""
@@ -295,7 +313,12 @@ class ConversationEngine:
                 await repo.record_feedback(turn.session, turn.user, intent, -1,
                                            language=turn.lang, question=text.strip()[:2000])
             turn.decision = "feedback"
-            turn.replies.append(Reply(self.t(turn, "fb.stored"), quick_replies=self._menu_buttons(turn)))
+            if text.strip() and await self._answer_rephrased(turn, text, disliked=intent):
+                self._remember_question(turn, text)
+                return True
+            turn.replies.append(Reply(f"{self.t(turn, 'fb.stored')}\n\n{self.t(turn, 'rephrase.hint')}",
+                                      quick_replies=self._rephrase_buttons(turn, intent)))
+            self._remember_question(turn, text)
             return True
         if pending == "quiet":
             parsed = _parse_quiet(text)
@@ -363,6 +386,8 @@ class ConversationEngine:
         if match.decision == "clarify" and suggestions and self._is_urgent(suggestions[0]):
             intent = suggestions[0]   # emergencies are answered at once, never clarified
         decision = "answer" if intent and (match.decision == "answer" or self._is_urgent(intent)) else match.decision
+        if not self._is_urgent(intent) and (named := self._named_item_intent(text, intent, suggestions)):
+            intent, decision = named, "answer"   # "where does a frying pan go": the item's category
         await self._abandon_clarify(turn, intent if decision == "answer" else None)
 
         if first_contact:
@@ -378,7 +403,7 @@ class ConversationEngine:
             turn.set_state(clarify={"text": text[:1000], "lang": turn.lang, "suggestions": suggestions[:3]})
             choices = [Choice(self.texts.intent_label(s, turn.lang), f"i:{s}") for s in suggestions[:3]
                        if s in self.kb.intents]
-            choices.append(Choice(self.t(turn, "clarify.none"), "m"))
+            choices.append(Choice(self.t(turn, "clarify.none"), "cn"))
             turn.replies.append(Reply(self.t(turn, "clarify.text"), quick_replies=choices))
         else:
             turn.decision = "decline"
@@ -411,6 +436,44 @@ class ConversationEngine:
         intent = self.kb.intents.get(intent_id or "")
         return bool(intent and intent.urgent)
 
+    def _named_item_intent(self, text: str, intent: str | None, suggestions: list[str]) -> str | None:
+        """An intent for a thing the question names (a garbage item), when the matcher's answer
+        or one of its suggestions is of the same family ("garbage.…"); else None."""
+        families = {c.split(".", 1)[0] for c in [intent or "", *suggestions] if c}
+        for detect in self.item_detectors:
+            found = detect(text)
+            if found and found in self.kb.intents and found.split(".", 1)[0] in families:
+                return found
+        return None
+
+    def _rephrase_buttons(self, turn: Turn, intent_id: str | None = None) -> list[Choice]:
+        """Talk to a person (about this topic when the intent has one) and the menu."""
+        intent = self.kb.intents.get(intent_id or "")
+        topic = intent.consult_topic if intent is not None else None
+        return [Choice(self.t(turn, "consult.button"), f"c:{topic}" if topic else "c"), *self._menu_buttons(turn)]
+
+    async def _answer_rephrased(self, turn: Turn, text: str, *, disliked: str | None = None) -> bool:
+        """The resident said in other words what they wanted (after 👎): answer it when the
+        matcher is now sure of an intent (another one than the answer they disliked, unless a
+        live answer such as the garbage item look-up can use their words). True if answered."""
+        match = self.matcher.match(text)
+        suggestions = list(match.suggestions or [])
+        intent = self._named_item_intent(text, match.intent, [*suggestions, disliked or ""])
+        if intent is None and match.decision == "answer":
+            intent = match.intent
+        if not intent or intent not in self.kb.intents or intent in FLOW_INTENTS:
+            return False
+        if intent == disliked and intent not in self.dynamic_answers:
+            return False
+        turn.decision, turn.intent = "answer", intent
+        await self.show_intent(turn, intent)
+        return True
+
+    def _none_of_these(self, turn: Turn) -> None:
+        """"None of these" under a "Did you mean…": ask for other words, offer a person and the menu."""
+        turn.decision = "clarify"
+        turn.replies.append(Reply(self.t(turn, "rephrase.none"), quick_replies=self._rephrase_buttons(turn)))
+
     async def _abandon_clarify(self, turn: Turn, chosen: str | None) -> None:
         """A "Did you mean…" the resident did not pick from is recorded for operators."""
         pending = turn.state.get("clarify")
@@ -433,7 +496,8 @@ class ConversationEngine:
         if dynamic is not None:
             try:
                 # A function marked ``wants_text`` also gets the question (garbage item look-up).
-                live = await (dynamic(turn.session, turn.user, turn.lang, text=turn.msg.text)  # type: ignore[call-arg]
+                live = await (dynamic(turn.session, turn.user, turn.lang,  # type: ignore[call-arg]
+                                      text=turn.msg.text or turn.question)
                               if getattr(dynamic, "wants_text", False)
                               else dynamic(turn.session, turn.user, turn.lang))
             except Exception:  # live data is a bonus: the static answer must still arrive
@@ -487,6 +551,7 @@ class ConversationEngine:
         head, _, rest = data.partition(":")
         if turn.state.get("await") and head not in ("fb",):
             turn.set_state(**{"await": None})
+        turn.question = (turn.state.get("clarify") or {}).get("text") if head == "i" else None
         await self._abandon_clarify(turn, rest if head == "i" else None)
         if head == "i" and rest in self.kb.intents:
             turn.intent = rest
@@ -501,6 +566,8 @@ class ConversationEngine:
             self._show_category(turn, rest)
         elif head == "c":
             turn.replies += await self.start_consultation(turn, rest or None)
+        elif head == "cn":
+            self._none_of_these(turn)
         elif head == "fb":
             await self._feedback(turn, rest)
         elif head == "s":
@@ -557,7 +624,7 @@ class ConversationEngine:
             turn.replies.append(Reply(self.t(turn, "fb.thanks"), quick_replies=self._menu_buttons(turn)))
         else:
             turn.set_state(**{"await": f"fb:{intent}"})
-            turn.replies.append(Reply(self.t(turn, "fb.ask_question"), quick_replies=self._menu_buttons(turn)))
+            turn.replies.append(Reply(self.t(turn, "fb.ask_question"), quick_replies=self._rephrase_buttons(turn, intent)))
 
     # ------------------------------------------------------------------ consultation
     async def start_consultation(self, turn: Turn, topic: str | None) -> list[Reply]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -233,3 +234,25 @@ class LoginAttempt(Base):
     address: Mapped[str | None] = mapped_column(String(64), default=None)
     ok: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CannedReply(Base):
+    """A canned staff reply in one language, kept by operators in the console (``/console/canned``).
+
+    Rows with the same ``key`` are one reply in several languages; ``topic`` (a consultation
+    topic of knowledge.schema.CONSULT_TOPICS, or "" for every topic) decides on which cases it
+    is offered. The case page inserts the text in the case's language and shows the Japanese
+    text beside it for the staff member. While the table is empty, the case page offers
+    ``canned_replies`` of knowledge/partners.yaml (an operator can import them here).
+    """
+
+    __tablename__ = "consult_canned_replies"
+    __table_args__ = (UniqueConstraint("key", "language"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    language: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"), default=None)

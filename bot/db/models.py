@@ -250,3 +250,22 @@ class WebMailboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON())   # one Reply dict (bot.channels.web.reply_to_json)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class WebTurn(Base):
+    """One line of a web chat session's recent conversation, so a reload shows it again.
+
+    ``role`` is "user" (what the resident typed, or the label of the button pressed) or
+    "bot" (one Reply dict, ``bot.channels.web.reply_to_json``). Written by bot/web/chat.py
+    (bot.db.web_turns), at most WEB_TURNS_KEPT per session; forget-me and the web session
+    retention remove them with the user (CASCADE).
+    """
+
+    __tablename__ = "web_turns"
+    __table_args__ = (Index("ix_web_turns_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(8))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -56,6 +56,10 @@ class JmaFeed(Base):
     last_modified: Mapped[str | None] = mapped_column(String(64), default=None)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: The last failed poll (network error, HTTP error, unreadable feed) and when it happened;
+    #: shown in the console when it is newer than ``checked_at``.
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class JmaEntry(Base):

@@ -71,3 +71,21 @@ def test_garbage_import_defaults_to_the_configured_knowledge_dir(tmp_path):
                             text=True, cwd=tmp_path, env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "garbage" / "town" / "area_days.csv").is_file()
+
+
+def test_garbage_item_readme_example_finds_the_category_of_a_frying_pan():
+    """README: `kurashi garbage item "frying pan" --lang en` (an alias of calendar.yaml)."""
+    done = run_kurashi("garbage", "item", "frying pan", "--lang", "en")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith(
+        "'frying pan' = Metal items and small appliances → Metal & small appliances (金属・小型家電)")
+    vi = run_kurashi("garbage", "item", "pin bỏ thế nào", "--lang", "vi")
+    assert vi.returncode == 0 and "乾電池 → 拠点回収" in vi.stdout
+
+
+def test_an_item_alias_for_an_item_the_data_does_not_have_is_an_error(tmp_path):
+    shutil.copytree(Path("knowledge/garbage/yamaguchi-sample"), tmp_path / "city")
+    meta = tmp_path / "city" / "calendar.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8") + "  ない品目:\n    en: [nothing]\n", encoding="utf-8")
+    done = run_kurashi("garbage", "check", str(tmp_path / "city"))
+    assert done.returncode != 0 and "ない品目" in (done.stdout + done.stderr)

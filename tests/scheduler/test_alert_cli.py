@@ -90,3 +90,18 @@ def test_manual_alert_preview_then_send(cli_db, capsys):
     assert {r for row in _outbox(cli_db) for r in row.recipients} == {"U-vi1", "U-vi2"}
     assert main(["alert", "manual", "--text", "oops"]) == 2
     assert main(["alert", "manual", "--text", "en=x", "--area", "atlantis"]) == 2
+
+
+def test_ingest_dry_run_says_stale_and_not_for_the_city(cli_db, jma_dir, capsys):
+    """Issue 12: an old telegram is called stale (the poller's window); another region's is
+    "not for Yamaguchi City" rather than "nothing new"."""
+    assert main(["alert", "ingest", str(jma_dir / "official_samples" / YAMAGUCHI_WARNING), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING stale: reported 2015-06-22 18:00 JST" in out and "push window" in out
+
+    assert main(["alert", "ingest", str(jma_dir / "official_samples" / "15_12_01_161130_VPWW53.xml"),
+                 "--dry-run", "--json"]) == 0
+    shimane = json.loads(capsys.readouterr().out)
+    assert shimane["reason"].startswith("not for Yamaguchi City (島根県")
+    assert shimane["stale"].startswith("stale: reported 2016-02-12 15:44 JST")
+    assert _outbox(cli_db) == []

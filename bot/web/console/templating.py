@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from bot.db.models import utcnow
+from bot.timefmt import jst
 from bot.web.console.auth import PREFIX, csrf_field, is_operator
 from knowledge.schema import LANGUAGE_NAMES
 
@@ -54,8 +55,10 @@ def register_nav(label: str, path: str, *, operator_only: bool = False) -> None:
         NAV.append(NavItem(label, path, operator_only))
 
 
-def format_local(at: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return at.astimezone(TOKYO).strftime(fmt) if at else "–"
+def format_local(at: datetime | None, fmt: str | None = None) -> str:
+    """Japan time in the one format of the console and the CLI (bot.timefmt.jst); ``fmt`` is
+    accepted for old templates and ignored, so every page shows the same format."""
+    return jst(at)
 
 
 def format_ago(at: datetime | None, now: datetime | None = None) -> str:
