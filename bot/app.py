@@ -13,6 +13,7 @@ features add routes without editing this file. The conversation core never impor
 from __future__ import annotations
 
 import asyncio
+import hmac
 import importlib
 import json
 import logging
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
@@ -31,6 +32,7 @@ from bot.logging import configure_logging
 from bot.metrics import render_latest
 from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.web._security import SecurityHeaders
 from knowledge.loader import KnowledgeBase
 
 log = logging.getLogger("kurashi.app")
@@ -117,6 +119,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        check_security_settings(settings, telegram_polling=telegram_polling)
         await upgrade_database(settings.database_url)
         services = await build_services(settings, kb=kb, matcher=matcher)
         app.state.services = services
@@ -155,10 +158,28 @@ def create_app(
         return JSONResponse({"status": "ok", "database": "ok", "intents": len(services.kb.intents)})
 
     @app.get("/metrics", include_in_schema=False)
-    async def show_metrics() -> Response:
+    async def show_metrics(request: Request) -> Response:
+        """Prometheus text; with METRICS_TOKEN set, only for ``Authorization: Bearer <token>``."""
+        if settings.metrics_token:
+            sent = request.headers.get("authorization", "")
+            expected = f"Bearer {settings.metrics_token}"
+            if not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("utf-8")):
+                return Response("metrics need the bearer token (METRICS_TOKEN)\n", status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"}, media_type="text/plain")
         body, content_type = render_latest()
         return Response(body, media_type=content_type)
 
     for _name, router in _web_routers():
         app.include_router(router)
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+def check_security_settings(settings: Settings, *, telegram_polling: bool = False) -> None:
+    """Say what is unsafe at start-up (not on first use); in production (ENVIRONMENT=production)
+    refuse to start."""
+    problems = settings.security_problems(telegram_polling=telegram_polling)
+    for problem in problems:
+        log.warning("unsafe setting: %s", problem)
+    if problems and settings.production:
+        raise RuntimeError("refusing to start with ENVIRONMENT=production: " + "; ".join(problems))

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "kurashi.db"
 
+MIN_SECRET_KEY_LENGTH = 32
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "your-secret", "xxx", "todo", "replace-me"}
 
 
@@ -54,11 +55,18 @@ class Settings(BaseSettings):
     insights_retention_days: int = 180
     # Days messages and images of closed consultation cases are kept (statistics stay); 0 = forever
     case_retention_days: int = 365
-    # Proxies whose X-Forwarded-For/-Proto `kurashi serve` trusts (uvicorn forwarded_allow_ips)
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Proxies whose X-Forwarded-For/-Proto `kurashi serve` trusts (uvicorn forwarded_allow_ips,
+    # comma-separated addresses/networks); none by default: the socket peer is the client
+    forwarded_allow_ips: str = ""
 
     # Knowledge base folder (YAML); default is the package's own data
     knowledge_dir: Path | None = None
+
+    # "production" refuses to start with unsafe settings (missing/short SECRET_KEY, Telegram
+    # without TELEGRAM_WEBHOOK_SECRET); anything else only warns at start-up
+    environment: str = "development"
+    # Bearer token required by GET /metrics when set (unset: /metrics is open, for a scraper on localhost)
+    metrics_token: str | None = None
 
     # Background work started in the app's lifespan
     run_sender: bool = True
@@ -67,7 +75,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "line_channel_secret", "line_channel_access_token", "telegram_bot_token",
-        "telegram_webhook_secret", "secret_key",
+        "telegram_webhook_secret", "secret_key", "metrics_token",
     )
     @classmethod
     def _refuse_placeholders(cls, value: str | None) -> str | None:
@@ -76,6 +84,24 @@ class Settings(BaseSettings):
         if value is not None and not value.strip():
             return None
         return value
+
+    @property
+    def production(self) -> bool:
+        return self.environment.strip().lower() in ("production", "prod")
+
+    def security_problems(self, *, telegram_polling: bool = False) -> list[str]:
+        """What is unsafe in these settings (said at start-up; refused in production)."""
+        problems = []
+        if not self.secret_key:
+            problems.append("SECRET_KEY is not set: console sessions and web chat ids are signed with a "
+                            "random key of this process (they end at every restart and fail across workers)")
+        elif len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            problems.append(f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters: use a long random "
+                            "string (python -c \"import secrets; print(secrets.token_urlsafe(48))\")")
+        if self.telegram_enabled and not self.telegram_webhook_secret and not telegram_polling:
+            problems.append("TELEGRAM_BOT_TOKEN is set but TELEGRAM_WEBHOOK_SECRET is not: every Telegram "
+                            "webhook delivery will be refused (set it, and pass it to setWebhook as secret_token)")
+        return problems
 
     @property
     def line_enabled(self) -> bool:

@@ -271,7 +271,7 @@ class _Lock:
 
 class _PostgresLock(_Lock):
     def __init__(self, database_url: str, key: int) -> None:
-        self.engine = create_async_engine(database_url, poolclass=NullPool)
+        self.engine = create_async_engine(database_url, poolclass=NullPool, hide_parameters=True)
         self.key = key
         self.conn: Any = None
 

@@ -30,9 +30,11 @@ def run_serve(args: argparse.Namespace) -> int:
     app = create_app(settings, telegram_polling=args.telegram_polling)
     _log_unreachable_orgs(settings)
     # Behind a reverse proxy the client address (login rate limit, logs) comes from
-    # X-Forwarded-For, trusted only from FORWARDED_ALLOW_IPS.
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True,
-                forwarded_allow_ips=settings.forwarded_allow_ips)
+    # X-Forwarded-For, trusted only from FORWARDED_ALLOW_IPS; by default from nobody (uvicorn's
+    # own default would trust 127.0.0.1, and read FORWARDED_ALLOW_IPS behind our back).
+    trusted = settings.forwarded_allow_ips.strip()
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or None)
     return 0
 
 

@@ -3,6 +3,8 @@
   kurashi staff add --org ORG --email E [--name N] [--role staff|operator] [--telegram-id ID]
                     [--password-stdin]     (otherwise the password is asked twice, hidden)
   kurashi staff list [--org ORG]
+  kurashi staff disable|enable|logout EMAIL     (disable and logout end its console sessions at once)
+  kurashi staff password EMAIL [--password-stdin]   (every console session of the account ends)
   kurashi staff notify --org ORG [--telegram-chat ID] [--email E ...] [--no-staff-emails|--staff-emails]
   kurashi staff notify --list
 
@@ -35,6 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lst = sub.add_parser("list", help="list staff accounts")
     lst.add_argument("--org")
     lst.set_defaults(func=run_list)
+
+    for name, help_text in (("disable", "disable an account (its console sessions end at once)"),
+                            ("enable", "enable a disabled account"),
+                            ("logout", "end every console session of an account (sign out everywhere)")):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("email")
+        cmd.set_defaults(func=run_account, action=name)
+    pw = sub.add_parser("password", help="set a new password (asks for it; every console session ends)")
+    pw.add_argument("email")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    pw.set_defaults(func=run_password)
 
     notify = sub.add_parser("notify", help="set where an organisation's staff are notified")
     notify.add_argument("--org")
@@ -106,6 +119,51 @@ def run_add(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"staff {staff.id} {staff.email} ({staff.role}) of {staff.org} created")
+        return 0
+
+    return _run(work)
+
+
+def run_account(args: argparse.Namespace) -> int:
+    """`staff disable|enable|logout EMAIL`."""
+    from bot.consult.staff import StaffError, end_sessions, set_active
+
+    async def work(session: Any, kb: Any) -> int:
+        try:
+            if args.action == "logout":
+                staff = await end_sessions(session, args.email)
+            else:
+                staff = await set_active(session, args.email, args.action == "enable")
+        except StaffError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        done = {"disable": "disabled; its console sessions ended", "enable": "enabled",
+                "logout": "signed out of every console session"}[args.action]
+        print(f"staff {staff.id} {staff.email} {done}")
+        return 0
+
+    return _run(work)
+
+
+def run_password(args: argparse.Namespace) -> int:
+    """`staff password EMAIL [--password-stdin]`."""
+    from bot.consult.staff import StaffError, set_password
+
+    try:
+        password = _read_password(args.password_stdin)
+    except (NoPassword, EOFError):
+        print("error: no terminal to ask for the password; pipe it with --password-stdin", file=sys.stderr)
+        return 2
+    if password is None:
+        return 1
+
+    async def work(session: Any, kb: Any) -> int:
+        try:
+            staff = await set_password(session, args.email, password)
+        except StaffError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"staff {staff.id} {staff.email}: password changed; its console sessions ended")
         return 0
 
     return _run(work)

@@ -50,6 +50,42 @@ async def add_staff(session: AsyncSession, kb: Any, *, org: str, email: str, pas
     return staff
 
 
+async def _account(session: AsyncSession, email: str) -> Staff:
+    staff = await session.scalar(select(Staff).where(Staff.email == email.strip().lower()))
+    if staff is None:
+        raise StaffError(f"no staff account {email.strip().lower()}")
+    return staff
+
+
+async def set_active(session: AsyncSession, email: str, active: bool) -> Staff:
+    """Enable or disable an account; disabling ends its console sessions at once."""
+    staff = await _account(session, email)
+    staff.active = active
+    if not active:
+        staff.session_version = (staff.session_version or 0) + 1
+    await session.flush()
+    return staff
+
+
+async def set_password(session: AsyncSession, email: str, password: str) -> Staff:
+    """A new password; every console session of the account ends."""
+    if len(password) < MIN_PASSWORD:
+        raise StaffError(f"the password must have at least {MIN_PASSWORD} characters")
+    staff = await _account(session, email)
+    staff.password_hash = PasswordHasher().hash(password)
+    staff.session_version = (staff.session_version or 0) + 1
+    await session.flush()
+    return staff
+
+
+async def end_sessions(session: AsyncSession, email: str) -> Staff:
+    """Sign the account out everywhere (e.g. a lost laptop)."""
+    staff = await _account(session, email)
+    staff.session_version = (staff.session_version or 0) + 1
+    await session.flush()
+    return staff
+
+
 async def list_staff(session: AsyncSession, org: str | None = None) -> list[Staff]:
     query = select(Staff).order_by(Staff.org, Staff.email)
     if org:

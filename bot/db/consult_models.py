@@ -78,6 +78,8 @@ class Staff(Base):
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Console sessions carry this number; raising it (logout) ends every session of the account.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:
         return f"<Staff {self.id} {self.org}>"

@@ -77,7 +77,12 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 def create_engine_and_sessionmaker(
     url: str, **engine_kwargs: Any
 ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-    """An async engine for ``url`` and a sessionmaker bound to it (``expire_on_commit=False``)."""
+    """An async engine for ``url`` and a sessionmaker bound to it (``expire_on_commit=False``).
+
+    ``hide_parameters``: a database error's message (logged with its traceback) never carries
+    the statement's values — webhook payloads, user ids, consultation texts (README: no
+    message text in logs)."""
+    engine_kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         path = _sqlite_file(url)
         if path is not None:

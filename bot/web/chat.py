@@ -4,16 +4,18 @@ Owns ``GET /`` (the chat page), ``GET /static/chat.{js,css}``, ``GET /api/chat/u
 (page labels and languages from knowledge/messages.yaml), ``POST /api/chat``
 ({"text"} | {"data"} | {"event": "start"}, optional "lang" hint → {"replies": [...]}),
 ``GET /api/chat/updates`` (pushes waiting for this browser, from the durable web
-mailbox). The browser session is a random id in an HttpOnly cookie (renewed on every
-message, so it expires with bot.db.web_mailbox.WEB_USER_RETENTION); it is the web
-channel's platform user id.
+mailbox). The browser session is a random id in an HttpOnly cookie signed with
+SECRET_KEY (itsdangerous; an unsigned or tampered id is a new session; Secure when
+PUBLIC_BASE_URL is https), renewed on every message, so it expires with
+bot.db.web_mailbox.WEB_USER_RETENTION; the id is the web channel's platform user id.
 
 Abuse guard: ``POST /api/chat`` is rate-limited per client address by an in-process
 sliding window (NEW_SESSION_LIMIT new sessions and MESSAGE_LIMIT messages per address per
-window), answering 429 with a JSON error and Retry-After. In-process is enough for the
+window), and ``GET /api/chat/updates`` by UPDATES_LIMIT polls per address, answering
+429 with a JSON error and Retry-After. In-process is enough for the
 simulator channel (one app process serves it); with several processes each counts on its
 own. Behind a reverse proxy the address is the proxy's unless uvicorn trusts its
-X-Forwarded-For (``kurashi serve`` enables proxy headers; set FORWARDED_ALLOW_IPS).
+X-Forwarded-For (``kurashi serve`` trusts it only from the proxies in FORWARDED_ALLOW_IPS).
 
 Thin: the conversation is decided by ``services.engine``; JSON shapes by
 ``bot.channels.web``. Everything is served locally — no CDN.
@@ -30,6 +32,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from itsdangerous import BadSignature, Signer
 
 from bot.channels.web import WebChannel, reply_to_json
 from bot.cleaning import BadJSON, load_json
@@ -37,6 +40,7 @@ from bot.conversation.locale import Texts, normalize_language
 from bot.db.web_mailbox import WEB_USER_RETENTION
 from bot.services import Services, get_services
 from bot.web._body import read_capped
+from bot.web._secret import app_secret, public_https
 
 log = logging.getLogger("kurashi.web.chat")
 router = APIRouter()
@@ -50,6 +54,9 @@ COOKIE_MAX_AGE = int(WEB_USER_RETENTION.total_seconds())
 RATE_WINDOW = 600.0
 NEW_SESSION_LIMIT = 10
 MESSAGE_LIMIT = 300
+#: GET /api/chat/updates per address and RATE_WINDOW: a page polls every 5 s (120 per
+#: window), so this is five busy tabs behind one address — and no script hammering the mailbox.
+UPDATES_LIMIT = 600
 RATE_MAX_ADDRESSES = 10_000   # bound on the limiter's memory; the least recently seen go first
 #: A chat message is at most a few kilobytes (bot.channels.web.MAX_TEXT characters); a body
 #: over this is refused with 413 before it is read.
@@ -97,21 +104,40 @@ def _limiters(services: Services) -> tuple[SlidingWindowLimiter, SlidingWindowLi
     return limiters
 
 
+def _updates_limiter(services: Services) -> SlidingWindowLimiter:
+    limiter = services.extras.get("web_chat_updates_limiter")
+    if limiter is None:
+        limiter = services.extras["web_chat_updates_limiter"] = SlidingWindowLimiter(UPDATES_LIMIT, RATE_WINDOW)
+    return limiter
+
+
 def _too_many_requests(wait: float) -> JSONResponse:
     seconds = max(1, math.ceil(wait))
     return JSONResponse({"error": "too many requests from this address, retry later", "retry_after": seconds,
                          "replies": []}, status_code=429, headers={"Retry-After": str(seconds)})
 
 
+def _signer(request: Request) -> Signer:
+    return Signer(app_secret(request), salt="kurashi.web.sid")
+
+
 def _session_id(request: Request) -> tuple[str, bool]:
-    sid = request.cookies.get(COOKIE, "")
-    if 16 <= len(sid) <= 64 and sid.isalnum():
-        return sid, False
+    """(session id, new?): the id in a cookie this app signed, else a fresh one — a made-up or
+    tampered id is a new session, never someone else's (or a way round NEW_SESSION_LIMIT)."""
+    raw = request.cookies.get(COOKIE, "")
+    if raw and len(raw) <= 128:
+        try:
+            sid = _signer(request).unsign(raw).decode("ascii")
+        except (BadSignature, UnicodeDecodeError):
+            sid = ""
+        if len(sid) == 32 and all(c in "0123456789abcdef" for c in sid):
+            return sid, False
     return secrets.token_hex(16), True
 
 
-def _set_cookie(response: Response, sid: str) -> None:
-    response.set_cookie(COOKIE, sid, max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax")
+def _set_cookie(request: Request, response: Response, sid: str) -> None:
+    response.set_cookie(COOKIE, _signer(request).sign(sid).decode("ascii"), max_age=COOKIE_MAX_AGE,
+                        httponly=True, samesite="lax", secure=public_https(request))
 
 
 def _web_channel(request: Request) -> WebChannel:
@@ -182,16 +208,20 @@ async def post_chat_message(request: Request) -> JSONResponse:
     else:
         pushed = await channel.take(sid)
         response = JSONResponse({"replies": [reply_to_json(r) for r in replies] + pushed})
-    _set_cookie(response, sid)   # renewed on every message: expires with the session's retention
+    _set_cookie(request, response, sid)   # renewed on every message: expires with the session's retention
     return response
 
 
 @router.get("/api/chat/updates")
 async def poll_chat_updates(request: Request) -> JSONResponse:
     """Pushed replies (consultation answers, alerts…) waiting for this browser session."""
+    address = request.client.host if request.client else "unknown"
+    wait = _updates_limiter(get_services(request)).retry_after(address)
+    if wait > 0:
+        return _too_many_requests(wait)
     sid, new = _session_id(request)
     pushed = [] if new else await _web_channel(request).take(sid)
     response = JSONResponse({"replies": pushed})
     if new:
-        _set_cookie(response, sid)
+        _set_cookie(request, response, sid)
     return response

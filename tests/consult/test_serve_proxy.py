@@ -76,7 +76,8 @@ def _failed_login_address(url: str, db: Path) -> str:
 
 
 @pytest.mark.parametrize("allow, expected", [
-    ("127.0.0.1", "203.0.113.7"),        # the default: a proxy on the same host is trusted
+    ("", "127.0.0.1"),                   # the default: no proxy is trusted, the socket peer counts
+    ("127.0.0.1", "203.0.113.7"),        # a proxy on the same host, configured
     ("10.9.9.9", "127.0.0.1"),           # a forwarded header from an untrusted peer is ignored
 ])
 def test_login_rate_limit_keys_on_the_forwarded_client_only_from_trusted_proxies(tmp_path, allow, expected) -> None:

@@ -41,9 +41,20 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
+TEST_SECRET_KEY = "web-tests-secret-key-0123456789abcdefghij"
+
+
 def make_settings(database_url: str) -> Settings:
     return Settings(_env_file=None, database_url=database_url, run_sender=False, run_scheduler=False,
-                    line_channel_secret=None, line_channel_access_token=None, telegram_bot_token=None)
+                    line_channel_secret=None, line_channel_access_token=None, telegram_bot_token=None,
+                    secret_key=TEST_SECRET_KEY)
+
+
+def session_id(cookie: str) -> str:
+    """The web chat session id inside the signed ``kurashi_sid`` cookie."""
+    from itsdangerous import Signer
+
+    return Signer(TEST_SECRET_KEY, salt="kurashi.web.sid").unsign(cookie).decode()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.conversation.models import Reply
-from tests.web.conftest import RunningApp
+from tests.web.conftest import RunningApp, session_id
 
 
 def client(app: RunningApp) -> httpx.AsyncClient:
@@ -61,7 +61,7 @@ async def test_bad_requests_get_a_clear_400(web_app: RunningApp):
 async def test_pushes_wait_in_the_web_mailbox_until_polled(web_app: RunningApp):
     async with client(web_app) as http:
         await http.post("/api/chat", json={"event": "start", "lang": "en"})
-        sid = http.cookies["kurashi_sid"]
+        sid = session_id(http.cookies["kurashi_sid"])
         await web_app.services.channels["web"].push([sid], [Reply("a consultant answered")], retry_key="k1")
         updates = (await http.get("/api/chat/updates")).json()["replies"]
         assert [u["text"] for u in updates] == ["a consultant answered"]

@@ -19,7 +19,7 @@ from bot.db.session import create_engine_and_sessionmaker
 from bot.web.chat import NEW_SESSION_LIMIT, SlidingWindowLimiter
 from scheduler.outbox import OutboxRelay, enqueue, prune_stored_rows
 from tests.conversation.kbfixture import load_fixture_kb
-from tests.web.conftest import RunningApp, make_settings, serve
+from tests.web.conftest import RunningApp, make_settings, serve, session_id
 
 
 @asynccontextmanager
@@ -59,7 +59,7 @@ async def test_a_push_survives_a_restart_and_is_delivered_once(database_url):
         async with client(first) as http:
             await http.post("/api/chat", json={"event": "start", "lang": "en"})
             cookies = http.cookies
-            sid = cookies["kurashi_sid"]
+            sid = session_id(cookies["kurashi_sid"])
         await push_through_outbox(first, sid, ["staff: your visa form is ready", "bring your residence card"])
     # The server restarted before the page polled: the reply is still there, exactly once.
     async with running(database_url) as second, client(second, cookies) as http:
@@ -73,7 +73,7 @@ async def test_a_push_survives_a_restart_and_is_delivered_once(database_url):
 async def test_concurrent_polls_and_relay_retries_never_deliver_twice(database_url):
     async with running(database_url) as app, client(app) as http:
         await http.post("/api/chat", json={"event": "start", "lang": "en"})
-        sid = http.cookies["kurashi_sid"]
+        sid = session_id(http.cookies["kurashi_sid"])
         web = app.services.channels["web"]
         replies = [Reply(f"notice {i}") for i in range(3)]
         await web.push([sid], replies, retry_key="same-outbox-row")
@@ -91,7 +91,7 @@ async def test_concurrent_polls_and_relay_retries_never_deliver_twice(database_u
 async def test_forget_me_removes_pending_web_messages(database_url):
     async with running(database_url) as app, client(app) as http:
         await http.post("/api/chat", json={"event": "start", "lang": "en"})
-        sid = http.cookies["kurashi_sid"]
+        sid = session_id(http.cookies["kurashi_sid"])
         await app.services.channels["web"].push([sid], [Reply("unread staff reply")], retry_key="k")
         async with app.services.sessionmaker() as s:
             assert await s.scalar(select(func.count()).select_from(WebMailboxMessage)) == 1

@@ -50,7 +50,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     url = _url()
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
     try:
         with engine.connect() as connection:
             context.configure(

@@ -15,9 +15,10 @@ Owns, for every console page (ours and the scheduler's operator pages):
 
 Session: a signed cookie (itsdangerous, ``SECRET_KEY``), HttpOnly, SameSite=Lax, path
 ``/console``, Secure when ``PUBLIC_BASE_URL`` is https, valid 12 hours from login. It holds
-the staff id, a per-session CSRF token and a fingerprint of the password hash, so changing
-a password (or deactivating the account — checked on every request) ends existing
-sessions. CSRF is session-bound: the form token must equal the token inside the signed
+the staff id, a per-session CSRF token, a fingerprint of the password hash and the
+account's ``session_version``, all checked against the database on every request: changing
+a password, deactivating the account or logging out (which raises the version:
+``revoke_sessions``) ends existing sessions server-side — a copied cookie stops working. CSRF is session-bound: the form token must equal the token inside the signed
 session cookie; before login, the same is done with a short-lived signed login cookie.
 Without ``SECRET_KEY`` a random per-process key is used (logged as a warning): sessions
 then end at every restart and do not work across several worker processes.
@@ -25,13 +26,13 @@ then end at every restart and do not work across several worker processes.
 Login rate limit (the choice asked for in the brief): **stored in the database**
 (``staff_login_attempts``), so it holds across restarts and worker processes. A login is
 refused (429) when, within the last ``WINDOW``, there were ``MAX_FAILURES_PER_ACCOUNT``
-failed attempts for that e-mail from that client address since its last success, or
-``MAX_FAILURES_PER_ADDRESS`` failed attempts from that address for any e-mail (guessing
-across accounts). Refused attempts are not checked and not counted again, so waiting out
-the window always works. The client address is the one uvicorn puts in the ASGI scope:
-``kurashi serve`` runs it with ``proxy_headers=True`` and ``forwarded_allow_ips`` from
-FORWARDED_ALLOW_IPS (default 127.0.0.1), so behind that trusted proxy it is the
-X-Forwarded-For client, otherwise the socket peer.
+failed attempts for that e-mail from that client address since its last success,
+``MAX_FAILURES_PER_ACCOUNT_ANYWHERE`` for that e-mail from any address since the account's
+last success (rotated addresses), or ``MAX_FAILURES_PER_ADDRESS`` failed attempts from
+that address for any e-mail (guessing across accounts). Refused attempts are not checked
+and not counted again, so waiting out the window always works. The client address is the
+one uvicorn puts in the ASGI scope: ``kurashi serve`` trusts X-Forwarded-For only from the
+proxies listed in FORWARDED_ALLOW_IPS (none by default), otherwise it is the socket peer.
 
 Must not import the conversation engine or platform SDKs; case logic stays in
 bot/consult/cases.py.
@@ -52,11 +53,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import Depends, HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup, escape
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.consult_models import ROLE_OPERATOR, LoginAttempt, Staff
 from bot.db.models import utcnow
+from bot.web._secret import app_secret
 
 log = logging.getLogger("kurashi.web.console.auth")
 
@@ -73,6 +75,7 @@ CSRF_FIELD = "csrf_token"
 
 WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_ACCOUNT_ANYWHERE = 10
 MAX_FAILURES_PER_ADDRESS = 20
 
 _hasher = PasswordHasher()
@@ -108,16 +111,8 @@ def _settings(request: Request) -> Any:
 
 
 def _secret(request: Request) -> str:
-    key = getattr(_settings(request), "secret_key", None)
-    if key:
-        return key
-    state = request.app.state
-    fallback = getattr(state, "console_fallback_secret", None)
-    if fallback is None:
-        log.warning("SECRET_KEY is not set: the staff console uses a random key of this process "
-                    "(sessions end at restart and do not work across workers)")
-        fallback = state.console_fallback_secret = secrets.token_urlsafe(32)
-    return fallback
+    # SECRET_KEY, else a random key of this process (said at start-up: bot.app.check_security_settings).
+    return app_secret(request)
 
 
 def _serializer(request: Request, salt: str) -> URLSafeTimedSerializer:
@@ -138,6 +133,7 @@ class ConsoleSession:
     staff_id: int
     csrf: str
     fingerprint: str
+    version: int = 0
 
 
 def _read_session(request: Request) -> ConsoleSession | None:
@@ -149,7 +145,7 @@ def _read_session(request: Request) -> ConsoleSession | None:
     if raw:
         try:
             data = _serializer(request, "kurashi.console.session").loads(raw, max_age=SESSION_MAX_AGE)
-            session = ConsoleSession(int(data["s"]), str(data["c"]), str(data["p"]))
+            session = ConsoleSession(int(data["s"]), str(data["c"]), str(data["p"]), int(data["v"]))
         except (BadSignature, KeyError, TypeError, ValueError):
             session = None
     request.state.console_session = session
@@ -160,7 +156,7 @@ def start_session(request: Request, response: Response, staff: Staff) -> str:
     """Sign ``staff`` in on ``response`` (a new session with a new CSRF token); returns the token."""
     csrf = secrets.token_urlsafe(24)
     value = _serializer(request, "kurashi.console.session").dumps(
-        {"s": staff.id, "c": csrf, "p": _fingerprint(staff.password_hash)})
+        {"s": staff.id, "c": csrf, "p": _fingerprint(staff.password_hash), "v": staff.session_version or 0})
     _set_cookie(request, response, SESSION_COOKIE, value, SESSION_MAX_AGE)
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
     return csrf
@@ -168,6 +164,14 @@ def start_session(request: Request, response: Response, staff: Staff) -> str:
 
 def end_session(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+
+
+async def revoke_sessions(db: AsyncSession, staff_id: int) -> None:
+    """End every console session of this account server-side (its signed cookies stop
+    working at once): logout, and whenever an account must be signed out everywhere."""
+    await db.execute(update(Staff).where(Staff.id == staff_id)
+                     .values(session_version=Staff.session_version + 1)
+                     .execution_options(synchronize_session=False))
 
 
 def _read_login_token(request: Request) -> str | None:
@@ -243,7 +247,7 @@ async def require_staff(request: Request) -> Staff:
     services = request.app.state.services
     async with services.sessionmaker() as db:
         staff = await db.get(Staff, session.staff_id)
-    if staff is None or not staff.active or not hmac.compare_digest(
+    if staff is None or not staff.active or (staff.session_version or 0) != session.version or not hmac.compare_digest(
             _fingerprint(staff.password_hash), session.fingerprint):
         raise _login_redirect(request)
     request.state.staff = staff
@@ -285,6 +289,17 @@ async def _too_many_failures(db: AsyncSession, email: str, address: str, now: da
     account = await db.scalar(select(func.count()).select_from(LoginAttempt).where(*failed))
     if (account or 0) >= MAX_FAILURES_PER_ACCOUNT:
         return True
+    if email:
+        # The account from every address: rotating addresses (or a spoofed X-Forwarded-For)
+        # does not buy more guesses at one password.
+        last_ok_any = await db.scalar(select(func.max(LoginAttempt.at)).where(
+            LoginAttempt.email == email, LoginAttempt.ok.is_(True), LoginAttempt.at >= since))
+        anywhere = [LoginAttempt.email == email, LoginAttempt.ok.is_(False), LoginAttempt.at >= since]
+        if last_ok_any is not None:
+            anywhere.append(LoginAttempt.at > last_ok_any)
+        total = await db.scalar(select(func.count()).select_from(LoginAttempt).where(*anywhere))
+        if (total or 0) >= MAX_FAILURES_PER_ACCOUNT_ANYWHERE:
+            return True
     by_address = await db.scalar(select(func.count()).select_from(LoginAttempt).where(
         LoginAttempt.address == address, LoginAttempt.ok.is_(False), LoginAttempt.at >= since))
     return (by_address or 0) >= MAX_FAILURES_PER_ADDRESS

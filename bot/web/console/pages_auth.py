@@ -83,7 +83,12 @@ def _form_again(request: Request, next_url: str, email: str, error: str, status_
 
 @router.post("/logout", dependencies=[Depends(verify_csrf)])
 async def submit_logout(request: Request) -> Response:
-    """End the session (the cookie is removed) and go back to the login page."""
+    """End the session server-side (every session of the account) and remove the cookie."""
+    session = auth._read_session(request)
+    if session is not None:
+        async with request.app.state.services.sessionmaker() as db, db.begin():
+            await auth.revoke_sessions(db, session.staff_id)
+        log.info("console logout", extra={"staff_id": session.staff_id})
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     auth.end_session(response)
     return response
