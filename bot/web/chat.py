@@ -4,7 +4,11 @@ Owns ``GET /`` (the chat page), ``GET /static/chat.{js,css}``, ``GET /api/chat/u
 (page labels and languages from knowledge/messages.yaml), ``POST /api/chat``
 ({"text"} | {"data"} | {"event": "start"}, optional "lang" hint → {"replies": [...]}),
 ``GET /api/chat/updates`` (pushes waiting for this browser, from the durable web
-mailbox). The browser session is a random id in an HttpOnly cookie signed with
+mailbox), ``GET /api/chat/history`` (the recent conversation of this browser session, so a
+reload shows it again with its buttons; table web_turns, bot.db.web_turns). Every answer
+also says the session's ``mode``: "chat", "compose" (writing a consultation) or "case"
+(messages go to staff) — the page's privacy banner follows it. The browser session is a
+random id in an HttpOnly cookie signed with
 SECRET_KEY (itsdangerous; an unsigned or tampered id is a new session; Secure when
 PUBLIC_BASE_URL is https), renewed on every message, so it expires with
 bot.db.web_mailbox.WEB_USER_RETENTION; the id is the web channel's platform user id.
@@ -33,11 +37,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from itsdangerous import BadSignature, Signer
+from sqlalchemy import select
 
 from bot.channels.web import WebChannel, reply_to_json
 from bot.cleaning import BadJSON, load_json
 from bot.conversation.locale import Texts, normalize_language
+from bot.db.models import User
 from bot.db.web_mailbox import WEB_USER_RETENTION
+from bot.db.web_turns import ROLE_BOT, ROLE_USER, append_web_turns, recent_web_turns
 from bot.services import Services, get_services
 from bot.web._body import read_capped
 from bot.web._secret import app_secret, public_https
@@ -61,7 +68,11 @@ RATE_MAX_ADDRESSES = 10_000   # bound on the limiter's memory; the least recentl
 #: A chat message is at most a few kilobytes (bot.channels.web.MAX_TEXT characters); a body
 #: over this is refused with 413 before it is read.
 MAX_BODY_BYTES = 64 * 1024
-UI_KEYS = ("web.title", "web.placeholder", "web.send", "web.language", "web.notice", "event.error")
+UI_KEYS = ("web.title", "web.placeholder", "web.send", "web.language", "web.notice", "event.error",
+           "web.notice_compose", "web.notice_case", "web.too_long", "web.earlier")
+#: Longest message the page sends (the input says so when it is reached: no silent cut).
+PAGE_MAX_TEXT = 2000
+MAX_LABEL = 120
 _STATIC_FILES = {"chat.js": "text/javascript", "chat.css": "text/css"}
 
 
@@ -168,7 +179,8 @@ async def show_ui_labels(request: Request, lang: str | None = None) -> JSONRespo
     code = normalize_language(lang) or "en"
     return JSONResponse({
         "lang": code,
-        "labels": {key: texts.t(key, code) for key in UI_KEYS},
+        "labels": {key: texts.raw(key, code) if key == "web.too_long" else texts.t(key, code) for key in UI_KEYS},
+        "max_text": PAGE_MAX_TEXT,
         "languages": [{"code": c, "name": texts.language_name(c)} for c in texts.picker_languages],
     })
 
@@ -207,9 +219,67 @@ async def post_chat_message(request: Request) -> JSONResponse:
                                               "card": None}]}, status_code=500)
     else:
         pushed = await channel.take(sid)
-        response = JSONResponse({"replies": [reply_to_json(r) for r in replies] + pushed})
+        shown = [reply_to_json(r) for r in replies] + pushed
+        mode = await _remember_turns(services, sid, _user_line(body), shown)
+        response = JSONResponse({"replies": shown, "mode": mode})
     _set_cookie(request, response, sid)   # renewed on every message: expires with the session's retention
     return response
+
+
+def _user_line(body: dict[str, Any]) -> dict[str, Any] | None:
+    """What the page showed as the resident's bubble: the text, or the pressed button's label."""
+    if body.get("event") == "start":
+        return None
+    if isinstance(body.get("data"), str) and body.get("data"):
+        label = body.get("label")
+        return {"text": label[:MAX_LABEL]} if isinstance(label, str) and label.strip() else None
+    text = body.get("text")
+    return {"text": text[:PAGE_MAX_TEXT]} if isinstance(text, str) and text.strip() else None
+
+
+def mode_of(user: User | None) -> str:
+    """"compose" while a consultation is being written, "case" while messages go to staff, else "chat"."""
+    consult = ((user.state if user is not None else None) or {}).get("consult") or {}
+    if consult.get("step") == "compose":
+        return "compose"
+    if consult.get("mode") == "case":
+        return "case"
+    return "chat"
+
+
+async def _remember_turns(services: Services, sid: str, user_line: dict[str, Any] | None,
+                          replies: list[dict[str, Any]]) -> str:
+    """Store this exchange in the session's history (for a reload); returns the session's mode.
+
+    History is a convenience: a failure is logged and the answer still goes out."""
+    lines = ([(ROLE_USER, user_line)] if user_line else []) + [(ROLE_BOT, r) for r in replies]
+    try:
+        async with services.sessionmaker() as session, session.begin():
+            await append_web_turns(session, sid, lines)
+            return mode_of(await _web_user(session, sid))
+    except Exception:
+        log.exception("web chat history not stored")
+        return "chat"
+
+
+async def _web_user(session: Any, sid: str) -> User | None:
+    return (await session.execute(
+        select(User).where(User.channel == "web", User.platform_user_id == sid))).scalar_one_or_none()
+
+
+@router.get("/api/chat/history")
+async def show_chat_history(request: Request) -> JSONResponse:
+    """The recent conversation of this browser session (oldest first) and its mode; after a
+    reload the page shows it again, the buttons of the last reply still usable."""
+    sid, new = _session_id(request)
+    if new:
+        return JSONResponse({"turns": [], "mode": "chat", "lang": None})
+    services = get_services(request)
+    async with services.sessionmaker() as session:
+        turns = await recent_web_turns(session, sid)
+        user = await _web_user(session, sid)
+    return JSONResponse({"turns": turns, "mode": mode_of(user), "lang": user.language if user else None},
+                        headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/chat/updates")
@@ -221,7 +291,8 @@ async def poll_chat_updates(request: Request) -> JSONResponse:
         return _too_many_requests(wait)
     sid, new = _session_id(request)
     pushed = [] if new else await _web_channel(request).take(sid)
-    response = JSONResponse({"replies": pushed})
+    mode = await _remember_turns(get_services(request), sid, None, pushed) if pushed else None
+    response = JSONResponse({"replies": pushed, "mode": mode} if mode else {"replies": pushed})
     if new:
         _set_cookie(request, response, sid)
     return response

@@ -8,6 +8,11 @@
   var select = document.getElementById("lang");
   var lang = localStorage.getItem("kurashi.lang") || (navigator.language || "en");
   var busy = false;
+  var maxText = 2000;          // from /api/chat/ui; longer input is refused with a note, never cut
+  var mode = "chat";           // chat | compose | case: the privacy banner follows it
+  var notice = document.getElementById("notice");
+  var limit = document.getElementById("limit");
+  var sendButton = document.getElementById("send");
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -27,7 +32,7 @@
     });
   }
   function showUser(text) { log.appendChild(el("div", "msg user", text)); scroll(); }
-  function showReplies(replies) {
+  function showReplies(replies, restoring) {
     var firstNew = null;
     replies.forEach(function (r) {
       var bubble = el("div", "msg bot");
@@ -53,6 +58,7 @@
         log.appendChild(chips);
       }
     });
+    if (restoring) { scroll(); return; }
     // A long answer is read from its first line; a short one just scrolls into view.
     if (firstNew && log.scrollHeight - firstNew.offsetTop > log.clientHeight) {
       log.scrollTop = firstNew.offsetTop - log.offsetTop - 8;
@@ -70,14 +76,58 @@
         if (!res.ok && !(data.replies && data.replies.length)) throw new Error(data.error || res.status);
         return data;
       });
-    }).then(function (data) { showReplies(data.replies || []); })
+    }).then(function (data) { showReplies(data.replies || []); if (data.mode) setMode(data.mode); })
       .catch(function () { showReplies([{ text: labels["event.error"] || "…" }]); })
       .then(function () { busy = false; });
   }
   function press(choice) {
     showUser(choice.label);
     if (choice.data.indexOf("l:") === 0) { setLang(choice.data.slice(2), false); }
-    send({ data: choice.data });
+    send({ data: choice.data, label: choice.label });
+  }
+  function setMode(value) {
+    // The banner says what fits the moment: no personal details in the chat; describe the
+    // problem in your own words when writing to a consultant; replies come here in a case.
+    mode = value || "chat";
+    var key = mode === "chat" ? "web.notice" : "web.notice_" + mode;
+    notice.textContent = labels[key] || labels["web.notice"] || "";
+    notice.className = "mode-" + mode;
+    notice.dataset.mode = mode;
+  }
+  function length(text) { return Array.from(text).length; }   // characters, not UTF-16 units
+  function checkLength() {
+    var count = length(input.value);
+    var over = count > maxText;
+    if (over) {
+      limit.textContent = (labels["web.too_long"] || "{count}/{max}")
+        .replace("{max}", String(maxText)).replace("{count}", String(count));
+    } else if (count >= maxText * 0.9) {
+      limit.textContent = count + " / " + maxText;
+    } else { limit.textContent = ""; }
+    limit.hidden = !limit.textContent;
+    limit.className = over ? "over" : "";
+    input.setAttribute("aria-invalid", over ? "true" : "false");
+    sendButton.disabled = over;
+    return !over;
+  }
+  function restore(data) {
+    // A reload shows the recent conversation again; only the last reply's buttons look fresh
+    // (older ones still work, as they do before a reload).
+    var turns = data.turns || [];
+    if (!turns.length) return false;
+    log.appendChild(el("div", "earlier", labels["web.earlier"] || ""));
+    turns.forEach(function (turn) {
+      if (turn.role === "user") { showUser(turn.text || ""); }
+      else { showReplies([turn], true); }
+    });
+    var groups = log.querySelectorAll(".chips");
+    for (var i = 0; i < groups.length - 1; i++) groups[i].classList.add("used");
+    var last = log.lastElementChild;
+    if (last && last.classList.contains("msg") && last.classList.contains("user") && groups.length) {
+      groups[groups.length - 1].classList.add("used");
+    }
+    scroll();
+    return true;
   }
   var labels = {};
   function loadUi(code) {
@@ -88,7 +138,8 @@
         document.documentElement.lang = ui.lang;
         document.title = labels["web.title"];
         document.getElementById("title").textContent = labels["web.title"];
-        document.getElementById("notice").textContent = labels["web.notice"];
+        if (ui.max_text) { maxText = ui.max_text; }
+        setMode(mode);
         document.getElementById("lang-label").textContent = labels["web.language"];
         input.placeholder = labels["web.placeholder"];
         document.getElementById("send").setAttribute("aria-label", labels["web.send"]);
@@ -107,20 +158,31 @@
     if (tell) { send({ data: "l:" + code }); }
   }
   select.addEventListener("change", function () { setLang(select.value, true); });
+  input.addEventListener("input", checkLength);
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value.trim();
+    if (!checkLength()) { input.focus(); return; }
     if (!text || busy) return;
     input.value = "";
+    checkLength();
     showUser(text);
     send({ text: text });
   });
   function poll() {
     fetch("/api/chat/updates", { credentials: "same-origin" }).then(function (r) { return r.json(); })
-      .then(function (data) { if (data.replies && data.replies.length) showReplies(data.replies); })
+      .then(function (data) {
+        if (data.replies && data.replies.length) showReplies(data.replies);
+        if (data.mode) setMode(data.mode);
+      })
       .catch(function () {});
   }
   loadUi(lang).then(function () {
+    return fetch("/api/chat/history", { credentials: "same-origin" }).then(function (r) { return r.json(); })
+      .catch(function () { return { turns: [] }; });
+  }).then(function (history) {
+    setMode(history.mode);
+    if (restore(history)) { sessionStorage.setItem("kurashi.started", "1"); return; }
     if (!sessionStorage.getItem("kurashi.started")) {
       sessionStorage.setItem("kurashi.started", "1");
       send({ event: "start" });
