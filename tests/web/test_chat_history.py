@@ -158,16 +158,16 @@ async def test_the_banner_follows_the_consultation_and_survives_a_reload(real_we
     if await page.locator(".chip[data-payload='k:g:-']").count():
         await page.locator(".chip[data-payload='k:g:-']").last.tap()
     await page.locator(".chip[data-payload='k:y']").last.tap()
-    await page.wait_for_function("document.getElementById('notice').dataset.mode === 'compose'")
+    await page.locator("#notice[data-mode='compose']").wait_for()
     assert await notice.inner_text() == kb.messages["web.notice_compose"]["en"]
     await _shot(page, "web-chat-compose-banner.png")
 
     await page.reload()
     await page.locator(".earlier").wait_for()
-    await page.wait_for_function("document.getElementById('notice').dataset.mode === 'compose'")
+    await page.locator("#notice[data-mode='compose']").wait_for()
     await page.fill("#text", "My landlord keeps my deposit.")
     await page.press("#text", "Enter")
     await page.locator(".chip[data-payload='k:s']").last.tap()
-    await page.wait_for_function("document.getElementById('notice').dataset.mode === 'case'")
+    await page.locator("#notice[data-mode='case']").wait_for()
     assert await notice.inner_text() == kb.messages["web.notice_case"]["en"]
     await _page_fits(page)
