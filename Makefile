@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot intents knowledge scheduler tests bench
+	$(BIN)/ruff check bot delivery intents knowledge scheduler tests bench
 
 clean:
 	rm -rf $(VENV) var/*.db .pytest_cache

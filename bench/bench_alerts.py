@@ -42,7 +42,7 @@ USERS = 100_000
 TELEGRAM_SHARE = 0.03
 LANGUAGES = [("ja", 15), ("en", 20), ("vi", 30), ("zh", 15), ("ko", 10), ("id", 4), ("tl", 3), ("ne", 3)]
 POLL_INTERVAL = 1.0
-LINE_RATE = 1000.0            # project default (scheduler.ratelimit.DEFAULT_LIMITS)
+LINE_RATE = 1000.0            # project default (delivery.ratelimit.DEFAULT_LIMITS)
 TELEGRAM_RATE = 30.0          # Telegram's documented broadcast limit (not scaled)
 LEASE = timedelta(seconds=5)
 SOURCE = "20210217204607_0_VXSE53_270000.xml"
@@ -183,10 +183,10 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
     from bot.channels.telegram import TelegramChannel
     from bot.db.models import OutboxMessage
     from bot.db.session import create_engine_and_sessionmaker, upgrade_database
+    from delivery.outbox import OutboxRelay
+    from delivery.ratelimit import ChannelLimit, RateLimiter
     from knowledge.loader import load_knowledge
     from scheduler.alerts import poll_feeds
-    from scheduler.outbox import OutboxRelay
-    from scheduler.ratelimit import ChannelLimit, RateLimiter
     from scheduler.runner import JobContext
 
     await upgrade_database(url)
@@ -323,7 +323,7 @@ def run() -> dict[str, Any]:
         (f"faults: LINE multicast statuses {result['line_statuses']}, Telegram sendMessage statuses "
          f"{result['telegram_statuses']}; relay killed at {result['relay_killed_at_seconds']} s and replaced"),
         ("Telegram has no idempotency key: rows in flight when the relay is killed can arrive twice "
-         "(scheduler/outbox.py); LINE duplicates are removed by the retry key"),
+         "(delivery/outbox.py); LINE duplicates are removed by the retry key"),
         (f"LINE needs only {line['requests_ok']} multicast requests (500 users each): its window is set by the "
          "injected 429 (Retry-After 1 s) and the lost answer's retry backoff, far below its rate limit"),
     ]

@@ -41,12 +41,12 @@ async def _run() -> dict[str, Any]:
     from bot.consult import cases
     from bot.consult.sla import remind_overdue_cases
     from bot.consult.staff import add_staff, set_notify
-    from bot.conversation.models import Channel, IncomingMessage, Kind
     from bot.db.consult_models import Case
     from bot.db.models import User
     from bot.db.session import upgrade_database
     from bot.services import build_core
     from bot.settings import Settings
+    from delivery.messages import Channel, IncomingMessage, Kind
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"

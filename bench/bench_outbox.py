@@ -115,11 +115,11 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
 
     from bot.channels.line import LineChannel
     from bot.channels.telegram import TelegramChannel
-    from bot.conversation.models import Reply
     from bot.db.models import OutboxMessage
     from bot.db.session import create_engine_and_sessionmaker, upgrade_database
-    from scheduler.outbox import OutboxRelay, Push, enqueue_many
-    from scheduler.ratelimit import ChannelLimit, RateLimiter
+    from delivery.messages import Reply
+    from delivery.outbox import OutboxRelay, Push, enqueue_many
+    from delivery.ratelimit import ChannelLimit, RateLimiter
 
     await upgrade_database(url)
     engine, maker = create_engine_and_sessionmaker(url)

@@ -68,7 +68,7 @@ async def _start_background(app: FastAPI, services: Services) -> None:
 
     if settings.run_sender:
         try:
-            outbox = importlib.import_module("scheduler.outbox")
+            outbox = importlib.import_module("delivery.outbox")
         except ModuleNotFoundError:
             outbox = None
         relay_cls = getattr(outbox, "OutboxRelay", None) if outbox else None

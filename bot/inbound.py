@@ -23,12 +23,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.channels.base import PermanentFailure, RetryLater, SendError
 from bot.cleaning import BadJSON, InvalidEvent
-from bot.conversation.models import IncomingMessage, Kind, Reply
 from bot.db import repo
 from bot.db.models import EVENT_DONE, EVENT_PENDING, EVENT_PROCESSING, STATUS_BLOCKED, InboundEvent, utcnow
 from bot.metrics import record_send_failure
+from delivery.messages import IncomingMessage, Kind, Reply
+from delivery.senders import PermanentFailure, RetryLater, SendError
 
 log = logging.getLogger("kurashi.inbound")
 
@@ -439,7 +439,7 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
 
 
 async def _push_later(services: Any, channel: str, user_id: str, replies: list[Reply]) -> None:
-    from scheduler.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
+    from delivery.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
 
     async with services.sessionmaker() as session, session.begin():
         await enqueue(session, channel=channel, recipients=[user_id], replies=replies, kind="reply")

@@ -10,7 +10,8 @@ command (bot/cli/insights.py) and ``kurashi db prune`` share, so both show the s
 - ``resolve_unanswered`` / ``resolve_unanswered_group`` — the operator's "mark resolved";
 - ``intent_votes`` / ``negative_feedback`` — 👍/👎 per intent and the 👎 with the question typed;
 - ``export_samples`` — unresolved questions of one language, de-duplicated, for an intent's samples;
-- ``prune_insights`` — the retention period (Settings.insights_retention_days).
+- ``prune_insights`` — the retention period (Settings.insights_retention_days);
+- ``forget_user`` — forget-me: the resident's own questions and votes (asked by bot/privacy.py).
 
 Grouping happens in two steps: SQL groups by the exact (text, language, decision) — that
 keeps the transfer small when many residents type the very same words — and Python merges
@@ -286,4 +287,17 @@ async def prune_insights(session: AsyncSession, *, older_than: timedelta,
         delete(Unanswered).where(Unanswered.created_at < cutoff).execution_options(synchronize_session=False))
     gone_feedback = await session.execute(
         delete(Feedback).where(Feedback.created_at < cutoff).execution_options(synchronize_session=False))
+    return gone_unanswered.rowcount or 0, gone_feedback.rowcount or 0
+
+
+async def forget_user(session: AsyncSession, user_id: int) -> tuple[int, int]:
+    """Forget-me: delete the resident's unanswered questions and feedback votes.
+
+    Returns (unanswered rows, feedback rows) deleted. Explicit rather than left to the
+    foreign key's ON DELETE CASCADE, so it also works on a connection without it.
+    """
+    gone_unanswered = await session.execute(
+        delete(Unanswered).where(Unanswered.user_id == user_id).execution_options(synchronize_session=False))
+    gone_feedback = await session.execute(
+        delete(Feedback).where(Feedback.user_id == user_id).execution_options(synchronize_session=False))
     return gone_unanswered.rowcount or 0, gone_feedback.rowcount or 0

@@ -41,7 +41,7 @@ class Services:
     channels: dict[str, Any] = field(default_factory=dict)
     #: Background tasks kept referenced until done (asyncio keeps only weak references).
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    relay: Any = None                               # scheduler.outbox.OutboxRelay when running
+    relay: Any = None                               # delivery.outbox.OutboxRelay when running
     extras: dict[str, Any] = field(default_factory=dict)   # room for later features (scheduler…)
     #: Set by ``aclose``: webhooks still store events but leave them for the next start.
     closing: bool = False
@@ -150,8 +150,10 @@ def build_core(
     matcher = matcher or Matcher.from_knowledge(kb)
     engine_db, sessionmaker = create_engine_and_sessionmaker(settings.database_url)
     from bot.consult.flow import ConsultationFlow  # consultations (issue 4) plug into the engine
+    from bot.privacy import forget_user  # forget-me asks every feature, not only the conversation
 
-    engine = ConversationEngine(kb, matcher, sessionmaker, settings, consultation=ConsultationFlow(kb))
+    engine = ConversationEngine(kb, matcher, sessionmaker, settings, consultation=ConsultationFlow(kb),
+                                forget=forget_user)
     from scheduler import events, garbage_jobs  # live answers: upcoming events, garbage days/items
 
     events.register_answers(engine)

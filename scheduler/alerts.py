@@ -9,7 +9,7 @@ Owns:
 - ``ingest_telegram(session, kb, xml, ...)``: parse (scheduler.jma), assess for the city,
   plan and — unless ``dry_run`` — queue, all in the caller's transaction. The alert row,
   its ``alert_recipients`` and the outbox rows (one message per language group, LINE
-  multicast rows of ≤500 recipients via scheduler.outbox.enqueue) commit together.
+  multicast rows of ≤500 recipients via delivery.outbox.enqueue) commit together.
 - ``plan_manual_alert`` / ``queue_alert`` for operators' manual alerts (console, CLI).
 - ``delivery_report(session, alert_id)``: queued / deferred / sent / failed / blocked.
 
@@ -50,7 +50,6 @@ import httpx
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.conversation.models import Choice, Reply
 from bot.db.models import (
     OUTBOX_FAILED,
     OUTBOX_PENDING,
@@ -73,6 +72,8 @@ from bot.db.scheduler_models import (
     JmaEntry,
     JmaFeed,
 )
+from delivery.messages import Choice, Reply
+from delivery.outbox import CHANNEL_MAX_RECIPIENTS, enqueue, reply_to_dict
 from knowledge.alerts import load_alerts
 from knowledge.render import fill_placeholders
 from knowledge.schema import CORE_LANGUAGES, AlertsFile
@@ -87,7 +88,6 @@ from scheduler.jma import (
     parse_telegram,
     parse_time,
 )
-from scheduler.outbox import CHANNEL_MAX_RECIPIENTS, enqueue, reply_to_dict
 
 log = logging.getLogger("kurashi.alerts")
 

@@ -40,8 +40,8 @@ from bot.db.events_models import (
     Event,
 )
 from bot.db.models import OUTBOX_PENDING, STATUS_ACTIVE, OutboxMessage, User, utcnow
+from delivery.outbox import enqueue
 from knowledge.schema import LANGUAGES
-from scheduler.outbox import enqueue
 from scheduler.runner import JobContext, cancel_job, get_context, schedule_job
 
 log = logging.getLogger("kurashi.events")

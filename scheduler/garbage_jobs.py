@@ -35,9 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.events_models import GarbageReminderSent
 from bot.db.models import STATUS_ACTIVE, User
+from delivery.outbox import enqueue
 from knowledge.garbage import GarbageSet, Item, city_calendar
 from scheduler.events import format_when
-from scheduler.outbox import enqueue
 from scheduler.runner import JobContext, get_context
 
 log = logging.getLogger("kurashi.garbage")

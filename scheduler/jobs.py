@@ -8,7 +8,7 @@ of a module this file imports. One-off jobs (an event's publish time) are schedu
 ``scheduler.runner.schedule_job`` instead.
 
 Every job: ``async def verb_noun(*ids, ctx: JobContext | None = None)``, referenced by
-"module:function", writes only database rows (outbox rows via scheduler.outbox.enqueue).
+"module:function", writes only database rows (outbox rows via delivery.outbox.enqueue).
 
 Must not import the conversation core, channel adapters, FastAPI or platform SDKs.
 """
@@ -47,7 +47,7 @@ RECURRING_JOBS: list[RecurringJob] = [
     RecurringJob("consult:sla", "bot.consult.sla:remind_overdue_consultations", seconds=300),
     RecurringJob("events:sweep", "scheduler.events:sweep_events", seconds=300),
     RecurringJob("garbage:remind", "scheduler.garbage_jobs:send_garbage_reminders", cron={"minute": "*/5"}),
-    RecurringJob("storage:prune", "scheduler.outbox:prune_stored_rows", cron={"hour": 18, "minute": 30}),  # 03:30 JST
+    RecurringJob("storage:prune", "bot.privacy:prune_stored_rows", cron={"hour": 18, "minute": 30}),  # 03:30 JST
     RecurringJob("consult:retention", "bot.consult.retention:prune_case_content", cron={"hour": 18, "minute": 40}),
 ]
 

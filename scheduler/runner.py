@@ -12,7 +12,7 @@ Rules for jobs (read before adding one):
   ``async def fn(*ids, ctx: JobContext | None = None)``; the scheduler calls it without
   ``ctx`` and the job uses ``ctx or get_context()``; tests pass their own ``ctx`` with a
   fixed clock and never start APScheduler.
-- Jobs only write database rows (outbox rows through scheduler.outbox.enqueue, in the same
+- Jobs only write database rows (outbox rows through delivery.outbox.enqueue, in the same
   transaction as the state change); they never call a platform.
 - A job may fire late (misfires run when a leader comes back: ``misfire_grace_time=None``,
   coalesced) and, if the leader dies while it runs, not at all: a job must check the

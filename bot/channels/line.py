@@ -9,7 +9,7 @@ per call), replying with the free reply token, pushing/multicasting with
 Reply tokens stay inside this module.
 
 Must not import the conversation core's engine, Starlette/FastAPI or the database; SDK
-exceptions are translated into bot.channels.base errors here.
+exceptions are translated into delivery.senders errors here.
 """
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ from linebot.v3.messaging import (
 )
 from linebot.v3.messaging.exceptions import ApiException
 
-from bot.channels.base import PermanentFailure, RetryLater, SendError
 from bot.channels.line_richmenu import RichMenuApi, RichMenuLinker, data_base_url
 from bot.channels.render import shorten, split_text
 from bot.cleaning import BadJSON, load_json
-from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
+from delivery.messages import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
+from delivery.senders import PermanentFailure, RetryLater, SendError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ pattern): the webhook route stores updates and kurashi feeds them in itself; the
 Application owns the Bot's lifecycle (initialize → getMe, shutdown). Chat ids stay here.
 
 Must not import the conversation engine, Starlette/FastAPI or the database; telegram.error
-exceptions are translated into bot.channels.base errors here.
+exceptions are translated into delivery.senders errors here.
 """
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.channels.base import PermanentFailure, RetryLater, SendError
 from bot.channels.render import shorten, split_text, utf8_len
 from bot.cleaning import BadJSON, load_json
-from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
+from delivery.messages import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
+from delivery.senders import PermanentFailure, RetryLater, SendError
 
 log = logging.getLogger(__name__)
 
@@ -418,13 +418,3 @@ class TelegramChannel:
             for update in updates:
                 await ingest(update.to_dict())
                 offset = update.update_id + 1
-
-    async def run_polling(self, services: Any) -> None:
-        """``kurashi serve --telegram-polling``: poll until cancelled, storing and processing
-        every update exactly like a webhook delivery (bot.inbound)."""
-        from bot.inbound import ingest_events  # lazy: inbound imports the adapters' callers
-
-        async def ingest(update: dict[str, Any]) -> None:
-            await ingest_events(services, self.channel, self.split_body(json.dumps(update).encode("utf-8")))
-
-        await self.poll(ingest, asyncio.Event())

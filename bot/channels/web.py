@@ -2,7 +2,7 @@
 
 Owns turning the page's JSON into ``IncomingMessage`` and ``Reply`` objects into JSON,
 and the web push mailbox: pushes (consultation replies, alerts…) for a browser session are
-stored in the database table ``web_mailbox`` (bot.db.web_mailbox) until the page polls
+stored in the database table ``web_mailbox`` (delivery.web_mailbox) until the page polls
 ``GET /api/chat/updates`` — durable like the outbox row they come from, so a restart
 between the push and the poll loses nothing, and each push is handed out once.
 
@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import PermanentFailure
-from bot.conversation.models import Card, Channel, Choice, IncomingMessage, Kind, Reply
-from bot.db.web_mailbox import store_web_pushes, take_web_pushes
+from delivery.messages import Card, Channel, Choice, IncomingMessage, Kind, Reply
+from delivery.senders import PermanentFailure
+from delivery.web_mailbox import store_web_pushes, take_web_pushes
 
 MAX_TEXT = 10_000          # longer input is cut (the core only needs the question)
 

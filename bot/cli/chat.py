@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import IO
 
-from bot.conversation.models import Channel, Choice, IncomingMessage, Kind, Reply
+from delivery.messages import Channel, Choice, IncomingMessage, Kind, Reply
 
 QUIT_WORDS = {"/quit", "/exit", ":q"}
 

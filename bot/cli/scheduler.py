@@ -63,7 +63,7 @@ async def _run(settings, args: argparse.Namespace) -> int:
     await upgrade_database(settings.database_url)
     services = relay_task = None
     if args.with_sender:
-        from scheduler.outbox import OutboxRelay
+        from delivery.outbox import OutboxRelay
 
         services = await build_services(settings)
         services.relay = OutboxRelay(services.sessionmaker, dict(services.channels))

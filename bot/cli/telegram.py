@@ -55,8 +55,8 @@ def run_webhook(args: argparse.Namespace) -> int:
     """Print Telegram's webhook info after the action; exit 1 with a reason on failure."""
     from telegram.error import TelegramError
 
-    from bot.channels.base import SendError
     from bot.settings import Settings
+    from delivery.senders import SendError
 
     settings = Settings()
     if not settings.telegram_enabled:
@@ -91,8 +91,8 @@ def run_commands(args: argparse.Namespace) -> int:
     """Print how many commands were registered per language; exit 1 with a reason on failure."""
     from telegram.error import TelegramError
 
-    from bot.channels.base import SendError
     from bot.settings import Settings
+    from delivery.senders import SendError
 
     settings = Settings()
     if not settings.telegram_enabled:

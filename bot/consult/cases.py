@@ -5,7 +5,7 @@ tables (bot/db/consult_models.py).
 Conventions (same as bot/db/repo.py):
 - Every function runs in the caller's transaction (``async with sessionmaker() as s,
   s.begin(): ...``) and never commits. Pushes to residents and staff notifications are
-  written to the outbox (``scheduler.outbox.enqueue``) in that same transaction, so they
+  written to the outbox (``delivery.outbox.enqueue``) in that same transaction, so they
   are sent if and only if the change commits.
 - Staff-side functions take ``who`` — a ``Staff`` row (console) or an ``Actor`` (staff
   Telegram group, system) — and enforce organisation isolation on the server: a case of
@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from bot.cleaning import clean_text
-from bot.conversation.models import Choice, Reply
 from bot.db.consult_models import (
     CASE_ANSWERED,
     CASE_CLOSED,
@@ -54,6 +53,7 @@ from bot.db.consult_models import (
     Staff,
 )
 from bot.db.models import User, utcnow
+from delivery.messages import Choice, Reply
 
 log = logging.getLogger("kurashi.consult")
 
@@ -452,7 +452,7 @@ def set_resident_mode(user: User, case_id: int | None, mode: str = "case") -> No
 
 async def _push(session: AsyncSession, case: Case, replies: list[Reply], kind: str,
                 now: datetime) -> list[int]:
-    from scheduler.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
+    from delivery.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
 
     user = await _resident(session, case)
     if user is None:
@@ -585,11 +585,17 @@ async def audit(session: AsyncSession, case: Case, action: str, who: Staff | Act
     return entry
 
 
+def has_open_case(user_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """SQL condition: the user ``user_id`` (a column, e.g. ``User.id``) has a case that staff
+    still work on (sent and not closed). Retention keeps such residents (bot/privacy.py)."""
+    return exists().where(and_(Case.user_id == user_id, Case.status.not_in((CASE_CLOSED, CASE_DRAFT))))
+
+
 async def anonymise_for_user(session: AsyncSession, user: User, *, now: datetime | None = None) -> int:
     """Forget-me: remove every message and image of the resident's cases and the link to
     them; drafts are deleted; sent cases stay as statistics (topic, organisation, language,
     times, rating) and open ones are closed with outcome "forgotten". Returns how many cases
-    were anonymised. Called by ``bot.db.repo.delete_user_data`` before the user row goes."""
+    were anonymised. Called by ``bot.privacy.forget_user`` before the user row goes."""
     now = _now(now)
     cases = list((await session.execute(select(Case).where(Case.user_id == user.id))).scalars())
     count = 0

@@ -41,8 +41,8 @@ from bot.consult.routing import (
     next_open,
     route,
 )
-from bot.conversation.models import Choice, IncomingMessage, Kind, Reply
 from bot.db.consult_models import CASE_CLOSED, Case, CaseMessage
+from delivery.messages import Choice, IncomingMessage, Kind, Reply
 from knowledge.render import contact_field
 from knowledge.schema import CONSULT_TOPICS
 

@@ -42,11 +42,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import PermanentFailure, RetryLater
-from bot.conversation.models import Card, Reply
 from bot.db.consult_models import Case, CaseMessage, OrgSettings, Staff
 from bot.db.models import utcnow
 from bot.timefmt import jst
+from delivery.messages import Card, Reply
+from delivery.senders import PermanentFailure, RetryLater
 from knowledge.schema import LANGUAGE_NAMES
 
 log = logging.getLogger("kurashi.consult.notify")
@@ -174,7 +174,7 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
     ``targets_cache`` (org → targets) lets a job notifying many cases look targets up once.
     """
     from bot.consult.cases import organisations
-    from scheduler.outbox import enqueue
+    from delivery.outbox import enqueue
 
     now = now or utcnow()
     partner = organisations(kb).get(case.org)
@@ -303,7 +303,7 @@ async def handle_staff_group_update(services: Any, channel: str, event: dict[str
         return False
     from bot.consult import cases
     from bot.conversation.locale import Texts
-    from scheduler.outbox import enqueue
+    from delivery.outbox import enqueue
 
     adapter = services.channels.get("telegram")
     bot_id = getattr(adapter, "bot_id", None)

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consult import cases
-from bot.conversation.models import Reply
 from bot.db.consult_models import CASE_OPEN, Case
+from delivery.messages import Reply
 
 log = logging.getLogger("kurashi.consult.sla")
 #: Cases per transaction, and per run (the job runs every 5 minutes; the rest waits for the next run).

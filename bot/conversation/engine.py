@@ -38,9 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.conversation.locale import Texts, normalize_language
-from bot.conversation.models import Choice, IncomingMessage, Kind, Reply
 from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
+from delivery.messages import Choice, IncomingMessage, Kind, Reply
 from intents.langdetect import detect_language
 from intents.normalize import DIGIT, HAN, OTHER, script_profile
 from knowledge.garbage import city_calendar
@@ -91,6 +91,10 @@ ConsultationHandler = Callable[["ConversationEngine", "Turn", "str | None"], Awa
 #: Live text for an intent (next garbage days of the resident's area, upcoming events):
 #: (session, user, lang) -> text shown before the static answer, or None for nothing.
 DynamicAnswer = Callable[[AsyncSession, User, str], Awaitable["str | None"]]
+#: Forget-me: (session, user) -> None, in the turn's transaction. The app passes
+#: ``bot.privacy.forget_user`` (every feature's rows); alone, the engine forgets its own
+#: (``bot.db.repo.delete_user_data``: webhook events, the users row and its cascades).
+ForgetUser = Callable[[AsyncSession, User], Awaitable[None]]
 
 
 @dataclass
@@ -136,6 +140,7 @@ class ConversationEngine:
         settings: Any = None,
         clock: Callable[[], datetime] | None = None,
         consultation: ConsultationHandler | None = None,
+        forget: ForgetUser | None = None,
     ) -> None:
         self.kb = kb
         self.matcher = matcher
@@ -144,6 +149,7 @@ class ConversationEngine:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.texts = Texts(kb)
         self._consultation = consultation
+        self._forget = forget or repo.delete_user_data
         #: intent id -> DynamicAnswer; features register theirs here (``engine.dynamic_answers[id] = fn``).
         self.dynamic_answers: dict[str, DynamicAnswer] = {}
         #: Functions text -> intent id (or None) that recognise a thing the resident names
@@ -764,7 +770,7 @@ class ConversationEngine:
         turn.decision = "forget"
         if rest == "yes":
             lang = turn.lang
-            await repo.delete_user_data(turn.session, turn.user)
+            await self._forget(turn.session, turn.user)
             turn.deleted = True
             turn.replies.append(Reply(self.texts.t("forget.done", lang)))
         elif rest == "no":

@@ -204,8 +204,8 @@ class Unanswered(Base):
 class OutboxMessage(Base):
     """One push waiting to be sent (or sent/failed): identical replies to 1..500 recipients.
 
-    Written in the same transaction as the change that causes it (scheduler.outbox.enqueue)
-    and drained by scheduler.outbox.OutboxRelay.
+    Written in the same transaction as the change that causes it (delivery.outbox.enqueue)
+    and drained by delivery.outbox.OutboxRelay.
     """
 
     __tablename__ = "outbox"

@@ -24,13 +24,11 @@ from bot.db.models import (
     EVENT_FAILED,
     EVENT_PENDING,
     EVENT_PROCESSING,
-    OUTBOX_PENDING,
     STATUS_ACTIVE,
     STATUS_BLOCKED,
     STATUS_UNFOLLOWED,
     Feedback,
     InboundEvent,
-    OutboxMessage,
     Unanswered,
     User,
     utcnow,
@@ -120,35 +118,14 @@ def _mentions_user(payload: Any, channel: str, platform_user_id: str) -> bool:
 
 
 async def delete_user_data(session: AsyncSession, user: User) -> None:
-    """Forget me: delete the user and everything stored about them.
+    """The conversation's part of forget-me: the user's processed raw webhook events and the
+    users row (every table with an ``ON DELETE CASCADE`` foreign key to users goes with it).
 
-    Removes the users row (feedback, unanswered and every later table with an
-    ``ON DELETE CASCADE`` foreign key to users go with it), the user from pending outbox
-    rows (rows addressed only to them are deleted), and their processed raw webhook events
-    (the event being processed right now is left to the retention pruning, at most
-    INBOUND_RETENTION later).
+    The whole forget-me — consultations, pending pushes, web mailbox, insights first — is
+    ``bot.privacy.forget_user``, which calls this last. The event being processed right now
+    is left to the retention pruning, at most INBOUND_RETENTION later.
     """
     channel, pid = user.channel, user.platform_user_id
-    # Consultation cases: messages and images removed, statistics kept (bot/consult/cases.py).
-    from bot.consult.cases import anonymise_for_user
-
-    await anonymise_for_user(session, user)
-
-    pending = (
-        await session.execute(
-            select(OutboxMessage).where(
-                OutboxMessage.channel == channel, OutboxMessage.status == OUTBOX_PENDING
-            )
-        )
-    ).scalars()
-    for row in pending:
-        if pid in row.recipients:
-            rest = [r for r in row.recipients if r != pid]
-            if rest:
-                row.recipients = rest
-            else:
-                await session.delete(row)
-
     # Prefilter in SQL on the id's text, confirm on the parsed JSON (ids are not free text).
     candidates = (
         await session.execute(
@@ -169,10 +146,6 @@ async def delete_user_data(session: AsyncSession, user: User) -> None:
             doomed.append(row_id)
     if doomed:
         await session.execute(delete(InboundEvent).where(InboundEvent.id.in_(doomed)))
-
-    # Children first through the ORM too, so it also works on a connection without FK cascade.
-    await session.execute(delete(Feedback).where(Feedback.user_id == user.id))
-    await session.execute(delete(Unanswered).where(Unanswered.user_id == user.id))
     await session.delete(user)
     await session.flush()
 

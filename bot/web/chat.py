@@ -11,7 +11,7 @@ also says the session's ``mode``: "chat", "compose" (writing a consultation) or 
 random id in an HttpOnly cookie signed with
 SECRET_KEY (itsdangerous; an unsigned or tampered id is a new session; Secure when
 PUBLIC_BASE_URL is https), renewed on every message, so it expires with
-bot.db.web_mailbox.WEB_USER_RETENTION; the id is the web channel's platform user id.
+delivery.web_mailbox.WEB_USER_RETENTION; the id is the web channel's platform user id.
 
 Abuse guard: ``POST /api/chat`` is rate-limited per client address by an in-process
 sliding window (NEW_SESSION_LIMIT new sessions and MESSAGE_LIMIT messages per address per
@@ -43,11 +43,11 @@ from bot.channels.web import WebChannel, reply_to_json
 from bot.cleaning import BadJSON, load_json
 from bot.conversation.locale import Texts, normalize_language
 from bot.db.models import User
-from bot.db.web_mailbox import WEB_USER_RETENTION
 from bot.db.web_turns import ROLE_BOT, ROLE_USER, append_web_turns, recent_web_turns
 from bot.services import Services, get_services
 from bot.web._body import read_capped
 from bot.web._secret import app_secret, public_https
+from delivery.web_mailbox import WEB_USER_RETENTION
 
 log = logging.getLogger("kurashi.web.chat")
 router = APIRouter()

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from bot.channels.base import PermanentFailure, RetryLater
 from bot.channels.line import LineChannel, ReplyTokenUnusable
-from bot.conversation.models import Card, Choice, Reply
+from delivery.messages import Card, Choice, Reply
+from delivery.senders import PermanentFailure, RetryLater
 
 USER = "U" + "b" * 32
 OTHERS = ["U" + c * 32 for c in "cde"]

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from bot.channels.base import PermanentFailure, RetryLater
 from bot.channels.telegram import TelegramChannel
-from bot.conversation.models import Card, Choice, Reply
+from delivery.messages import Card, Choice, Reply
+from delivery.senders import PermanentFailure, RetryLater
 from tests.fakes.webhooks import telegram_text_update
 
 CHAT = "5550001"

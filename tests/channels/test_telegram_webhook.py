@@ -170,7 +170,7 @@ async def test_flood_control_half_way_sends_only_the_rest_later(kurashi) -> None
     from sqlalchemy import select
 
     from bot.db.models import OutboxMessage
-    from scheduler.outbox import reply_from_dict
+    from delivery.outbox import reply_from_dict
 
     # First contact answers with several messages (greeting, then the area/segment offer);
     # the second sendMessage meets flood control.

@@ -14,6 +14,7 @@ from bot.consult.staff import add_staff, set_notify
 from bot.db import repo
 from bot.db.consult_models import AuditEntry, Case, CaseMedia, CaseMessage
 from bot.db.models import OutboxMessage, User
+from bot.privacy import forget_user
 from knowledge.loader import load_knowledge
 
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)       # Wednesday 14:00 in Yamaguchi
@@ -225,7 +226,7 @@ async def test_forget_me_removes_messages_and_keeps_statistics(sessionmaker, kb)
         await cases.add_message(s, draft, text="draft text", now=NOW)
         draft_id = draft.id
     async with sessionmaker() as s, s.begin():
-        await repo.delete_user_data(s, await s.get(User, user_id))
+        await forget_user(s, await s.get(User, user_id))      # bot.privacy: asks consult too
     async with sessionmaker() as s:
         assert await s.get(User, user_id) is None
         assert await s.get(Case, draft_id) is None

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from bot.channels.base import PermanentFailure, RetryLater
 from bot.consult.notify import EmailSender
-from bot.conversation.models import Card, Reply
+from delivery.messages import Card, Reply
+from delivery.senders import PermanentFailure, RetryLater
 
 
 class RefusingMailbox:

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.engine import ConversationEngine
-from bot.conversation.models import Channel, IncomingMessage, Kind, Location, Reply
 from bot.db.models import Feedback, Unanswered, User
+from delivery.messages import Channel, IncomingMessage, Kind, Location, Reply
 from intents.matcher import Matcher
 from knowledge.loader import KnowledgeBase
 from tests.conversation.kbfixture import load_fixture_kb

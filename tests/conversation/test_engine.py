@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.conversation.engine import ConversationEngine
-from bot.conversation.models import Channel, IncomingMessage, Kind
 from bot.db.models import Feedback, Unanswered, User
+from delivery.messages import Channel, IncomingMessage, Kind
 from knowledge.schema import LANGUAGE_NAMES
 from tests.conversation.conftest import ChatDriver, payloads
 

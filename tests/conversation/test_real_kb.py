@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bot.conversation.engine import FIRST_LANGUAGE_CONFIDENCE, ConversationEngine
-from bot.conversation.models import Channel, IncomingMessage, Kind
+from delivery.messages import Channel, IncomingMessage, Kind
 from intents.matcher import Matcher
 from knowledge.loader import load_knowledge
 from knowledge.render import render_answer

@@ -75,7 +75,10 @@ async def test_feedback_keeps_the_question_only_with_thumbs_down(sessionmaker):
     assert rows == [(1, None), (-1, "how big?")]
 
 
-async def test_delete_user_data_removes_everything_about_the_user(sessionmaker):
+async def test_forget_user_removes_everything_about_the_user(sessionmaker):
+    """Forget-me (bot.privacy.forget_user) asks every feature, then repo.delete_user_data."""
+    from bot.privacy import forget_user
+
     async with sessionmaker() as s, s.begin():
         user, _ = await repo.get_or_create_user(s, "line", "Ugone")
         other, _ = await repo.get_or_create_user(s, "line", "Ustay")
@@ -91,7 +94,7 @@ async def test_delete_user_data_removes_everything_about_the_user(sessionmaker):
             await repo.finish_inbound_event(s, row_id)
     async with sessionmaker() as s, s.begin():
         user = await repo.get_user(s, "line", "Ugone")
-        await repo.delete_user_data(s, user)
+        await forget_user(s, user)
     async with sessionmaker() as s:
         assert [u.platform_user_id for u in (await s.execute(select(User))).scalars()] == ["Ustay"]
         assert await s.scalar(select(func.count()).select_from(Feedback)) == 1

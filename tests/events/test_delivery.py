@@ -36,8 +36,8 @@ async def platforms(line_api, telegram_api) -> AsyncIterator[dict[str, Any]]:
 
 
 async def _relay_all(sessionmaker, platforms, now: datetime) -> None:
-    from scheduler.outbox import OutboxRelay
-    from scheduler.ratelimit import ChannelLimit
+    from delivery.outbox import OutboxRelay
+    from delivery.ratelimit import ChannelLimit
     from tests.outbox.recording import FakeClock
 
     relay = OutboxRelay(sessionmaker, platforms, {"line": ChannelLimit(rate=1000),

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.conversation.engine import ConversationEngine
-from bot.conversation.models import Channel, IncomingMessage, Kind
 from bot.db.events_models import EVENT_CANCELLED, EVENT_SENT, Event
+from delivery.messages import Channel, IncomingMessage, Kind
 from intents.matcher import Matcher
 from scheduler import events
 from scheduler.events import EventError, EventSpec

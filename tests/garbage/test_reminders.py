@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.conversation.engine import ConversationEngine
-from bot.conversation.models import Channel, IncomingMessage, Kind
 from bot.db.events_models import GarbageReminderSent
+from delivery.messages import Channel, IncomingMessage, Kind
 from intents.matcher import Matcher
 from scheduler import garbage_jobs
 from scheduler.garbage_jobs import calendar_of, lookup_item, send_garbage_reminders

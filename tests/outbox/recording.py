@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.channels.base import PermanentFailure, RetryLater
-from bot.conversation.models import Reply
+from delivery.messages import Reply
+from delivery.senders import PermanentFailure, RetryLater
 
 
 @dataclass

@@ -3,7 +3,7 @@ from itertools import pairwise
 
 import pytest
 
-from scheduler.ratelimit import ChannelLimit, RateLimiter, SystemClock, TokenBucket
+from delivery.ratelimit import ChannelLimit, RateLimiter, SystemClock, TokenBucket
 from tests.outbox.recording import FakeClock
 
 

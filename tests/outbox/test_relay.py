@@ -7,21 +7,21 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
-from bot.conversation.models import Choice, Reply
 from bot.db import repo
 from bot.db.models import OutboxMessage, User
-from scheduler.outbox import (
+from bot.privacy import prune_stored_rows
+from delivery.messages import Choice, Reply
+from delivery.outbox import (
     OutboxRelay,
     Push,
     delivery_report,
     enqueue,
     enqueue_many,
     prune_outbox,
-    prune_stored_rows,
     reply_from_dict,
     reply_to_dict,
 )
-from scheduler.ratelimit import ChannelLimit
+from delivery.ratelimit import ChannelLimit
 from tests.outbox.recording import FakeClock, RecordingSender, RetryLater
 
 FAST = {"line": ChannelLimit(rate=100_000), "telegram": ChannelLimit(rate=100_000, per_recipient_rate=1000)}

@@ -7,11 +7,11 @@ from sqlalchemy import select
 
 from bot.channels.line import LineChannel
 from bot.channels.telegram import TelegramChannel
-from bot.conversation.models import Choice, Reply
 from bot.db import repo
 from bot.db.models import OutboxMessage, User
-from scheduler.outbox import OutboxRelay, enqueue
-from scheduler.ratelimit import ChannelLimit
+from delivery.messages import Choice, Reply
+from delivery.outbox import OutboxRelay, enqueue
+from delivery.ratelimit import ChannelLimit
 from tests.fakes.line_api import DEFAULT_CHANNEL_SECRET
 from tests.outbox.recording import FakeClock
 

@@ -310,8 +310,8 @@ async def platforms(line_api, telegram_api):
 async def test_an_alert_reaches_the_platforms_and_the_report_counts_sent_and_blocked(
     sessionmaker, make_ctx, jma_server, line_api, telegram_api, platforms
 ):
-    from scheduler.outbox import OutboxRelay
-    from scheduler.ratelimit import ChannelLimit
+    from delivery.outbox import OutboxRelay
+    from delivery.ratelimit import ChannelLimit
     from tests.outbox.recording import FakeClock
 
     users = [u for u in CITY_USERS if not u["platform_user_id"].startswith("U-quiet")]

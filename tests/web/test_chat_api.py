@@ -4,7 +4,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.conversation.models import Reply
+from delivery.messages import Reply
 from tests.web.conftest import RunningApp, session_id
 
 

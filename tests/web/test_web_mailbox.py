@@ -12,12 +12,13 @@ import httpx
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.conversation.models import Reply
 from bot.db.models import OutboxMessage, User, WebMailboxMessage, utcnow
 from bot.db.repo import get_or_create_user
 from bot.db.session import create_engine_and_sessionmaker
+from bot.privacy import prune_stored_rows
 from bot.web.chat import NEW_SESSION_LIMIT, SlidingWindowLimiter
-from scheduler.outbox import OutboxRelay, enqueue, prune_stored_rows
+from delivery.messages import Reply
+from delivery.outbox import OutboxRelay, enqueue
 from tests.conversation.kbfixture import load_fixture_kb
 from tests.web.conftest import RunningApp, make_settings, serve, session_id
 
@@ -159,7 +160,7 @@ async def test_the_daily_prune_forgets_delivered_pushes_and_idle_web_sessions(da
         await web.push(["active-session"], [Reply("old"), Reply("older")], retry_key="r1")
         await web.push(["active-session"], [Reply("unread")], retry_key="r2")
         async with maker() as s, s.begin():
-            from bot.db.web_mailbox import take_web_pushes
+            from delivery.web_mailbox import take_web_pushes
 
             await take_web_pushes(s, "active-session", now=now - timedelta(days=4))   # delivered r1… and r2
         await web.push(["active-session"], [Reply("new")], retry_key="r3")

@@ -1,6 +1,6 @@
 """What every channel adapter offers the rest of kurashi, and the neutral send errors.
 
-The outbox relay (scheduler/outbox.py) and the webhook processing talk to adapters only
+The outbox relay (delivery/outbox.py) and the webhook processing talk to adapters only
 through ``ChannelSender``; platform exceptions (linebot ApiException, telegram.error.*)
 are translated into the errors below inside the adapter, so nothing above the adapters
 imports a platform SDK.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from bot.conversation.models import Reply
+from delivery.messages import Reply
 
 
 class SendError(Exception):

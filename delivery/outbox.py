@@ -5,7 +5,7 @@ Owns the life of an ``outbox`` row: pending → (leased) → sent | pending agai
 here (consultation replies, alerts, event notices, reminders, expired LINE reply tokens).
 
 Must not import platform SDKs, the conversation core or the channel adapters' modules: it
-talks to adapters only through ``bot.channels.base.ChannelSender`` and its neutral errors.
+talks to adapters only through ``delivery.senders.ChannelSender`` and its neutral errors.
 
 Delivery guarantees (read before relying on them):
 - Nothing is lost. A row is leased (``claimed_until = now + lease``, committed) before it
@@ -43,12 +43,12 @@ from typing import Any
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import ChannelSender, PermanentFailure, RetryLater
-from bot.conversation.models import Card, Choice, Reply
 from bot.db import repo
 from bot.db.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENT, OutboxMessage, utcnow
 from bot.metrics import record_send_failure
-from scheduler.ratelimit import ChannelLimit, Clock, RateLimiter, SystemClock
+from delivery.messages import Card, Choice, Reply
+from delivery.ratelimit import ChannelLimit, Clock, RateLimiter, SystemClock
+from delivery.senders import ChannelSender, PermanentFailure, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -545,35 +545,19 @@ async def prune_outbox(
     return result.rowcount or 0
 
 
-async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
-    """Daily job: forget webhook events after 7 days and finished outbox rows after 30 days.
-
-    A scheduler job (scheduler/jobs.py RECURRING_JOBS): ``ctx`` is the runner's JobContext.
-    """
-    if ctx is None:
-        from scheduler.runner import get_context  # only when run by the scheduler
-
-        ctx = get_context()
-    now = ctx.now() if callable(getattr(ctx, "now", None)) else utcnow()
-    retention_days = getattr(getattr(ctx, "settings", None), "insights_retention_days", 180)
-    unanswered = feedback = 0
-    async with ctx.sessionmaker() as session, session.begin():
-        events = await repo.prune_inbound_events(session, now=now)
-        pushes = await prune_outbox(session, now=now)
-        if retention_days and retention_days > 0:
-            # Residents' own words (unanswered questions, 👎 questions) are not kept longer
-            # than INSIGHTS_RETENTION_DAYS — the same rule `kurashi db prune` applies.
-            from bot.insights import prune_insights
-
-            unanswered, feedback = await prune_insights(
-                session, older_than=timedelta(days=retention_days), now=now)
-        # Web chat: delivered pushes after a few days, anonymous sessions unseen for 30 days.
-        from bot.db.web_mailbox import prune_idle_web_users, prune_web_mailbox
-
-        web_pushes = await prune_web_mailbox(session, now=now)
-        web_users = await prune_idle_web_users(session, now=now)
-    log.info("pruned %s webhook events, %s outbox rows, %s unanswered questions, %s feedback votes",
-             events, pushes, unanswered, feedback)
-    log.info("pruned %s delivered web pushes, %s idle web chat users", web_pushes, web_users)
-    return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback,
-            "web_mailbox": web_pushes, "web_users": web_users}
+async def forget_recipient(session: AsyncSession, channel: str, platform_user_id: str) -> int:
+    """Forget-me: take this user off every pending push of ``channel`` (a row addressed only
+    to them is deleted); returns how many rows changed. Sent rows go with ``prune_outbox``."""
+    changed = 0
+    pending = (await session.execute(
+        select(OutboxMessage).where(OutboxMessage.channel == channel, OutboxMessage.status == OUTBOX_PENDING)
+    )).scalars()
+    for row in pending:
+        if platform_user_id in row.recipients:
+            rest = [r for r in row.recipients if r != platform_user_id]
+            if rest:
+                row.recipients = rest
+            else:
+                await session.delete(row)
+            changed += 1
+    return changed

@@ -1,9 +1,11 @@
 """Queries of the web chat mailbox (table web_mailbox) and of web session retention.
 
 Owns: storing pushed replies for web chat sessions (idempotent per outbox retry key),
-handing them out exactly once, pruning delivered ones, and forgetting web chat users
-that have not been seen for WEB_USER_RETENTION (the session cookie lives as long).
-Must not import the conversation core, channel adapters, platform SDKs or Settings.
+handing them out exactly once, pruning delivered ones, finding web chat users that have
+not been seen for WEB_USER_RETENTION (the session cookie lives as long) and deleting one
+user's pushes for forget-me (both decided by bot/privacy.py).
+Part of delivery: imports only bot.db and delivery; never a feature, an adapter, a
+platform SDK or Settings.
 """
 from __future__ import annotations
 
@@ -11,11 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import repo
 from bot.db.models import User, WebMailboxMessage, utcnow
 
 WEB_CHANNEL = "web"
@@ -106,29 +107,27 @@ async def prune_web_mailbox(
     return result.rowcount or 0
 
 
-async def prune_idle_web_users(
+async def idle_web_users(
     session: AsyncSession,
     *,
     now: datetime | None = None,
     idle: timedelta = WEB_USER_RETENTION,
     limit: int = 5000,
-) -> int:
-    """Forget web chat users not seen for ``idle`` (as forget-me does: ``repo.delete_user_data``).
-
-    Users with a consultation that is still open are kept (staff may still answer; the
-    case closes in its own time). At most ``limit`` per call — the daily job takes the rest
-    the next day. Returns how many users were deleted.
-    """
-    from bot.db.consult_models import CASE_CLOSED, CASE_DRAFT, Case  # lazy: optional feature tables
-
+    keep: ColumnElement[bool] | None = None,
+) -> list[User]:
+    """Web chat users not seen for ``idle``, oldest ids first, at most ``limit``; users for
+    whom ``keep`` (a condition on ``User``, e.g. "has an open consultation") holds are left out.
+    Forgetting them is the privacy service's business (bot/privacy.py)."""
     cutoff = (now or utcnow()) - idle
-    open_case = exists().where(and_(Case.user_id == User.id, Case.status.not_in((CASE_CLOSED, CASE_DRAFT))))
-    users = (await session.execute(
-        select(User)
-        .where(User.channel == WEB_CHANNEL, User.last_seen_at < cutoff, ~open_case)
-        .order_by(User.id)
-        .limit(limit)
-    )).scalars().all()
-    for user in users:
-        await repo.delete_user_data(session, user)
-    return len(users)
+    query = select(User).where(User.channel == WEB_CHANNEL, User.last_seen_at < cutoff)
+    if keep is not None:
+        query = query.where(~keep)
+    return list((await session.execute(query.order_by(User.id).limit(limit))).scalars().all())
+
+
+async def forget_web_user(session: AsyncSession, user_id: int) -> int:
+    """Forget-me: delete every push stored for this user (delivered or not); returns how many."""
+    result = await session.execute(
+        delete(WebMailboxMessage).where(WebMailboxMessage.user_id == user_id)
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0

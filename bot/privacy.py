@@ -1,0 +1,97 @@
+"""Forget-me and retention: one service above the features, which decides *when* a
+resident's data goes and asks each feature to delete or anonymise its own rows.
+
+Owns:
+- ``forget_user`` — forget-me (the chat's "forget me", idle web sessions). In order:
+  consultations (``bot.consult.cases.anonymise_for_user``: messages and images removed,
+  statistics kept), pending pushes (``delivery.outbox.forget_recipient``), the web mailbox
+  (``delivery.web_mailbox.forget_web_user``), insights (``bot.insights.forget_user``: the
+  resident's unanswered questions and votes), and last the conversation's own rows
+  (``bot.db.repo.delete_user_data``: raw webhook events and the users row).
+- ``prune_idle_web_users`` — web chat sessions unseen for WEB_USER_RETENTION are forgotten
+  as above, unless a consultation of theirs is still open.
+- ``prune_stored_rows`` — the daily job "storage:prune" (scheduler/jobs.py): webhook events
+  after 7 days, finished outbox rows after 30, insights after INSIGHTS_RETENTION_DAYS,
+  delivered web pushes after 3 days, idle web sessions. Consultation content has its own
+  job (bot/consult/retention.py, CASE_RETENTION_DAYS).
+
+Nothing below imports this module: storage (bot/db) and delivery never import a feature,
+and the conversation engine gets ``forget_user`` passed in by bot/services.py.
+None of these functions commits except the job, which runs one transaction.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import insights
+from bot.consult import cases
+from bot.db import repo
+from bot.db.models import User, utcnow
+from delivery import outbox, web_mailbox
+
+log = logging.getLogger("kurashi.privacy")
+
+
+async def forget_user(session: AsyncSession, user: User, *, now: datetime | None = None) -> None:
+    """Forget me: delete the user and everything stored about them (statistics of their
+    consultations stay, anonymised). Runs in the caller's transaction."""
+    await cases.anonymise_for_user(session, user, now=now)
+    await outbox.forget_recipient(session, user.channel, user.platform_user_id)
+    await web_mailbox.forget_web_user(session, user.id)
+    await insights.forget_user(session, user.id)
+    await repo.delete_user_data(session, user)
+
+
+async def prune_idle_web_users(
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    idle: timedelta = web_mailbox.WEB_USER_RETENTION,
+    limit: int = 5000,
+) -> int:
+    """Forget (``forget_user``) web chat users not seen for ``idle``; returns how many.
+
+    Users with a consultation that is still open are kept (staff may still answer; the
+    case closes in its own time). At most ``limit`` per call — the daily job takes the rest
+    the next day.
+    """
+    users = await web_mailbox.idle_web_users(session, now=now, idle=idle, limit=limit,
+                                             keep=cases.has_open_case(User.id))
+    for user in users:
+        await forget_user(session, user, now=now)
+    return len(users)
+
+
+async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
+    """Daily job: forget webhook events after 7 days and finished outbox rows after 30 days,
+    residents' words after INSIGHTS_RETENTION_DAYS, delivered web pushes and idle web sessions.
+
+    A scheduler job (scheduler/jobs.py RECURRING_JOBS): ``ctx`` is the runner's JobContext.
+    """
+    if ctx is None:
+        from scheduler.runner import get_context  # only when run by the scheduler
+
+        ctx = get_context()
+    now = ctx.now() if callable(getattr(ctx, "now", None)) else utcnow()
+    retention_days = getattr(getattr(ctx, "settings", None), "insights_retention_days", 180)
+    unanswered = feedback = 0
+    async with ctx.sessionmaker() as session, session.begin():
+        events = await repo.prune_inbound_events(session, now=now)
+        pushes = await outbox.prune_outbox(session, now=now)
+        if retention_days and retention_days > 0:
+            # Residents' own words (unanswered questions, 👎 questions) are not kept longer
+            # than INSIGHTS_RETENTION_DAYS — the same rule `kurashi db prune` applies.
+            unanswered, feedback = await insights.prune_insights(
+                session, older_than=timedelta(days=retention_days), now=now)
+        # Web chat: delivered pushes after a few days, anonymous sessions unseen for 30 days.
+        web_pushes = await web_mailbox.prune_web_mailbox(session, now=now)
+        web_users = await prune_idle_web_users(session, now=now)
+    log.info("pruned %s webhook events, %s outbox rows, %s unanswered questions, %s feedback votes",
+             events, pushes, unanswered, feedback)
+    log.info("pruned %s delivered web pushes, %s idle web chat users", web_pushes, web_users)
+    return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback,
+            "web_mailbox": web_pushes, "web_users": web_users}
