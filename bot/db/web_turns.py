@@ -3,7 +3,7 @@
 Owns: appending what the resident wrote (or the label of the button pressed) and the bot's
 replies to a web session's history, keeping at most WEB_TURNS_KEPT lines per session, and
 reading the recent lines back (oldest first). Rows go with the users row (CASCADE): forget-me
-and the web session retention (delivery.web_mailbox.prune_idle_web_users) remove them.
+and the web session retention (bot.privacy.prune_idle_web_users) remove them.
 Must not import the conversation core, channel adapters, platform SDKs or Settings.
 """
 from __future__ import annotations
