@@ -151,6 +151,9 @@ def build_core(
     engine_db, sessionmaker = create_engine_and_sessionmaker(settings.database_url)
     from bot.consult.flow import ConsultationFlow  # consultations (issue 4) plug into the engine
     from bot.privacy import forget_user  # forget-me asks every feature, not only the conversation
+    from bot.consult.routing import configure_response_hours
+
+    configure_response_hours(settings.consult_response_hours)   # the "answers by …" promise
 
     engine = ConversationEngine(kb, matcher, sessionmaker, settings, consultation=ConsultationFlow(kb),
                                 forget=forget_user)

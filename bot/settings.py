@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # Consultations: opening hours within which partner organisations answer (agreed with
+    # each organisation; residents are told "answers by ..."): a default and per
+    # organisation, e.g. "48,yfrcc=24,otit=24". Staff accounts and notification targets are
+    # set with `kurashi staff add` / `kurashi staff notify` (database).
+    consult_response_hours: str = "48"
+
     # Days unanswered questions and 👎/👍 feedback are kept (`kurashi db prune`); 0 = forever
     insights_retention_days: int = 180
     # Days messages and images of closed consultation cases are kept (statistics stay); 0 = forever
@@ -83,6 +89,14 @@ class Settings(BaseSettings):
             raise ValueError("is a placeholder; set a real value or leave it unset")
         if value is not None and not value.strip():
             return None
+        return value
+
+    @field_validator("consult_response_hours")
+    @classmethod
+    def _response_hours_shape(cls, value: str) -> str:
+        from bot.consult.routing import ResponseHours
+
+        ResponseHours.parse(value)      # raises ValueError with the offending part
         return value
 
     @property

@@ -2,8 +2,8 @@
 
 Owns the cross-checks ``kurashi kb check`` runs on the partners file: the default and every
 rule name a known organisation, every consultation topic is reachable (some organisation
-takes it), no organisation is without a notification channel, contact keys exist in
-contacts.yaml, names and canned replies exist in every core language, rules that can
+takes it), contact keys exist in contacts.yaml, the default is presentable (verified,
+with a verified contact; other unpresentable partners are warnings: routing skips them), names and canned replies exist in every core language, rules that can
 never apply. Called from ``knowledge.validate.check_knowledge``; the parsed file is put
 on ``KnowledgeBase.partners``. Imports nothing from bot/, intents/ or scheduler/.
 """
@@ -16,12 +16,21 @@ from knowledge.schema import (
     CONSULT_SEGMENTS,
     CONSULT_TOPICS,
     CORE_LANGUAGES,
-    NOTIFY_CHANNELS,
     Contact,
     PartnersFile,
 )
 
 FILE = "partners.yaml"
+
+
+def presentable(partner: Any, contacts: dict[str, Contact] | None) -> bool:
+    """Whether residents may be offered this organisation: the partner entry is verified and
+    names a verified contact (an organisation whose office, phone or role is unknown is not
+    presented as a partner; routing skips it)."""
+    if not partner.verified or partner.contact is None:
+        return False
+    contact = (contacts or {}).get(partner.contact)
+    return contact is not None and contact.verified
 
 
 def check_partners(root: Path, contacts: dict[str, Contact] | None, out: Any) -> PartnersFile | None:
@@ -59,14 +68,6 @@ def check_partners(root: Path, contacts: dict[str, Contact] | None, out: Any) ->
         if missing:
             error(where + ("name",), "partner_missing_language",
                   f"partner {key!r} has no name in core language(s) {', '.join(missing)}")
-        if not partner.notify:
-            error(where + ("notify",), "partner_without_channel",
-                  f"partner {key!r} has no notification channel (notify: {list(NOTIFY_CHANNELS)})")
-        for channel in partner.notify:
-            if channel not in NOTIFY_CHANNELS:
-                error(where + ("notify",), "unknown_channel",
-                      f"partner {key!r}: unknown notification channel {channel!r} "
-                      f"(allowed: {', '.join(NOTIFY_CHANNELS)})")
         for topic in partner.topics:
             if topic not in CONSULT_TOPICS:
                 error(where + ("topics",), "unknown_topic",
@@ -80,10 +81,18 @@ def check_partners(root: Path, contacts: dict[str, Contact] | None, out: Any) ->
         if partner.contact is not None and contacts is not None and partner.contact not in contacts:
             error(where + ("contact",), "unknown_contact",
                   f"partner {key!r}: contact {partner.contact!r} is not in contacts.yaml")
-        if not partner.verified:
-            out.warn(name, doc.line(where), "unverified_partner",
-                     f"partner {key!r} is not verified (check its languages and hours)"
-                     + (f": {partner.note}" if partner.note else ""))
+        if not presentable(partner, contacts):
+            why = ("is not verified" if not partner.verified else
+                   "has no contact in contacts.yaml" if partner.contact is None else
+                   f"has an unverified contact {partner.contact!r}")
+            if key == parsed.default:
+                error(where, "default_not_presentable",
+                      f"the default partner {key!r} {why}: residents must always be given a real, "
+                      "sourced organisation")
+            else:
+                out.warn(name, doc.line(where), "unverified_partner",
+                         f"partner {key!r} {why}, so it is never presented to residents (routing skips it)"
+                         + (f": {partner.note}" if partner.note else ""))
 
     reachable: set[str] = set()
     default = partners.get(parsed.default)

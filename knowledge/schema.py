@@ -180,8 +180,6 @@ CONSULT_TOPICS: tuple[str, ...] = ("work", "health", "residence", "money", "hous
                                    "disaster", "other")
 #: Resident segments a partner or rule can be limited to ("all" = anyone, also unknown).
 CONSULT_SEGMENTS: tuple[str, ...] = ("trainee", "student", "other", "all")
-#: Ways to notify an organisation's staff (targets are deployment data in the database).
-NOTIFY_CHANNELS: tuple[str, ...] = ("telegram", "email")
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 
@@ -193,6 +191,12 @@ class Partner(_Strict):
     here is the machine-readable form used for routing (Asia/Tokyo, "HH:MM-HH:MM" per
     weekday). ``hours: null`` means "not confirmed": the organisation is treated as
     accepting messages at any time and residents are not told opening hours.
+
+    Only facts live here. The time within which an organisation answers and where its
+    staff are notified are deployment settings (``CONSULT_RESPONSE_HOURS``; ``kurashi staff
+    add`` / ``kurashi staff notify``), not claims of the knowledge base. A partner that is
+    ``verified: false`` or whose contact is missing or unverified is never presented to
+    residents (routing skips it).
     """
 
     name: Localized
@@ -204,9 +208,6 @@ class Partner(_Strict):
     #: Opening hours for residents writing in one language (e.g. OTIT's per-language lines).
     language_hours: dict[str, dict[str, str]] = Field(default_factory=dict)
     closed_on_holidays: bool = True
-    #: Hours within which the organisation promises a first answer, counted from when it opens.
-    response_hours: int = Field(default=48, ge=1, le=24 * 14)
-    notify: list[str]
     #: Language of the staff notifications (Telegram group posts, e-mails).
     staff_language: str = "ja"
     source: str | list[str] | None = None

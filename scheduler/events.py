@@ -188,12 +188,11 @@ def pick_language(texts: Mapping[str, str], lang: str | None) -> str:
 
 
 def format_when(texts: Any, moment: datetime, lang: str, *, with_time: bool = True) -> str:
-    """``2026/12/5 (Sat) 10:00`` in Asia/Tokyo, the weekday in ``lang`` (messages ``date.weekdays``)."""
-    local = moment.astimezone(TOKYO)
-    weekdays = texts.t("date.weekdays", lang).split("|")
-    day = weekdays[local.weekday()] if len(weekdays) == 7 else ""
-    text = f"{local.year}/{local.month}/{local.day} ({day})"
-    return f"{text} {local:%H:%M}" if with_time else text
+    """The day residents read, never a numeric day/month (``knowledge.dates``): weekday, day
+    and month in words or the language's own order, and with the time "10:00 (Japan Time)"."""
+    from knowledge.dates import format_date, format_datetime
+
+    return format_datetime(moment, lang) if with_time else format_date(moment, lang)
 
 
 def _texts_of(kb: Any) -> Any:

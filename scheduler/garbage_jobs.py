@@ -254,7 +254,8 @@ def make_collection_day_answer(kb: Any, clock: Any) -> Any:
         for label, days in garbage.primary.upcoming(area, today, NEXT_DAYS).items():
             if not days:
                 continue
-            when = ", ".join(format_when(texts, datetime.combine(d, time(12), tzinfo=TOKYO), lang, with_time=False)
+            # "; " between days: a day in words has commas of its own (Thursday, December 3, 2026)
+            when = "; ".join(format_when(texts, datetime.combine(d, time(12), tzinfo=TOKYO), lang, with_time=False)
                              for d in days)
             lines.append(f"• {category_label(garbage, label, lang)}: {when}")
         if not lines:

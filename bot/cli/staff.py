@@ -70,6 +70,9 @@ def _run(work: Callable[[Any, Any], Awaitable[int]]) -> int:
 
     settings = Settings()
     kb = load_knowledge(settings.knowledge_dir)
+    from bot.consult.routing import configure_response_hours
+
+    configure_response_hours(settings.consult_response_hours)
 
     async def main() -> int:
         await upgrade_database(settings.database_url)
@@ -187,6 +190,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_notify(args: argparse.Namespace) -> int:
     from bot.consult.notify import reachable_orgs, targets
+    from bot.consult.routing import response_hours
     from bot.consult.staff import StaffError, list_notify, set_notify
 
     async def work(session: Any, kb: Any) -> int:
@@ -210,18 +214,20 @@ def run_notify(args: argparse.Namespace) -> int:
         default = partners.default if partners is not None else None
         for org in orgs:
             chat, emails = await targets(session, org)
-            kinds = ",".join(partners.partners[org].notify) if partners and org in partners.partners else "?"
+            hours = response_hours(org)
             warn = ""
             if org not in reachable and org == default:
-                warn = "\t✖ ERROR: the default centre has no target and no staff: its cases wait unseen"
+                warn = ("\t⚠ no target and no staff: consultations are not offered; residents get the "
+                        "phone number and hours instead")
             elif org not in reachable:
-                warn = "\t⚠ no target and no staff: routing skips it (cases go to the default centre)"
+                warn = "\t⚠ no target and no staff: routing skips it"
             elif not (chat or emails):
                 warn = "\t⚠ nobody is notified of new cases (staff see them in the console)"
-            print(f"{org}\tnotify={kinds}\ttelegram={chat or '-'}\temail={','.join(emails) or '-'}{warn}")
+            print(f"{org}\tanswers-within={hours}h\ttelegram={chat or '-'}\temail={','.join(emails) or '-'}{warn}")
         if default is not None and default not in reachable:
-            print(f"error: the default centre {default!r} has no notification target and no staff account",
-                  file=sys.stderr)
+            print(f"note: the default centre {default!r} has no staff account and no notification target: "
+                  f"add one with `kurashi staff add --org {default} --email ADDRESS` or "
+                  f"`kurashi staff notify --org {default} --telegram-chat ID`", file=sys.stderr)
         return 0
 
     return _run(work)

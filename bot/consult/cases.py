@@ -246,10 +246,12 @@ async def add_message(
 
 
 def _due(kb: Any, case: Case, at: datetime) -> datetime | None:
-    from bot.consult.routing import due_at
+    from bot.consult.routing import due_at, response_hours
 
     partner = organisations(kb).get(case.org)
-    return due_at(partner, at, case.language) if partner is not None else None
+    if partner is None:
+        return None
+    return due_at(partner, at, case.language, hours_to_answer=response_hours(case.org))
 
 
 async def submit_case(session: AsyncSession, kb: Any, case: Case, *, now: datetime | None = None) -> Case:

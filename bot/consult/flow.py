@@ -39,11 +39,14 @@ from bot.consult.routing import (
     hours_known,
     is_open,
     next_open,
+    response_hours,
     route,
 )
 from bot.db.consult_models import CASE_CLOSED, Case, CaseMessage
 from delivery.messages import Choice, IncomingMessage, Kind, Reply
-from knowledge.render import contact_field
+from knowledge.dates import format_datetime
+from knowledge.partners import presentable
+from knowledge.render import contact_field, fill_placeholders
 from knowledge.schema import CONSULT_TOPICS
 
 log = logging.getLogger("kurashi.consult.flow")
@@ -71,8 +74,10 @@ def _sniff(data: bytes, fallback: str | None) -> str:
     return fallback or "application/octet-stream"
 
 
-def _local(at: datetime) -> str:
-    return at.astimezone(TOKYO).strftime("%m/%d %H:%M")
+def _local(at: datetime, lang: str, *, zone: bool = False) -> str:
+    """A date and time for the resident: weekday, day and month in words, 24-hour Japan time
+    (the messages around it say "Japan time" themselves unless ``zone``)."""
+    return format_datetime(at.astimezone(TOKYO), lang, zone=zone)
 
 
 class ConsultationFlow:
@@ -129,19 +134,44 @@ class ConsultationFlow:
         choices.append(Choice(engine.t(turn, "consult.btn.cancel"), "k:n"))
         return [Reply(engine.t(turn, "consult.pick_topic"), quick_replies=choices)]
 
-    async def _route(self, engine: Any, turn: Any, topic: str, now: datetime) -> Route:
-        """``route`` over the organisations somebody would hear about: those without a
-        notification target and without an active staff account are skipped (fallback: the
-        default centre). If even the default has nobody, the case is still created there and
-        an error is logged (``kurashi staff notify --list`` shows it too)."""
+    async def _route(self, engine: Any, turn: Any, topic: str, now: datetime) -> tuple[Route, bool]:
+        """(organisation, whether it can take the case here).
+
+        Residents are offered only organisations that are presentable (verified, with a
+        verified contact: ``knowledge.partners.presentable``). Among those, ``route`` picks
+        one somebody would hear about (an active staff account or a notification target).
+        When there is none — a fresh installation, or every organisation for this topic
+        without staff — the second value is False and the route names the organisation the
+        resident should call instead: no case is created and no answer time is promised."""
         from bot.consult.notify import unreachable_orgs
 
+        hidden = frozenset(key for key, partner in self.partners.partners.items()
+                           if not presentable(partner, self.kb.contacts))
         unreachable = await unreachable_orgs(turn.session, self.kb)
-        picked = route(self.partners, topic, turn.user.segment, turn.lang, now, exclude=unreachable)
-        if picked.org in unreachable:
-            log.error("consultation routed to the default centre, which has no notification target "
-                      "and no staff account", extra={"org": picked.org, "topic": topic})
-        return picked
+        picked = route(self.partners, topic, turn.user.segment, turn.lang, now, exclude=hidden | unreachable)
+        if picked.org not in unreachable and picked.org not in hidden:
+            return picked, True
+        direct = route(self.partners, topic, turn.user.segment, turn.lang, now, exclude=hidden)
+        log.info("consultation not offered: no staff account or notification target; the resident "
+                 "gets the organisation's phone and hours (kurashi staff add / kurashi staff notify)",
+                 extra={"org": direct.org, "topic": topic})
+        return direct, False
+
+    def _contact_directly(self, engine: Any, turn: Any, org: str) -> Reply:
+        """Nobody can take a case for ``org`` here: its phone, hours and web page at once,
+        from contacts.yaml (unverified facts marked ※), and no case."""
+        partner = self.partners.partners.get(org)
+        contact = self.kb.contacts.get(partner.contact) if partner is not None and partner.contact else None
+        if contact is None:
+            return Reply(engine.t(turn, "consult.contact"), quick_replies=engine._menu_buttons(turn))
+        lines = [engine.t(turn, "consult.contact_directly", org=self._name(org, turn.lang))]
+        for icon, fld in (("☎", "phone"), ("🕘", "hours"), ("🔗", "url")):
+            if getattr(contact, fld):
+                lines.append(f"{icon} {{{{{partner.contact}.{fld}}}}}")
+        text, unverified = fill_placeholders(self.kb, "\n".join(lines), turn.lang)
+        if unverified:
+            text = f"{text}\n\n{engine.t(turn, 'fact.unverified')}"
+        return Reply(text, quick_replies=engine._menu_buttons(turn))
 
     def _ask_segment(self, engine: Any, turn: Any, topic: str) -> list[Reply] | None:
         """Routing for this topic depends on the segment and it is unknown: ask once
@@ -160,11 +190,15 @@ class ConsultationFlow:
         if asked is not None:
             return asked
         now = engine.clock()
-        picked = await self._route(engine, turn, topic, now)
+        picked, takes_cases = await self._route(engine, turn, topic, now)
         partner = picked.partner
         replies: list[Reply] = []
         if topic in self.partners.urgent_topics:
             replies.append(Reply(f"{engine.t(turn, 'urgent.numbers')}\n{engine.t(turn, 'consult.urgent_first')}"))
+        if not takes_cases:
+            self._set(turn, None)
+            replies.append(self._contact_directly(engine, turn, picked.org))
+            return replies
         contact = self.kb.contacts.get(partner.contact) if partner.contact else None
         hours_text = contact_field(contact, "hours", turn.lang) if contact is not None else None
         if hours_known(partner, turn.lang) and hours_text:
@@ -172,13 +206,12 @@ class ConsultationFlow:
             if not is_open(partner, now, turn.lang):
                 opens = next_open(partner, now, turn.lang)
                 if opens is not None:
-                    hours = f"{hours}\n{engine.t(turn, 'consult.closed_now', next_open=_local(opens))}"
+                    hours = f"{hours}\n{engine.t(turn, 'consult.closed_now', next_open=_local(opens, turn.lang, zone=True))}"
         else:
             hours = engine.t(turn, "consult.hours_unknown")
         text = engine.t(turn, "consult.who", org=self._name(picked.org, turn.lang), hours=hours,
-                        due=_local(due_at(partner, now, turn.lang)))
-        if not partner.verified or (contact is not None and not contact.verified):
-            text = f"{text}\n\n{engine.t(turn, 'fact.unverified')}"   # never present unsure facts as sure
+                        due=_local(due_at(partner, now, turn.lang, hours_to_answer=response_hours(picked.org)),
+                                   turn.lang))
         self._set(turn, {"step": "consent", "topic": topic, "org": picked.org})
         replies.append(Reply(text, quick_replies=[Choice(engine.t(turn, "consult.btn.yes"), "k:y"),
                                                   Choice(engine.t(turn, "consult.btn.no"), "k:n")]))
@@ -346,6 +379,12 @@ class ConsultationFlow:
             open_case = await cases.open_case_of(turn.session, turn.user)
             if open_case is not None:
                 return await self(engine, turn, None)
+            from bot.consult.notify import unreachable_orgs
+
+            if state.get("org") in await unreachable_orgs(turn.session, self.kb):
+                # The staff went away since the offer: never a case nobody reads.
+                self._set(turn, None)
+                return [self._contact_directly(engine, turn, state["org"])]
             draft = await cases.draft_of(turn.session, turn.user)
             if draft is not None:
                 await cases.discard_draft(turn.session, draft)
@@ -380,7 +419,7 @@ class ConsultationFlow:
             await cases.submit_case(turn.session, self.kb, draft, now=engine.clock())
             self._set(turn, {"mode": "case", "case": draft.id})
             return [Reply(engine.t(turn, "consult.sent", case_no=draft.number, org=self._name(draft.org, turn.lang),
-                                   due=_local(draft.due_at) if draft.due_at else "-"),
+                                   due=_local(draft.due_at, turn.lang) if draft.due_at else "-"),
                           quick_replies=[self._back(engine, turn)])]
         if head == "b":
             case = await cases.open_case_of(turn.session, turn.user)

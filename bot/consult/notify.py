@@ -136,17 +136,26 @@ async def unreachable_orgs(session: AsyncSession, kb: Any) -> frozenset[str]:
 
 
 async def log_unreachable_orgs(session: AsyncSession, kb: Any) -> frozenset[str]:
-    """The startup check: a warning naming the organisations routing will skip, and an
-    error when even the default centre has nobody (its cases would sit unseen)."""
+    """The startup check. Organisations without staff are not an error — residents get their
+    phone number and hours instead of a consultation (no case is created) — but the operator
+    is told how to change that: a WARNING when no organisation can take consultations at
+    all (a fresh installation), an INFO naming the ones routing skips otherwise."""
     missing = await unreachable_orgs(session, kb)
     partners = getattr(kb, "partners", None)
-    if missing:
-        log.warning("organisations without a notification target or staff account are skipped by routing",
-                    extra={"orgs": sorted(missing)})
-    if partners is not None and partners.default in missing:
-        log.error("the default consultation centre has no notification target and no staff account: "
-                  "its cases are created but nobody is told (kurashi staff notify --org %s ...)",
-                  partners.default, extra={"org": partners.default})
+    if partners is None or not missing:
+        return missing
+    if partners.default in missing:
+        log.warning(
+            "consultations are not offered yet: no organisation has a staff account or a notification "
+            "target, so residents who ask for a person get the organisation's phone number and opening "
+            "hours instead (no case is created). To take consultations in the chat, add staff: "
+            "`kurashi staff add --org %s --email ADDRESS` and/or `kurashi staff notify --org %s "
+            "--telegram-chat CHAT_ID --email ADDRESS`; set CONSULT_RESPONSE_HOURS to the answer time "
+            "agreed with the organisation (README, Consultations)",
+            partners.default, partners.default, extra={"orgs": sorted(missing)})
+    else:
+        log.info("organisations without a staff account or notification target are skipped by routing "
+                 "(kurashi staff add / kurashi staff notify)", extra={"orgs": sorted(missing)})
     return missing
 
 
@@ -173,12 +182,9 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
     Runs in the caller's transaction (the outbox row commits with the case change).
     ``targets_cache`` (org → targets) lets a job notifying many cases look targets up once.
     """
-    from bot.consult.cases import organisations
     from delivery.outbox import enqueue
 
     now = now or utcnow()
-    partner = organisations(kb).get(case.org)
-    kinds = set(partner.notify) if partner is not None else {"telegram", "email"}
     if targets_cache is not None and case.org in targets_cache:
         chat_id, emails = targets_cache[case.org]
     else:
@@ -192,10 +198,10 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
         body = await _messages_text(session, case)
     text = staff_text(kb, case, event, body, lang)
     ids: list[int] = []
-    if "telegram" in kinds and chat_id:
+    if chat_id:
         ids += await enqueue(session, channel="telegram", recipients=[chat_id], replies=[Reply(text)],
                              kind="staff_telegram", ref=f"case:{case.id}", now=now)
-    if "email" in kinds and emails and event in EMAIL_EVENTS:
+    if emails and event in EMAIL_EVENTS:
         from bot.conversation.locale import Texts
 
         subject = Texts(kb).t("staff.email_subject", lang, case_no=case.number,
@@ -204,8 +210,8 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
                              replies=[Reply(text, card=Card(title=subject, text=""))],
                              kind="staff_email", ref=f"case:{case.id}", now=now)
     if not ids:
-        # Routing avoids such organisations; this still happens for the default centre when it
-        # has no target, or for a case transferred or sent before the targets were removed.
+        # The flow offers consultations only for organisations with staff; this still happens
+        # for a case transferred, or sent after its organisation's staff were removed.
         log.error("no staff notification target for organisation: the case waits unseen",
                   extra={"org": case.org, "event": event, "case": case.number})
     return ids

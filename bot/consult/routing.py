@@ -94,15 +94,69 @@ def next_open(partner: Partner, at: datetime, language: str | None = None) -> da
 #: How far ahead ``due_at`` walks through opening hours before giving up (a sparse weekly
 #: line, e.g. two afternoons a week, needs about a month for 24 opening hours).
 DUE_LOOKAHEAD_DAYS = 120
+#: Opening hours within which an organisation answers when the deployment says nothing.
+DEFAULT_RESPONSE_HOURS = 48
+MAX_RESPONSE_HOURS = 24 * 14
 
 
-def due_at(partner: Partner, at: datetime, language: str | None = None) -> datetime:
-    """When the first answer is promised: ``response_hours`` of *opening* time from ``at``
-    (business hours in Asia/Tokyo for this language's line, skipping closed weekdays and —
-    when ``closed_on_holidays`` — Japanese public holidays). Unknown hours: wall-clock hours
-    (the organisation takes messages at any time)."""
+@dataclass(frozen=True)
+class ResponseHours:
+    """How many opening hours each organisation takes to answer: a deployment setting
+    (``CONSULT_RESPONSE_HOURS``, e.g. ``"48,yfrcc=24,otit=24"``) agreed between the operator
+    and the organisation — not a fact of the knowledge base."""
+
+    default: int = DEFAULT_RESPONSE_HOURS
+    by_org: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> ResponseHours:
+        """``"48"``, ``"yfrcc=24"``, ``"48, yfrcc=24, otit=24"``; ValueError when malformed."""
+        default, by_org = DEFAULT_RESPONSE_HOURS, {}
+        for part in (text or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            org, _, value = part.rpartition("=")
+            try:
+                hours = int(value)
+            except ValueError:
+                raise ValueError(f"{part!r}: write hours as a whole number, e.g. 48 or yfrcc=24") from None
+            if not 1 <= hours <= MAX_RESPONSE_HOURS:
+                raise ValueError(f"{part!r}: hours must be between 1 and {MAX_RESPONSE_HOURS}")
+            if org:
+                by_org[org.strip()] = hours
+            else:
+                default = hours
+        return cls(default, tuple(sorted(by_org.items())))
+
+    def of(self, org: str) -> int:
+        return dict(self.by_org).get(org, self.default)
+
+
+_response_hours = ResponseHours()
+
+
+def configure_response_hours(value: ResponseHours | str | None) -> ResponseHours:
+    """Set the deployment's response hours (``bot.services`` does it from the settings)."""
+    global _response_hours
+    _response_hours = value if isinstance(value, ResponseHours) else ResponseHours.parse(value)
+    return _response_hours
+
+
+def response_hours(org: str) -> int:
+    """Opening hours within which ``org`` answers a consultation (deployment setting)."""
+    return _response_hours.of(org)
+
+
+def due_at(partner: Partner, at: datetime, language: str | None = None, *,
+           hours_to_answer: int = DEFAULT_RESPONSE_HOURS) -> datetime:
+    """When the first answer is promised: ``hours_to_answer`` (the deployment's
+    ``response_hours(org)``) of *opening* time from ``at`` (business hours in Asia/Tokyo for
+    this language's line, skipping closed weekdays and — when ``closed_on_holidays`` —
+    Japanese public holidays). Unknown hours: wall-clock hours (the organisation takes
+    messages at any time)."""
     hours = _hours_for(partner, language)
-    remaining = timedelta(hours=partner.response_hours)
+    remaining = timedelta(hours=hours_to_answer)
     if hours is None:
         return at + remaining
     local = at.astimezone(TOKYO)
@@ -125,7 +179,7 @@ def due_at(partner: Partner, at: datetime, language: str | None = None) -> datet
             return start + remaining
         remaining -= end - start
     # Nothing (enough) opens within the look-ahead: fall back to the wall clock.
-    return at + timedelta(hours=partner.response_hours)
+    return at + timedelta(hours=hours_to_answer)
 
 
 def depends_on_segment(partners: PartnersFile, topic: str) -> bool:

@@ -4,13 +4,16 @@ real SMTP server on loopback (aiosmtpd) — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from bot.app import create_app
 from tests.channels.conftest import Kurashi, kurashi_settings
@@ -60,23 +63,41 @@ def smtp_server() -> Iterator[tuple[str, Mailbox]]:
 
 
 @pytest.fixture
-async def consult_app(database_url: str, line_api, telegram_api) -> AsyncIterator[Kurashi]:
-    """The running app on SQLite and PostgreSQL with a fixed conversation clock (Wednesday 14:00 JST)."""
-    async for harness in _running(database_url, line_api, telegram_api):
+async def consult_app(database_url: str, line_api, telegram_api, deployment_kb_dir) -> AsyncIterator[Kurashi]:
+    """The running app on SQLite and PostgreSQL with a fixed conversation clock (Wednesday 14:00 JST),
+    on the deployment's knowledge base (``deployment_knowledge``)."""
+    async for harness in _running(database_url, line_api, telegram_api, knowledge_dir=deployment_kb_dir):
         yield harness
 
 
 @pytest.fixture
-async def consult_app_with_smtp(sqlite_url: str, line_api, telegram_api, smtp_server) -> AsyncIterator[tuple[Kurashi, Any]]:
+async def consult_app_with_smtp(sqlite_url: str, line_api, telegram_api, smtp_server,
+                                deployment_kb_dir) -> AsyncIterator[tuple[Kurashi, Any]]:
     url, mailbox = smtp_server
-    async for harness in _running(sqlite_url, line_api, telegram_api, smtp_url=url, smtp_from="kurashi@test.example"):
+    async for harness in _running(sqlite_url, line_api, telegram_api, smtp_url=url, smtp_from="kurashi@test.example",
+                                  knowledge_dir=deployment_kb_dir):
         yield harness, mailbox
 
 
 @pytest.fixture
 async def unconfigured_app(database_url: str, line_api, telegram_api) -> AsyncIterator[Kurashi]:
-    """Like ``consult_app`` but no organisation has a notification target or staff account."""
+    """The project's own knowledge base, and no organisation has a notification target or a
+    staff account (a fresh installation)."""
     async for harness in _running(database_url, line_api, telegram_api, reachable=False):
+        yield harness
+
+
+@pytest.fixture
+async def unconfigured_deployment_app(database_url: str, line_api, telegram_api, deployment_kb_dir) -> AsyncIterator[Kurashi]:
+    """The deployment's knowledge base before any staff account or notification target exists."""
+    async for harness in _running(database_url, line_api, telegram_api, reachable=False, knowledge_dir=deployment_kb_dir):
+        yield harness
+
+
+@pytest.fixture
+async def project_app(database_url: str, line_api, telegram_api) -> AsyncIterator[Kurashi]:
+    """The project's own knowledge base with every organisation reachable."""
+    async for harness in _running(database_url, line_api, telegram_api):
         yield harness
 
 
@@ -90,8 +111,51 @@ async def make_reachable(services: Any, *orgs: str) -> None:
             await set_notify(session, services.kb, org, emails=[f"cases@{org}.example"])
 
 
+#: The answer times this test deployment agreed with its organisations (CONSULT_RESPONSE_HOURS).
+RESPONSE_HOURS = "48,yfrcc=24,yiea=24,otit=24"
+KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
+
+
+def deployment_knowledge(target: Path) -> Path:
+    """The project's knowledge base as a deployment that has confirmed its trainee and
+    student partners: OTIT's hotline and a university office with a (test-only) verified
+    contact. The project's own file presents neither (no confirmed contact), so residents
+    there are routed to the consultation centre; these tests exercise routing to them."""
+    root = target / "knowledge"
+    shutil.copytree(KNOWLEDGE, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    contacts_path, partners_path = root / "contacts.yaml", root / "partners.yaml"
+    contacts = yaml.safe_load(contacts_path.read_text(encoding="utf-8"))
+    contacts["contacts"]["otit_hotline"]["verified"] = True
+    contacts["contacts"]["yu_test_office"] = {
+        "name": {lang: "Yamaguchi University international student office (test)"
+                 for lang in ("ja", "en", "vi", "zh", "ko")},
+        "url": "https://example.org/yamaguchi-university-test", "source": "test deployment", "verified": True}
+    contacts_path.write_text(yaml.safe_dump(contacts, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    partners = yaml.safe_load(partners_path.read_text(encoding="utf-8"))
+    partners["partners"]["otit"]["verified"] = True
+    partners["partners"]["yu_international"].update(contact="yu_test_office", verified=True)
+    partners_path.write_text(yaml.safe_dump(partners, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def deployment_kb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return deployment_knowledge(tmp_path_factory.mktemp("deployment"))
+
+
+@pytest.fixture(autouse=True)
+def response_hours() -> Iterator[None]:
+    """Tests that build cases without the app get the same deployment setting as the app."""
+    from bot.consult.routing import configure_response_hours
+
+    configure_response_hours(RESPONSE_HOURS)
+    yield
+    configure_response_hours(None)
+
+
 async def _running(database_url: str, line_api: Any, telegram_api: Any, *, reachable: bool = True,
                    **overrides: Any) -> AsyncIterator[Kurashi]:
+    overrides.setdefault("consult_response_hours", RESPONSE_HOURS)
     settings = kurashi_settings(database_url, line_api, telegram_api, **overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):

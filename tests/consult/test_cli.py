@@ -60,10 +60,11 @@ def test_notify_targets_and_stats(db_file, capsys) -> None:
     otit = next(line for line in listing.splitlines() if line.startswith("otit\t"))
     assert "⚠" not in otit and "✖" not in otit
     yfrcc = next(line for line in listing.splitlines() if line.startswith("yfrcc\t"))
-    assert "ERROR" in yfrcc and "default centre" in yfrcc                   # not configured yet: said loudly
+    assert "consultations are not offered" in yfrcc and "phone number" in yfrcc   # not configured yet
+    assert "answers-within=48h" in yfrcc                                    # CONSULT_RESPONSE_HOURS default
     city = next(line for line in listing.splitlines() if line.startswith("city_intl\t"))
     assert "routing skips it" in city
-    assert "default centre 'yfrcc' has no notification target" in errors
+    assert "kurashi staff add --org yfrcc" in errors
     assert main(["consult", "stats", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["rated"] == 0 and stats["ratings"] == {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}
@@ -92,7 +93,7 @@ def test_staff_notify_list_without_a_default_target_is_clean_once_staff_exist(db
     assert main(["staff", "notify", "--list"]) == 0
     out, err = capsys.readouterr()
     yfrcc = next(line for line in out.splitlines() if line.startswith("yfrcc\t"))
-    assert "ERROR" not in yfrcc and "default centre" not in err        # an active staff account reads cases
+    assert "⚠" not in yfrcc and "default centre" not in err            # an active staff account reads cases
 
 
 def test_db_prune_removes_the_content_of_long_closed_cases(db_file, capsys) -> None:

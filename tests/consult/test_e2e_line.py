@@ -211,18 +211,16 @@ async def test_forget_me_with_an_open_case(consult_app) -> None:
         assert (await s.execute(select(CaseMedia))).first() is None
 
 
-async def test_unverified_organisation_facts_are_marked(consult_app) -> None:
+async def test_the_offer_dates_are_unambiguous_in_the_residents_language(consult_app) -> None:
     app = consult_app
     await press(app, "l:vi")
-    await press(app, "s:seg:trainee")
-    offer = await press(app, "c:work")                          # OTIT: facts from an old handbook copy
-    assert "OTIT" in _texts(offer)
-    assert "※" in _texts(offer)
+    await press(app, "s:seg:other")
     app.services.engine.clock = lambda: WEEKEND
-    await press(app, "k:n")
     offer = await press(app, "c:health")                        # the centre: official facts, closed now
     text = _texts(offer)
-    assert "※" not in text and "12/01 08:30" in text            # opens again Tuesday 08:30
+    assert "※" not in text
+    assert "Thứ Ba, 1 tháng 12, 2026, 08:30" in text             # opens again Tuesday 08:30, in words
+    assert "12/01" not in text and "/12" not in text
 
 
 async def test_an_image_the_platform_cannot_give_is_still_kept_as_a_message(consult_app) -> None:

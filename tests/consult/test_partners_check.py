@@ -41,14 +41,27 @@ def _codes(problems) -> set[str]:
     return {p.code for p in problems}
 
 
-def test_organisation_without_a_channel(broken) -> None:
-    problems = broken(lambda d: d["partners"]["otit"].update(notify=[]))
-    assert "partner_without_channel" in _codes(problems)
-    assert any("otit" in p.message and p.line for p in problems)
+def test_response_times_and_notification_channels_are_not_knowledge(broken) -> None:
+    # deployment settings (CONSULT_RESPONSE_HOURS, kurashi staff notify), not claims in partners.yaml
+    assert "unknown_key" in _codes(broken(lambda d: d["partners"]["yiea"].update(notify=["email"])))
+    assert "unknown_key" in _codes(broken(lambda d: d["partners"]["yiea"].update(response_hours=24)))
 
 
-def test_unknown_channel(broken) -> None:
-    assert "unknown_channel" in _codes(broken(lambda d: d["partners"]["yiea"].update(notify=["fax"])))
+def test_an_unverified_default_is_an_error(broken) -> None:
+    problems = broken(lambda d: d["partners"]["yfrcc"].update(verified=False))
+    assert "default_not_presentable" in _codes(problems)
+    problems = broken(lambda d: d["partners"]["yfrcc"].update(contact="otit_hotline"))   # an unverified contact
+    assert "default_not_presentable" in _codes(problems)
+
+
+def test_partners_without_a_verified_contact_are_not_presented() -> None:
+    from knowledge.partners import presentable
+
+    kb = check_knowledge(KNOWLEDGE).kb
+    shown = {key for key, p in kb.partners.partners.items() if presentable(p, kb.contacts)}
+    assert "yfrcc" in shown
+    assert "yu_international" not in shown                        # no contact at all
+    assert "otit" not in shown                                    # third-party copy of the hotline
 
 
 def test_topic_nobody_takes(broken) -> None:

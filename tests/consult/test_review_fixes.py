@@ -134,8 +134,8 @@ async def test_a_case_sent_on_saturday_afternoon_is_promised_in_opening_hours(se
 
 # ------------------------------------------------------------------ 4. organisations nobody would hear about
 
-async def test_routing_skips_organisations_without_target_or_staff(unconfigured_app) -> None:
-    app = unconfigured_app
+async def test_routing_skips_organisations_without_target_or_staff(unconfigured_deployment_app) -> None:
+    app = unconfigured_deployment_app
     await make_reachable(app.services, "yfrcc")                            # OTIT has no target, no staff
     await press(app, "l:vi")
     await press(app, "s:seg:trainee")
@@ -149,30 +149,65 @@ async def test_routing_skips_organisations_without_target_or_staff(unconfigured_
     assert "Tư vấn bằng tiếng mẹ đẻ của OTIT" in _texts(offer)
 
 
-async def test_a_default_centre_nobody_hears_about_still_takes_the_case_with_an_error(unconfigured_app,
-                                                                                      caplog) -> None:
+async def test_no_organisation_with_staff_means_a_phone_number_and_no_silent_case(unconfigured_app,
+                                                                                   caplog) -> None:
+    """A fresh installation: nobody would read a case, so nothing is promised and nothing is
+    stored; the resident gets the centre's phone and opening hours at once, and no ERROR."""
     app = unconfigured_app
     app.line_api.set_profile(USER, language="en")
     await press(app, "s:seg:other")
-    with caplog.at_level(logging.ERROR):
-        await press(app, "c:health")
-        await press(app, "k:y")
-        await say(app, "I need a doctor who speaks English next week")
-        sent = await press(app, "k:s")
-    case = await _case(app)
-    assert case.org == "yfrcc" and case.status == "open" and case.number in _texts(sent)
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any("no notification target" in e for e in errors)
+    with caplog.at_level(logging.INFO):
+        reply = await press(app, "c:health")
+    text = _texts(reply)
+    centre = app.services.kb.contacts["yfrcc"]
+    assert "cannot pass your question to a person yet" in text
+    assert f"☎ {centre.phone}" in text and centre.hours["en"] in text
+    assert "plans to answer" not in text and "k:y" not in _buttons(reply)
+    assert await press(app, "k:y") and await _case(app) is None             # a stale "Yes" creates nothing
+    await say(app, "I need a doctor who speaks English next week")
+    async with app.services.sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(Case)) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("kurashi staff add" in r.getMessage() for r in caplog.records)
 
 
-async def test_an_unverified_organisation_without_contact_facts_gets_no_invented_hours(consult_app) -> None:
+async def test_staff_removed_after_the_offer_means_no_case(consult_app) -> None:
+    app = consult_app
+    app.line_api.set_profile(USER, language="en")
+    await press(app, "s:seg:other")
+    offer = await press(app, "c:health")
+    assert "k:y" in _buttons(offer)
+    async with app.services.sessionmaker() as s, s.begin():
+        from bot.db.consult_models import OrgSettings
+
+        await s.execute(OrgSettings.__table__.delete())                    # the targets are removed
+    reply = await press(app, "k:y")
+    assert "cannot pass your question to a person yet" in _texts(reply)
+    assert await _case(app) is None
+
+
+async def test_organisations_without_a_confirmed_contact_are_not_offered(project_app) -> None:
+    """The project's own partners.yaml: the university office (no contact) and OTIT (facts
+    from a third-party copy) are never presented; the centre takes those residents."""
+    app = project_app
+    app.line_api.set_profile(USER, language="en")
+    await press(app, "s:seg:student")
+    offer = _texts(await press(app, "c:residence"))
+    assert "Yamaguchi University" not in offer and "Yamaguchi Foreign Residents Consultation Center" in offer
+    assert "※" not in offer
+    await press(app, "k:n")
+    await press(app, "s:seg:trainee")
+    offer = _texts(await press(app, "c:work"))
+    assert "OTIT" not in offer and "Yamaguchi Foreign Residents Consultation Center" in offer
+
+
+async def test_an_organisation_without_hours_gets_no_invented_hours(consult_app) -> None:
     app = consult_app
     app.line_api.set_profile(USER, language="en")
     await press(app, "s:seg:student")
-    offer = _texts(await press(app, "c:residence"))                         # Yamaguchi University (no contact)
+    offer = _texts(await press(app, "c:residence"))                         # the university office: no hours
     assert "Yamaguchi University" in offer
     assert "not confirmed" in offer and "Open:" not in offer and "closed now" not in offer
-    assert "※" in offer                                                     # marked as unverified
 
 
 # ------------------------------------------------------------------ 5. the segment question

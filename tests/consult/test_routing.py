@@ -81,16 +81,36 @@ def test_next_open_skips_closed_days_and_holidays(partners) -> None:
 def test_due_at_counts_the_promise_in_opening_hours(partners) -> None:
     yfrcc = partners.partners["yfrcc"]                               # Tue–Sat 08:30–17:15 (8 h 45)
     # Wed 3 h 15 + Thu 8 h 45 + Fri 8 h 45 = 20 h 45; the last 3 h 15 on Saturday morning
-    assert due_at(yfrcc, WED_2PM) == jst(2026, 11, 28, 11, 45)
+    assert due_at(yfrcc, WED_2PM, hours_to_answer=24) == jst(2026, 11, 28, 11, 45)
     # Saturday after closing: Sunday and Monday closed, Tue + Wed, then 6 h 30 on Thursday
-    assert due_at(yfrcc, jst(2026, 11, 28, 18, 0)) == jst(2026, 12, 3, 15, 0)
+    assert due_at(yfrcc, jst(2026, 11, 28, 18, 0), hours_to_answer=24) == jst(2026, 12, 3, 15, 0)
     # the reviewer's case: Saturday 16:00 — 1 h 15 on Saturday, never a closed Sunday or Monday
-    sat_4pm = due_at(yfrcc, jst(2026, 11, 28, 16, 0))
+    sat_4pm = due_at(yfrcc, jst(2026, 11, 28, 16, 0), hours_to_answer=24)
     assert sat_4pm == jst(2026, 12, 3, 13, 45)
     assert sat_4pm.astimezone(TOKYO).weekday() not in (6, 0)
     # a public holiday (Monday 23 Nov, 勤労感謝の日) counts nothing: from Tuesday 08:30
-    assert due_at(yfrcc, jst(2026, 11, 22, 10, 0)) == jst(2026, 11, 26, 15, 0)
+    assert due_at(yfrcc, jst(2026, 11, 22, 10, 0), hours_to_answer=24) == jst(2026, 11, 26, 15, 0)
     # OTIT's Vietnamese line (Mon–Fri 11–19): Wed 5 h + Thu 8 + Fri 8 + Mon 3
-    assert due_at(partners.partners["otit"], WED_2PM, "vi") == jst(2026, 11, 30, 14, 0)
+    assert due_at(partners.partners["otit"], WED_2PM, "vi", hours_to_answer=24) == jst(2026, 11, 30, 14, 0)
     labour = partners.partners["labour_office"]                     # hours unknown: from now
-    assert due_at(labour, WED_2PM) == jst(2026, 11, 27, 14, 0)
+    assert due_at(labour, WED_2PM) == jst(2026, 11, 27, 14, 0)     # the default 48 h
+
+
+def test_response_hours_are_a_deployment_setting() -> None:
+    from bot.consult.routing import ResponseHours, configure_response_hours, response_hours
+    from bot.settings import Settings
+
+    hours = ResponseHours.parse("36, yfrcc=24,otit=12")
+    assert (hours.default, hours.of("yfrcc"), hours.of("otit"), hours.of("yiea")) == (36, 24, 12, 36)
+    assert ResponseHours.parse("").default == 48 and ResponseHours.parse("yfrcc=24").of("x") == 48
+    for bad in ("soon", "yfrcc=0", "yfrcc=400", "yfrcc=1.5"):
+        with pytest.raises(ValueError):
+            ResponseHours.parse(bad)
+    with pytest.raises(ValueError):
+        Settings(consult_response_hours="yfrcc=fast")
+    try:
+        configure_response_hours("yfrcc=24")
+        assert response_hours("yfrcc") == 24 and response_hours("otit") == 48
+    finally:
+        configure_response_hours(None)
+    assert response_hours("yfrcc") == 48

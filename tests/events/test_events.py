@@ -85,9 +85,9 @@ async def test_publish_sends_to_targeted_users_only_in_their_language(database_u
     assert set(texts) == TARGETED
     assert {r.ref for r in rows} == {f"event:{event_id}"}
     assert "Lớp tiếng Nhật" in texts["vi-1"] and "Thời gian" in texts["vi-1"] and "Ai cũng" in texts["vi-1"]
-    assert "Japanese class" in texts["en-1"] and "2026/12/5 (Sat) 10:00" in texts["en-1"]
+    assert "Japanese class" in texts["en-1"] and "Saturday, December 5, 2026, 10:00 (Japan Time)" in texts["en-1"]
     # Korean has no title of its own: English title, Korean labels.
-    assert "Japanese class" in texts["ko-1"] and "일시" in texts["ko-1"] and "(토)" in texts["ko-1"]
+    assert "Japanese class" in texts["ko-1"] and "일시" in texts["ko-1"] and "2026년 12월 5일 토요일 10:00" in texts["ko-1"]
     assert "にほんごきょうしつ" in texts["tg-ja"] and "いつ" in texts["tg-ja"]
     assert all("https://example.org/map" in t for t in texts.values())
 

@@ -73,7 +73,7 @@ async def test_reminder_the_evening_before_in_the_users_language_once(database_u
     texts = texts_by_recipient(await outbox_rows(sessionmaker, KIND))
     assert set(texts) == {"en-19", "vi-19", "tg-ja", "yuda-19", "quiet"}   # the time they chose, even in quiet hours
     en = texts["en-19"]
-    assert "Tomorrow (2026/12/2 (Wed))" in en
+    assert "Tomorrow (Wednesday, December 2, 2026)" in en
     assert "Non-burnable garbage (燃やせないごみ)" in en and "Plastic packaging (プラ容器包装)" in en
     assert "燃やせるごみ" not in en.replace("燃やせないごみ", "")          # burnable is Mon/Thu, not Wednesday
     assert "SAMPLE" not in en                                             # a real calendar: no disclaimer
@@ -102,7 +102,7 @@ async def test_morning_time_reminds_on_the_day_and_nothing_on_days_without_colle
     assert (await send_garbage_reminders(ctx=ctx))["queued"] == 1
     [row] = await outbox_rows(sessionmaker, KIND)
     assert row.recipients == ["morning"]
-    assert "Today (2026/12/2 (Wed))" in row.payload[0]["text"]
+    assert "Today (Wednesday, December 2, 2026)" in row.payload[0]["text"]
     # Friday evening: nothing is collected in 大殿 on Saturday.
     clock.at = jst(4, 19, 0)
     stats = await send_garbage_reminders(ctx=ctx)
@@ -126,14 +126,14 @@ async def test_collection_day_answer_lists_the_areas_next_days(sessionmaker, kb,
 
     [reply] = await engine.handle(IncomingMessage(Channel.LINE, "en-1", Kind.POSTBACK, data="i:garbage.collection_day"))
     assert "Next collection days in Ōdono" in reply.text
-    assert "Burnable garbage (燃やせるごみ): 2026/12/3 (Thu), 2026/12/7 (Mon)" in reply.text
-    assert "Non-burnable garbage (燃やせないごみ): 2026/12/2 (Wed), 2027/1/6 (Wed)" in reply.text
+    assert "Burnable garbage (燃やせるごみ): Thursday, December 3, 2026; Monday, December 7, 2026" in reply.text
+    assert "Non-burnable garbage (燃やせないごみ): Wednesday, December 2, 2026; Wednesday, January 6, 2027" in reply.text
     # A sample calendar: the disclaimer is the first thing the resident reads, before any date.
     assert reply.text.startswith(kb.messages["garbage.sample_note"]["en"])
-    assert reply.text.index("SAMPLE") < reply.text.index("2026/12/")
+    assert reply.text.index("SAMPLE") < reply.text.index("December")
 
     [reply] = await engine.handle(IncomingMessage(Channel.LINE, "ko-1", Kind.POSTBACK, data="i:garbage.collection_day"))
-    assert "타는 쓰레기（燃やせるごみ）: 2026/12/3 (목)" in reply.text
+    assert "타는 쓰레기（燃やせるごみ）: 2026년 12월 3일 목요일" in reply.text
     assert reply.text.startswith(kb.messages["garbage.sample_note"]["ko"])
 
     [reply] = await engine.handle(IncomingMessage(Channel.LINE, "nowhere", Kind.POSTBACK,
