@@ -150,8 +150,8 @@ def build_core(
     matcher = matcher or Matcher.from_knowledge(kb)
     engine_db, sessionmaker = create_engine_and_sessionmaker(settings.database_url)
     from bot.consult.flow import ConsultationFlow  # consultations (issue 4) plug into the engine
-    from bot.privacy import forget_user  # forget-me asks every feature, not only the conversation
     from bot.consult.routing import configure_response_hours
+    from bot.privacy import forget_user  # forget-me asks every feature, not only the conversation
 
     configure_response_hours(settings.consult_response_hours)   # the "answers by …" promise
 
