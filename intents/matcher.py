@@ -1,35 +1,31 @@
 """Intent matching: one message in, one decision out (answer / clarify / decline).
 
-Owns ``Match``, ``Thresholds`` and ``Matcher``. ``Matcher.from_knowledge`` builds the
-index once (``intents.catalog.Catalog``); ``Matcher.match`` is pure CPU work on that
-index and never touches files. Must not import bot/ or scheduler/; from knowledge/ only
-the KnowledgeBase type.
+Owns ``Match``, ``Thresholds`` and ``Matcher``. ``Matcher.from_knowledge`` loads (or
+trains and caches) the intent model once (``intents.model.IntentModel``);
+``Matcher.match`` is pure CPU work on it and never touches files. Must not import bot/
+or scheduler/; from knowledge/ only the KnowledgeBase type.
 
-How a message is scored
-1. ``normalize`` + diacritic and kana folding (``intents.catalog.match_key``).
-2. The language: forced by the caller, else ``detect_language``. Latin words the index
-   does not know get their closest known word added (rapidfuzz ``extractOne`` over the
-   index vocabulary, ``Matcher.spell``), so "hospitl" still finds "hospital".
-3. Two signals against every entry (sample question or official term):
-   - rapidfuzz with a scorer per script. Latin text is word-based: ``token_sort_ratio``
-     on the content words (function words of en/ja-romaji/tl/id/pt/vi dropped, see
-     ``catalog.content_view``), computed as ``fuzz.ratio`` on the token-sorted strings with
-     the choices prepared once at build time. CJK text has no spaces: ``fuzz.ratio`` on
-     the characters with spaces removed. Processors are applied explicitly beforehand
-     (RapidFuzz 3 does no preprocessing by default), so ``processor=None`` is deliberate.
-     Scores are rescaled above the message's median score (the "shares letters with
-     everything" floor).
-   - cosine similarity of character n-gram TF-IDF vectors (catches partial words and
-     misspellings; idf per language so function words stay cheap in every language).
-   The entry score is a weighted mean, multiplied by a small penalty when the entry's
-   language is not the message's language (residents mix languages, so all are kept).
-4. An intent's score mixes the mean of its ``top_k`` best entries (one lucky sample is
-   weak evidence; several agreeing samples are strong), optionally its single best entry
-   (``w_max``), and the cosine to the intent's TF-IDF centroid (``w_centroid``: all its
-   samples together, so words spread over several samples still add up).
-   ``confidence`` is the top intent's score.
-5. The decision uses the calibrated thresholds in ``intents/thresholds.yaml``
-   (``kurashi kb calibrate`` reproduces them). An exact (folded) sample match answers at once.
+How a message is decided
+1. ``match_key``: NFKC, casefold, punctuation and emoji stripped, diacritics and kana
+   folded; a long message is read by its head and tail (``intents.model.clip``).
+2. The language: forced by the caller, else ``detect_language``.
+3. An exact (folded) sample of exactly one intent answers at once.
+4. The crisis check (``intents.crisis``): a message naming suicide or self-harm, or one
+   the model gives the crisis intent at least ``crisis`` probability, is answered with
+   the crisis intent at once — it beats decline and every other intent.
+5. The model's class probabilities (intents + the out-of-scope class); ``best`` is the
+   most probable intent, ``second`` the runner-up.
+   - decline: no letters; ``best < clarify``; or out-of-scope probability ``>= oos``.
+   - urgent intent on top (110/119 answers): answered at once only when
+     ``best >= urgent`` and ``best - second >= urgent_margin``, else clarified — an
+     everyday message that shares words with an emergency is never answered as one;
+   - any other intent: answered when ``best >= answer`` and ``best - second >= margin``;
+   - else "Did you mean": intents whose probability is at least ``suggest_ratio`` of the
+     best one's (close by probability, not by rank), flow intents (language, forget me,
+     bye…) only when they are the best guess.
+   The thresholds are fitted on the evaluation set's ``tune`` split by
+   ``kurashi kb calibrate --write`` (``intents/calibrate.py``) into
+   ``intents/thresholds.yaml``; the training samples never take part.
 """
 from __future__ import annotations
 
@@ -40,28 +36,30 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import yaml
-from rapidfuzz import fuzz, process
 
-from intents.catalog import STOPWORDS, Catalog, cjk_view, content_view, match_key, ngram_features
+from intents.catalog import match_key
+from intents.crisis import CRISIS_INTENT, is_crisis
 from intents.langdetect import detect_language
-from intents.normalize import is_cjk_text
+from intents.model import OOS, IntentModel, clip, exact_key
+from intents.normalize import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.loader import KnowledgeBase
 
-
-
 _LETTER = re.compile(r"[^\s\d]")
-
-#: rapidfuzz ratio a known word needs to stand in for an unknown one, and the weight of its n-grams.
-SPELL_CUTOFF = 80
-SPELL_WEIGHT = 0.7
-
-#: Only the start of a very long message is matched (rapidfuzz cost grows with length).
-MAX_CHARS = 300
 
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "thresholds.yaml"
 Decision = Literal["answer", "clarify", "decline"]
+#: Why a message was declined: nothing to read, off-topic (the out-of-scope class), or an
+#: in-domain question the model is unsure of (only these go to the operators' list).
+DECLINE_EMPTY, DECLINE_OUT_OF_SCOPE, DECLINE_UNSURE = "empty", "out_of_scope", "unsure"
+#: Intents that start a flow of the bot or are small talk: offered in a "Did you mean"
+#: only when they are the best guess (the text is about them).
+FLOW_PREFIXES = ("bot.", "greeting.", "smalltalk.")
+
+
+def is_flow_intent(intent_id: str) -> bool:
+    return intent_id.startswith(FLOW_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,8 @@ class Match:
     suggestions: list[str]
     #: How sure the language detection was (1.0 when the caller forced the language).
     language_confidence: float = 1.0
+    #: For a decline: DECLINE_EMPTY, DECLINE_OUT_OF_SCOPE or DECLINE_UNSURE ("" otherwise).
+    reason: str = ""
 
     def as_json(self) -> dict:
         """The ``kurashi classify`` line: the contract's six keys."""
@@ -84,33 +84,29 @@ class Match:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Decision thresholds and scoring weights, calibrated into ``intents/thresholds.yaml``.
+    """Decision thresholds on the model's probabilities, calibrated into ``intents/thresholds.yaml``.
 
-    The defaults here are only used without that file (they are a copy of one calibration).
+    The defaults are only used without that file (and for knowledge bases other than the
+    installed one, e.g. test fixtures).
     """
 
-    #: top intent score needed to answer straight away…
-    answer: float = 0.14
-    #: …and its lead over the runner-up intent.
-    margin: float = 0.09
-    #: below this the message is out of scope: decline.
-    clarify: float = 0.14
-    #: an urgent intent (emergency) on top with at least this score is answered, never clarified.
-    urgent: float = 0.24
-    #: share of the message's character n-grams the index must know (gibberish guard).
-    min_known: float = 0.0
-    #: weight of the TF-IDF cosine in an entry's score (the rest is rapidfuzz).
-    w_tfidf: float = 0.7
-    #: entry score multiplier when the entry's language differs from the message's.
-    other_language: float = 1.0
-    #: intent score = (1 - w_centroid) * ((1 - w_max) * mean(top_k entries) + w_max * best entry)
-    #:                + w_centroid * cosine to the intent centroid
-    top_k: int = 3
-    #: rescale rapidfuzz scores above the message's median score (see Matcher.signals).
-    rf_floor: bool = True
-    w_max: float = 0.0
-    w_centroid: float = 0.6
-    #: how many suggestions a clarify offers.
+    #: best intent probability needed to answer straight away…
+    answer: float = 0.45
+    #: …and its lead over the runner-up.
+    margin: float = 0.15
+    #: below this the message is declined.
+    clarify: float = 0.15
+    #: out-of-scope probability at which the message is declined whatever the intents say.
+    oos: float = 0.5
+    #: an urgent intent (110/119 answers) is answered at once only at this probability…
+    urgent: float = 0.5
+    #: …and this lead over the runner-up; otherwise it is clarified like any other.
+    urgent_margin: float = 0.15
+    #: crisis-intent probability at which the crisis answer is given (the phrase check aside).
+    crisis: float = 0.3
+    #: a suggestion's probability must be at least this share of the best one's.
+    suggest_ratio: float = 0.2
+    #: how many suggestions a clarify offers at most.
     suggestions: int = 3
     #: provenance written by calibrate (not used for matching).
     source: dict = field(default_factory=dict, compare=False)
@@ -133,223 +129,112 @@ class Thresholds:
 
 @dataclass
 class Scored:
-    """Raw scores of one message, before the decision (used by calibrate and evaluate)."""
+    """What the model says about one message, before the decision (calibrate and evaluate use it)."""
 
     key: str
     language: str
     language_confidence: float
-    intent_scores: np.ndarray      # per catalog intent
-    known: float
+    proba: np.ndarray            # per model class (intents + OOS)
     has_letters: bool
     exact: str | None = None
-
-    def ranked(self, k: int) -> list[int]:
-        if not len(self.intent_scores):
-            return []
-        k = min(k, len(self.intent_scores))
-        idx = np.argpartition(-self.intent_scores, k - 1)[:k]
-        return sorted(idx.tolist(), key=lambda i: (-float(self.intent_scores[i]), i))
+    crisis_phrase: bool = False
 
 
 class Matcher:
-    """Matches messages against an index built once from the knowledge base."""
+    """Decides messages with a trained ``IntentModel``."""
 
-    def __init__(self, catalog: Catalog, thresholds: Thresholds | None = None):
-        self.catalog = catalog
+    def __init__(self, model: IntentModel | None, urgent: set[str] | frozenset[str],
+                 thresholds: Thresholds | None = None):
+        self.model = model
+        self.urgent = frozenset(urgent)
         self.thresholds = thresholds or Thresholds.load()
-        entries = catalog.entries
-        # Entry indices per intent, padded with len(entries) (which reads as score 0), so the
-        # top-k per intent is one np.partition over a small matrix.
-        n, g = len(entries), len(catalog.intent_ids)
-        per_intent: list[list[int]] = [[] for _ in range(g)]
-        for i, iid in enumerate(catalog.entry_intent.tolist()):
-            per_intent[iid].append(i)
-        # Catalog.build appends entries intent by intent, so each intent is one slice.
-        assert all(np.diff(catalog.entry_intent) >= 0), "catalog entries must be grouped by intent"
-        self._starts = np.flatnonzero(np.r_[True, np.diff(catalog.entry_intent) != 0]) if n else np.zeros(0, int)
-        self._seg_intent = catalog.entry_intent[self._starts] if n else np.zeros(0, int)
-        width = max([len(x) for x in per_intent] + [1])
-        self._grid = np.full((g, width), n, dtype=np.int32)
-        for row, idx in enumerate(per_intent):
-            self._grid[row, :len(idx)] = idx
-        self._is_term = np.asarray([e.is_term for e in entries], dtype=bool)
-        self._lang_codes = {lang: i for i, lang in enumerate(catalog.langs)}
-        self._latin_idx = np.flatnonzero([not e.cjk for e in entries])
-        self._cjk_idx = np.flatnonzero([e.cjk for e in entries])
-        self._latin_sorted = [content_view(entries[i].key) for i in self._latin_idx]
-        # Known Latin content words, sorted so the spelling correction is deterministic.
-        self._vocab = sorted({w for e in entries if not e.cjk for w in e.key.split()
-                              if len(w) >= 3 and w not in STOPWORDS and w.isalpha()})
-        self._vocab_set = frozenset(self._vocab)
-        self._cjk_choices = [cjk_view(entries[i].key) for i in self._cjk_idx]
+        classes = model.classes if model is not None else []
+        self.intent_ids = [c for c in classes if c != OOS]
+        self._intent_cols = np.asarray([i for i, c in enumerate(classes) if c != OOS], dtype=np.int64)
+        self._oos_col = model.oos_index if model is not None else -1
+        self._flow = np.asarray([is_flow_intent(i) for i in self.intent_ids], dtype=bool)
+        self._urgent_mask = np.asarray([i in self.urgent for i in self.intent_ids], dtype=bool)
+        self._crisis = self.intent_ids.index(CRISIS_INTENT) if CRISIS_INTENT in self.intent_ids else -1
 
     @classmethod
-    def from_knowledge(cls, kb: KnowledgeBase, thresholds: Thresholds | None = None) -> Matcher:
-        return cls(Catalog.build(kb), thresholds)
+    def from_knowledge(cls, kb: KnowledgeBase, thresholds: Thresholds | None = None,
+                       cache_dir: Path | str | None = None) -> Matcher:
+        """The matcher of a knowledge base: the cached model when the knowledge is unchanged."""
+        urgent = {i for i, x in kb.intents.items() if x.urgent}
+        if not kb.intents:
+            return cls(None, urgent, thresholds)
+        return cls(IntentModel.load_or_train(kb, cache_dir), urgent, thresholds)
+
+    @property
+    def startup_seconds(self) -> float:
+        return float(getattr(self.model, "load_seconds", 0.0))
 
     # ---- scoring --------------------------------------------------------------------
-    def signals(self, key: str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-        """Per entry: TF-IDF cosine and rapidfuzz score (both 0..1); the share of the
-        message's n-grams the index knows; per intent: cosine to the intent's centroid."""
-        cat = self.catalog
-        n = len(cat.entries)
-        feats = ngram_features(key)
-        spelled = self.spell(key)
-        if spelled != key:
-            # Keep what was typed and add the corrected words at a discount: a word the index
-            # lacks may be a typo of a known word or a new word that only looks like one.
-            for f, c in ngram_features(spelled).items():
-                if f not in feats:
-                    feats[f] = SPELL_WEIGHT * c
-        vec, known = cat.tfidf.query_vector(feats)
-        cos = cat.tfidf.postings.dot(vec)
-        cc = cat.centroids.dot(vec)
-        rf = np.zeros(n, dtype=np.float32)
-        raw = None
-        if is_cjk_text(key):
-            if len(self._cjk_idx):
-                raw = process.cdist([cjk_view(key)], self._cjk_choices, scorer=fuzz.ratio,
-                                    processor=None, dtype=np.float32)[0]
-                idx = self._cjk_idx
-        elif len(self._latin_idx):
-            # token_sort_ratio == ratio of the token-sorted strings; the choices are sorted once
-            # at build time, which makes this ~10x faster than calling token_sort_ratio.
-            raw = process.cdist([content_view(spelled)], self._latin_sorted, scorer=fuzz.ratio,
-                                processor=None, dtype=np.float32)[0]
-            idx = self._latin_idx
-        if raw is not None:
-            # Any two sentences of one script share letters, so ratio has a floor that depends
-            # on the message (length, common letters). Rescale above this message's median
-            # score so "shares some letters with everything" counts as nothing.
-            # (The median of a strided sample: as good a floor, a fraction of the cost.)
-            floor = float(np.median(raw[::max(1, len(raw) // 512)])) if self.thresholds.rf_floor else 0.0
-            rf[idx] = np.clip((raw - floor) / max(1e-6, 100.0 - floor), 0.0, 1.0)
-        return cos, rf, known, cc
-
-    def spell(self, key: str) -> str:
-        """Latin words the index does not know, replaced by the closest known word when
-        rapidfuzz finds one at >= SPELL_CUTOFF ("salery" → "salary", "hospitl" → "hospital")."""
-        words = key.split()
-        changed = False
-        for i, w in enumerate(words):
-            if len(w) < 4 or w in self._vocab_set or not w.isalpha() or is_cjk_text(w):
-                continue
-            hit = process.extractOne(w, self._vocab, scorer=fuzz.ratio, processor=None, score_cutoff=SPELL_CUTOFF)
-            if hit is not None:
-                words[i] = hit[0]
-                changed = True
-        return " ".join(words) if changed else key
-
-    def same_language(self, language: str) -> np.ndarray:
-        """Entries in ``language`` (official terms count as every language)."""
-        code = self._lang_codes.get(language)
-        if code is None:
-            return self._is_term
-        return (self.catalog.entry_lang == code) | self._is_term
-
-    @staticmethod
-    def combine(cos: np.ndarray, rf: np.ndarray, same: np.ndarray, w_tfidf: float,
-                other_language: float) -> np.ndarray:
-        s = w_tfidf * cos + (1.0 - w_tfidf) * rf
-        if other_language != 1.0:
-            s = np.where(same, s, s * other_language)
-        return s
-
-    def centroid_without(self, cc: np.ndarray, cos: np.ndarray, entry: int) -> np.ndarray:
-        """Centroid cosines as if ``entry`` were not in its intent (leave-one-out)."""
-        cat = self.catalog
-        g = int(cat.entry_intent[entry])
-        norm = float(cat.centroid_norms[g])
-        rest2 = norm * norm - 2.0 * float(cat.centroid_self_dot[entry]) + 1.0
-        out = cc.copy()
-        out[g] = (float(cc[g]) * norm - float(cos[entry])) / np.sqrt(rest2) if rest2 > 1e-9 else 0.0
-        return out
-
-    def aggregate(self, s: np.ndarray, cc: np.ndarray, top_k: int | None = None, w_max: float | None = None,
-                  w_centroid: float | None = None) -> np.ndarray:
-        """Intent scores from entry scores ``s`` and centroid cosines ``cc`` (see module doc)."""
-        th = self.thresholds
-        k = th.top_k if top_k is None else top_k
-        wm = th.w_max if w_max is None else w_max
-        wc = th.w_centroid if w_centroid is None else w_centroid
-        if not len(s):
-            return np.zeros(len(self.catalog.intent_ids), dtype=np.float32)
-        k = max(1, min(k, self._grid.shape[1]))
-        # Bounds from each intent's best entry (mean of top-k is between best/k and best) let
-        # us compute the exact score only for intents that can still reach the top; the rest
-        # get their lower bound, which keeps the top (suggestions + 1) ranking exact.
-        best = np.zeros(len(cc), dtype=np.float32)
-        best[self._seg_intent] = np.maximum.reduceat(s, self._starts)
-        lower = (1.0 - wc) * ((1.0 - wm) * best / k + wm * best) + wc * cc
-        upper = (1.0 - wc) * best + wc * cc
-        n_top = min(len(lower), th.suggestions + 1)
-        bar = np.partition(lower, len(lower) - n_top)[len(lower) - n_top]
-        cand = np.flatnonzero(upper >= bar)
-        m = np.append(s, np.float32(0.0))[self._grid[cand]]
-        top = np.partition(m, m.shape[1] - k, axis=1)[:, -k:]
-        out = lower.astype(np.float32)
-        entry_part = (1.0 - wm) * top.mean(axis=1) + wm * best[cand]
-        out[cand] = (1.0 - wc) * entry_part + wc * cc[cand]
-        return out
-
-    def score(self, text: str, lang: str | None = None, exclude: int | None = None) -> Scored:
-        """Per-intent scores of ``text``; ``exclude`` hides one entry (leave-one-out calibration)."""
-        cat = self.catalog
-        th = self.thresholds
-        # A pasted letter is not a question the index can match; keep the cost bounded.
-        key = match_key(text[:MAX_CHARS])
+    def score(self, text: str, lang: str | None = None, *, spell: bool = True) -> Scored:
+        text = clip(text or "")
+        key = match_key(text)
         if lang:
             language, lang_conf = lang, 1.0
         else:
             language, lang_conf = detect_language(text)
         has_letters = _LETTER.search(key) is not None
-        if not key or not len(cat.entries):
-            return Scored(key, language, lang_conf, np.zeros(len(cat.intent_ids), np.float32), 0.0, has_letters)
-        cos, rf, known, cc = self.signals(key)
-        s = self.combine(cos, rf, self.same_language(language), th.w_tfidf, th.other_language)
-        if exclude is not None:
-            s[exclude] = 0.0
-            cc = self.centroid_without(cc, cos, exclude)
-        intent_scores = self.aggregate(s, cc)
-        exact = None
-        if exclude is None or cat.entries[exclude].key != key:
-            exact = cat.exact.get(cjk_view(key) if is_cjk_text(key) else key)
-        # No real evidence of the language: take the best matching entry's when its script agrees.
-        if not lang and lang_conf < 0.2 and has_letters:
-            best = int(np.argmax(s))
-            if s[best] > 0:
-                e = cat.entries[best]
-                if not e.is_term and e.cjk == is_cjk_text(key):
-                    language = e.lang
-        return Scored(key, language, lang_conf, intent_scores, known, has_letters, exact)
+        n = len(self.model.classes) if self.model is not None else 0
+        if not key or self.model is None:
+            return Scored(key, language, lang_conf, np.zeros(n, np.float32), has_letters)
+        query = self.model.spell(key) if spell else key
+        proba = self.model.proba_many([query])[0]
+        return Scored(key, language, lang_conf, proba, has_letters, self.model.exact.get(exact_key(key)),
+                      is_crisis(key, normalize(text)))
+
+    def intent_proba(self, scored: Scored) -> np.ndarray:
+        """Probabilities of the intents only (``intent_ids`` order)."""
+        if not len(scored.proba):
+            return np.zeros(0, np.float32)
+        return scored.proba[self._intent_cols]
 
     # ---- decision -------------------------------------------------------------------
-    def decide(self, scored: Scored, text: str) -> Match:
-        th = self.thresholds
-        cat = self.catalog
+    def decide(self, scored: Scored, text: str, th: Thresholds | None = None) -> Match:
+        th = th or self.thresholds
         lang, lconf = scored.language, scored.language_confidence
 
-        def decline(conf: float = 0.0) -> Match:
-            return Match(text, None, "decline", conf, lang, [], lconf)
+        def decline(reason: str, conf: float = 0.0) -> Match:
+            return Match(text, None, "decline", conf, lang, [], lconf, reason)
 
+        if not scored.key or not scored.has_letters or not len(scored.proba):
+            return decline(DECLINE_EMPTY)
+        p = self.intent_proba(scored)
+        if self._crisis >= 0 and (scored.crisis_phrase or p[self._crisis] >= th.crisis):
+            return Match(text, CRISIS_INTENT, "answer", max(float(p[self._crisis]), 0.5 if scored.crisis_phrase
+                                                                  else 0.0), lang, [], lconf)
         if scored.exact is not None:
             return Match(text, scored.exact, "answer", 1.0, lang, [], lconf)
-        if not scored.key or not scored.has_letters:
-            return decline()      # empty, emoji only, punctuation only, digits only
-        top = scored.ranked(th.suggestions + 1)
-        if not top:
-            return decline()
-        best = float(scored.intent_scores[top[0]])
-        second = float(scored.intent_scores[top[1]]) if len(top) > 1 else 0.0
-        best_id = cat.intent_ids[top[0]]
-        if best < th.clarify or scored.known < th.min_known:
-            return decline(best)
-        if best_id in cat.urgent and best >= th.urgent:
+        order = np.argsort(-p, kind="stable")
+        b = int(order[0])
+        best = float(p[b])
+        second = float(p[order[1]]) if len(order) > 1 else 0.0
+        p_oos = float(scored.proba[self._oos_col]) if self._oos_col >= 0 else 0.0
+        best_id = self.intent_ids[b]
+        if p_oos >= th.oos or best < th.clarify:
+            # Off-topic when the out-of-scope class outweighs every intent; else an in-domain
+            # question the model is unsure of (worth showing to the operators).
+            return decline(DECLINE_OUT_OF_SCOPE if p_oos >= th.oos or p_oos >= best else DECLINE_UNSURE, best)
+        if self._urgent_mask[b]:
+            if best >= th.urgent and best - second >= th.urgent_margin:
+                return Match(text, best_id, "answer", best, lang, [], lconf)
+        elif best >= th.answer and best - second >= th.margin:
             return Match(text, best_id, "answer", best, lang, [], lconf)
-        if best >= th.answer and best - second >= th.margin:
-            return Match(text, best_id, "answer", best, lang, [], lconf)
-        suggestions = [cat.intent_ids[i] for i in top[:th.suggestions]]
-        return Match(text, best_id, "clarify", best, lang, suggestions, lconf)
+        return Match(text, best_id, "clarify", best, lang, self._suggest(p, order, th), lconf)
+
+    def _suggest(self, p: np.ndarray, order: np.ndarray, th: Thresholds) -> list[str]:
+        best = float(p[order[0]])
+        out: list[str] = []
+        for rank, i in enumerate(order[: th.suggestions + 8].tolist()):
+            if len(out) >= th.suggestions:
+                break
+            if rank and (float(p[i]) < th.suggest_ratio * best or self._flow[i]):
+                continue
+            out.append(self.intent_ids[i])
+        return out
 
     def match(self, text: str, lang: str | None = None) -> Match:
         """Decide what ``text`` asks; ``lang`` forces the language instead of detecting it."""

@@ -29,16 +29,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="spec/intents.yaml with the required intents (default: ../shared/spec when present)")
     check.set_defaults(func=check_kb)
 
-    evaluate = kb_sub.add_parser("eval", help="matcher accuracy on a labelled JSONL file")
-    evaluate.add_argument("file", nargs="?", default=None,
-                          help="labelled JSONL (default: ../shared/eval/dev.jsonl when present)")
+    evaluate = kb_sub.add_parser("eval", help="matcher accuracy on the labelled evaluation set")
+    evaluate.add_argument("file", nargs="?", default=None, type=Path,
+                          help="labelled JSONL file or directory (default: intents/data/eval)")
+    evaluate.add_argument("--split", choices=("test", "tune", "all"), default="test",
+                          help="which rows to measure (default: test; thresholds are fitted on tune)")
     evaluate.add_argument("--json", action="store_true", help="print the results as JSON")
     evaluate.add_argument("--knowledge", type=Path, default=None,
                           help="knowledge base directory (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     evaluate.set_defaults(func=evaluate_kb)
 
-    calibrate = kb_sub.add_parser("calibrate", help="recompute the matcher's decision thresholds")
-    calibrate.add_argument("--write", action="store_true", help="write the thresholds to the configuration")
+    calibrate = kb_sub.add_parser("calibrate", help="fit the matcher's decision thresholds on the tune split")
+    calibrate.add_argument("--write", action="store_true", help="write them to intents/thresholds.yaml")
+    calibrate.add_argument("--eval", type=Path, default=None,
+                           help="labelled JSONL file or directory whose tune rows are used (default: intents/data/eval)")
     calibrate.add_argument("--knowledge", type=Path, default=None,
                            help="knowledge base directory (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     calibrate.set_defaults(func=calibrate_kb)
