@@ -26,6 +26,7 @@ import yaml
 from intents.crisis import CRISIS_INTENT
 from intents.evaluate import EVAL_DIR, Labelled, load_labelled
 from intents.matcher import THRESHOLDS_FILE, Matcher, Thresholds, is_flow_intent
+from intents.model import OOS, softmax
 
 #: Utility of each outcome (see module doc).
 U = {
@@ -64,7 +65,33 @@ class _Rows:
     crisis_truth: np.ndarray   # a crisis message (kind crisis or the crisis intent)
 
 
-def _rows(matcher: Matcher, rows: list[Labelled]) -> _Rows:
+SHARPNESS_GRID = np.round(np.r_[np.arange(0.25, 2.01, 0.25), np.arange(2.5, 8.01, 0.5), 10, 12, 15, 20], 2)
+
+
+def fit_sharpness(matcher: Matcher, scored: list, rows: list[Labelled]) -> float:
+    """Temperature scaling: the sharpness whose softmax probabilities give the tune rows'
+    true classes (an intent, or the out-of-scope class) the highest likelihood."""
+    cls = {c: i for i, c in enumerate(matcher.model.classes)}
+    zs, ys = [], []
+    for s, row in zip(scored, rows):
+        target = cls.get(row.intent or OOS)
+        if s.z is not None and target is not None:
+            zs.append(s.z)
+            ys.append(target)
+    if not zs:
+        return 0.0
+    z = np.vstack(zs)
+    y = np.asarray(ys)
+    best = None
+    for k in SHARPNESS_GRID:
+        p = softmax(z, float(k))
+        nll = -float(np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
+        if best is None or nll < best[0] - 1e-9:
+            best = (nll, float(k))
+    return best[1]
+
+
+def _rows(matcher: Matcher, rows: list[Labelled], scored: list | None = None) -> _Rows:
     ids = matcher.intent_ids
     pos = {iid: i for i, iid in enumerate(ids)}
     urgent = np.asarray([i in matcher.urgent for i in ids], dtype=bool)
@@ -76,14 +103,14 @@ def _rows(matcher: Matcher, rows: list[Labelled]) -> _Rows:
                 np.zeros(n, np.float32), np.full(n, -1, np.int32), np.zeros(n, bool), np.zeros(n, np.float32),
                 np.full(n, 99, np.int32), np.zeros(n, bool))
     for i, row in enumerate(rows):
-        s = matcher.score(row.text)
+        s = scored[i] if scored is not None else matcher.score(row.text)
         out.truth[i] = pos.get(row.intent, -2) if row.intent else -1
         out.crisis_truth[i] = row.kind == "crisis" or row.intent == CRISIS_INTENT
         out.usable[i] = bool(s.key) and s.has_letters and len(s.proba) > 0
         if not out.usable[i]:
             continue
         p = matcher.intent_proba(s)
-        out.exact[i] = pos[s.exact] if s.exact in pos else -1
+        out.exact[i] = pos.get(s.exact, -1) if s.exact else -1
         out.crisis_phrase[i] = s.crisis_phrase and crisis_col >= 0
         out.p_crisis[i] = p[crisis_col] if crisis_col >= 0 else 0.0
         out.p_oos[i] = s.proba[matcher._oos_col] if matcher._oos_col >= 0 else 0.0
@@ -199,12 +226,17 @@ def calibrate(matcher: Matcher, rows: list[Labelled]) -> Thresholds:
     """New thresholds for ``matcher`` fitted on ``rows`` (the tune split)."""
     if not rows:
         raise ValueError("no tune rows to calibrate on")
-    data = _rows(matcher, rows)
-    base = matcher.thresholds
+    scored = [matcher.score(r.text) for r in rows]
+    sharpness = fit_sharpness(matcher, scored, rows)
+    for s in scored:
+        if s.z is not None:
+            s.proba = matcher.probabilities(s.z, sharpness)
+    data = _rows(matcher, rows, scored)
+    base = replace(matcher.thresholds, sharpness=sharpness)
     th, utility, rates = _search(data, base.suggest_ratio, base.suggestions)
     source = {"method": "grid search on the tune split of intents/data/eval; `kurashi kb calibrate --write`",
               "utility": round(utility, 3), **rates}
-    return replace(base, source=source, **th)
+    return replace(base, source=source, **th)  # sharpness is in base
 
 
 def write_thresholds(th: Thresholds, path: Path | None = None) -> None:

@@ -40,13 +40,29 @@ import yaml
 from intents.catalog import match_key
 from intents.crisis import CRISIS_INTENT, is_crisis
 from intents.langdetect import detect_language
-from intents.model import OOS, IntentModel, clip, exact_key
+from intents.model import OOS, IntentModel, clip, exact_key, ovr_proba, softmax
 from intents.normalize import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.loader import KnowledgeBase
 
 _LETTER = re.compile(r"[^\s\d]")
+#: Messages longer than this are also read by their last sentence (``last_sentence``).
+LONG_MESSAGE = 120
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s*")
+
+
+def last_sentence(text: str, min_letters: int = 8) -> str:
+    """The last sentence of a message (with the one before when it is very short)."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text.strip()) if p.strip()]
+    if len(parts) < 2:
+        return ""
+    tail = parts[-1]
+    i = len(parts) - 2
+    while sum(ch.isalpha() for ch in tail) < min_letters and i >= 0:
+        tail = f"{parts[i]} {tail}"
+        i -= 1
+    return tail if len(tail) < len(text) else ""
 
 THRESHOLDS_FILE = Path(__file__).resolve().parent / "thresholds.yaml"
 Decision = Literal["answer", "clarify", "decline"]
@@ -108,6 +124,9 @@ class Thresholds:
     suggest_ratio: float = 0.2
     #: how many suggestions a clarify offers at most.
     suggestions: int = 3
+    #: probabilities are softmax(model scores × sharpness): temperature scaling fitted on
+    #: the tune split (0: the model's own one-vs-rest probabilities).
+    sharpness: float = 0.0
     #: provenance written by calibrate (not used for matching).
     source: dict = field(default_factory=dict, compare=False)
 
@@ -138,6 +157,7 @@ class Scored:
     has_letters: bool
     exact: str | None = None
     crisis_phrase: bool = False
+    z: np.ndarray | None = None  # the model's raw per-class scores
 
 
 class Matcher:
@@ -182,9 +202,24 @@ class Matcher:
         if not key or self.model is None:
             return Scored(key, language, lang_conf, np.zeros(n, np.float32), has_letters)
         query = self.model.spell(key) if spell else key
-        proba = self.model.proba_many([query])[0]
-        return Scored(key, language, lang_conf, proba, has_letters, self.model.exact.get(exact_key(key)),
-                      is_crisis(key, normalize(text)))
+        z = self.model.decision(query)
+        proba = self.probabilities(z)
+        tail = last_sentence(text) if len(text) > LONG_MESSAGE else ""
+        if tail:
+            # A long story usually asks its question at the end: when the last sentence alone
+            # is clearer about an intent than the whole message, it decides.
+            tkey = match_key(tail)
+            tz = self.model.decision(self.model.spell(tkey) if spell else tkey)
+            tp = self.probabilities(tz)
+            if tp[self._intent_cols].max(initial=0.0) > proba[self._intent_cols].max(initial=0.0):
+                z, proba = tz, tp
+        crisis = is_crisis(key, normalize(text))
+        return Scored(key, language, lang_conf, proba, has_letters, self.model.exact.get(exact_key(key)), crisis, z)
+
+    def probabilities(self, z: np.ndarray, sharpness: float | None = None) -> np.ndarray:
+        """Class probabilities from the model's scores (see ``Thresholds.sharpness``)."""
+        k = self.thresholds.sharpness if sharpness is None else sharpness
+        return softmax(z, k) if k else ovr_proba(z)
 
     def intent_proba(self, scored: Scored) -> np.ndarray:
         """Probabilities of the intents only (``intent_ids`` order)."""

@@ -28,7 +28,6 @@ Must not import bot/ or scheduler/; from knowledge/ only the KnowledgeBase type.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
@@ -43,7 +42,7 @@ import numpy as np
 import yaml
 from rapidfuzz import fuzz, process
 
-from intents.catalog import TERM_LANG, match_key
+from intents.catalog import match_key
 from intents.normalize import is_cjk_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,7 +71,11 @@ SPELL_MAX_WORDS = 6
 
 #: SGD regularisation and passes (chosen on the evaluation set's tune split).
 ALPHA = 2e-5
-EPOCHS = 50
+EPOCHS = 20
+CHAR_NGRAMS = (1, 4)
+CLASS_WEIGHT: str | None = None
+#: Joined-sample variants per intent and language (see ``training_data``); 0 = none.
+AUGMENT = 0
 
 
 def clip(text: str) -> str:
@@ -142,6 +145,21 @@ def training_data(kb: KnowledgeBase, negatives: list[str] | None = None) -> Trai
             keys.append(key)
             labels.append(iid)
             owners.setdefault(exact_key(key), set()).add(iid)
+    if AUGMENT:
+        # Residents write longer than the samples ("the fridge broke. how do i throw it
+        # away"): each sample also appears joined with another sample of its intent and
+        # language, so several clauses about one thing still score as that thing.
+        rnd = random.Random(SEED)
+        for iid, intent in kb.intents.items():
+            for lang in sorted(intent.samples):
+                pool = [match_key(t) for t in intent.samples[lang]]
+                pool = [k for k in pool if k]
+                if len(pool) < 2:
+                    continue
+                for k in pool[:AUGMENT]:
+                    other = rnd.choice([x for x in pool if x != k] or pool)
+                    keys.append(f"{k} {other}")
+                    labels.append(iid)
     negs = load_negatives() if negatives is None else negatives
     for text in [*negs, *gibberish()]:
         key = match_key(text)
@@ -176,9 +194,13 @@ class IntentModel:
         for w in self.vocab:
             by_first.setdefault(w[0], []).append(w)
         self._vocab_by_first = by_first
-        coef = self.clf.coef_
+        coef = np.asarray(self.clf.coef_)
+        intercept = np.asarray(self.clf.intercept_)
+        if coef.shape[0] == 1 and len(self.classes) == 2:
+            # Two classes (one intent + out of scope): scikit-learn keeps one row for the second.
+            coef, intercept = np.vstack([-coef, coef]), np.r_[-intercept, intercept]
         self._coef_t = np.ascontiguousarray(coef.T, dtype=np.float32)     # features × classes
-        self._intercept = np.asarray(self.clf.intercept_, dtype=np.float32)
+        self._intercept = np.asarray(intercept, dtype=np.float32)
         n_char = len(self.char_vec.vocabulary_)
         # (analyzer, vocabulary, idf, column offset) of each feature block, as TfidfVectorizer
         # would apply them, without its per-call validation and sparse-matrix building.
@@ -206,7 +228,7 @@ class IntentModel:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import SGDClassifier
 
-        char_vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, dtype=np.float32,
+        char_vec = TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, dtype=np.float32,
                                    lowercase=False)
         word_vec = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32,
                                    token_pattern=r"\S+", lowercase=False)
@@ -214,7 +236,7 @@ class IntentModel:
 
         x = sp.hstack([char_vec.fit_transform(data.keys), word_vec.fit_transform(data.keys)]).tocsr()
         clf = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=SEED,
-                            average=False)
+                            class_weight=CLASS_WEIGHT)
         clf.fit(x, data.labels)
         counts = Counter(w for k in data.keys if not is_cjk_text(k) for w in k.split()
                          if len(w) >= 4 and w.isalpha())
@@ -242,7 +264,7 @@ class IntentModel:
                     model.load_seconds = time.perf_counter() - started
                     model.cache_hit = True
                     return model
-            except Exception:  # a corrupt or foreign cache file: train again
+            except Exception:  # noqa: BLE001 - a corrupt or foreign cache file: train again
                 log.warning("intent model cache unreadable, retraining", extra={"path": str(path)})
         model = cls.train(data)
         model.cache_hit = False
@@ -301,23 +323,36 @@ class IntentModel:
             return self._intercept.copy()
         return vals @ self._coef_t[cols] + self._intercept
 
-    def proba_many(self, keys: list[str]) -> np.ndarray:
-        """Class probabilities (rows: keys, columns: ``classes``), spelling already applied."""
+    def proba_many(self, keys: list[str], sharpness: float | None = None) -> np.ndarray:
+        """Class probabilities (rows: keys, columns: ``classes``), spelling already applied.
+
+        ``sharpness`` None: scikit-learn's one-vs-rest probabilities (normalised); else a
+        softmax of the decision scores times ``sharpness`` (temperature scaling, fitted on
+        held-out messages by ``intents.calibrate``)."""
         if not keys:
             return np.zeros((0, len(self.classes)), np.float32)
-        return _ovr_proba(np.vstack([self.decision(k) for k in keys]))
+        z = np.vstack([self.decision(k) for k in keys])
+        return ovr_proba(z) if sharpness is None else softmax(z, sharpness)
 
-    def proba(self, key: str) -> np.ndarray:
+    def proba(self, key: str, sharpness: float | None = None) -> np.ndarray:
         """Class probabilities of one folded key (typos corrected first)."""
-        return self.proba_many([self.spell(key)])[0]
+        return self.proba_many([self.spell(key)], sharpness)[0]
 
 
-def _ovr_proba(z: np.ndarray) -> np.ndarray:
+def ovr_proba(z: np.ndarray) -> np.ndarray:
     """One-vs-rest logistic probabilities, normalised to sum to 1 (as scikit-learn does)."""
     p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-    s = p.sum(axis=1, keepdims=True)
+    s = p.sum(axis=-1, keepdims=True)
     s[s == 0] = 1.0
     return p / s
+
+
+def softmax(z: np.ndarray, sharpness: float) -> np.ndarray:
+    """Softmax of ``z * sharpness`` along the last axis."""
+    a = z * sharpness
+    a = a - a.max(axis=-1, keepdims=True)
+    e = np.exp(a)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def default_cache_dir() -> Path | None:
@@ -350,6 +385,3 @@ def _save(model: IntentModel, path: Path) -> None:
         except (OSError, UnboundLocalError):
             pass
 
-
-__all__ = ["OOS", "IntentModel", "TrainingData", "training_data", "load_negatives", "gibberish", "clip",
-           "TERM_LANG", "exact_key", "default_cache_dir", "MODEL_VERSION"]

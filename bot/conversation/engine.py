@@ -42,7 +42,7 @@ from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
 from delivery.messages import Choice, IncomingMessage, Kind, Reply
 from intents.langdetect import detect_language
-from intents.normalize import DIGIT, HAN, OTHER, script_profile
+from intents.normalize import DIGIT, HAN, KANA, LATIN, OTHER, script_profile
 from knowledge.garbage import city_calendar
 from knowledge.loader import KnowledgeBase
 from knowledge.render import render_answer, render_terms
@@ -56,6 +56,11 @@ SWITCH_LANGUAGE_CONFIDENCE = 0.8
 #: Han-only text (kanji/hanzi and nothing else) below this detection confidence is ambiguous
 #: between Japanese and Chinese (地震, 病院): it must not override the stored language.
 HAN_DECISIVE_CONFIDENCE = 0.9
+#: ``Match.reason`` of a decline the matcher considers an in-domain question it is unsure
+#: of (intents.matcher.DECLINE_UNSURE): the only declines stored for the operators.
+DECLINE_UNSURE = "unsure"
+#: A message with fewer letters says too little about its language to switch to it.
+SHORT_MESSAGE_LETTERS = 6
 #: Intents whose answer is a flow of the core rather than (only) a knowledge text.
 FLOW_INTENTS = {"greeting.hello", "bot.help", "bot.language", "bot.settings", "bot.forget_me"}
 #: Menu categories, in menu order, and which intent-id prefix goes where.
@@ -361,6 +366,38 @@ class ConversationEngine:
         elif command == "stop":
             await self.stop_notifications(turn)
 
+    def _reply_language(self, turn: Turn, text: str, detected: str | None, confidence: float,
+                        decision: str, intent: str | None) -> tuple[str | None, str | None]:
+        """(language to answer this turn in, language to offer switching to).
+
+        A resident's stored (or platform) language wins unless the message is clearly
+        written in another one: romaji Japanese from an English session, a very short or
+        mixed-script message, or Han-only text (地震 is as Japanese as it is Chinese) are
+        answered in the stored language. A decline follows the message's own language when
+        it is clear (the resident wrote in it), else the stored one.
+        """
+        known = normalize_language(detected)
+        stored = turn.user.language
+        if not known:
+            return stored, None
+        romaji = known == "ja" and _is_latin_only(text)
+        short = _letter_count(text) < SHORT_MESSAGE_LETTERS or _is_mixed_script(text)
+        if stored and stored != "zh" and confidence < HAN_DECISIVE_CONFIDENCE and _is_han_only(text):
+            return stored, None
+        if not stored:
+            if confidence >= FIRST_LANGUAGE_CONFIDENCE and not romaji:
+                return known, None
+            return (known if decision != "decline" and not romaji else None), None
+        if known == stored or romaji or short or confidence < SWITCH_LANGUAGE_CONFIDENCE:
+            return stored, None
+        if decision == "decline" or self._is_urgent(intent):
+            # "I can't help" in the words they used; an emergency (or crisis) answer in the
+            # language they are writing in, without a settings question on top.
+            return known, None
+        if (intent or "").split(".", 1)[0] in NO_SWITCH_PREFIXES:
+            return stored, None
+        return known, known
+
     async def answer_question(self, turn: Turn, text: str) -> None:
         """Match a question and answer, clarify or decline — in the resident's language."""
         match = self.matcher.match(text)
@@ -369,36 +406,24 @@ class ConversationEngine:
         if confidence is None:
             detected, confidence = detect_language(text) if text.strip() else ("en", 0.0)
         first_contact = turn.created or not turn.state.get("greeted")
-        offer_switch: str | None = None
-        known = normalize_language(detected)
-        stored = turn.user.language
-        if stored and stored != "zh" and confidence < HAN_DECISIVE_CONFIDENCE and _is_han_only(text):
-            # 地震 or 病院 is as Japanese as it is Chinese; a ja user means ja, and an en/vi/ko
-            # user copied a term they saw on paper: answer in their language, offer no switch.
-            known = stored
-        if not turn.user.language:
-            if known and confidence >= FIRST_LANGUAGE_CONFIDENCE:
-                turn.user.language = turn.lang = known
-            elif match.decision != "decline" and known:
-                turn.lang = known   # answer the question now; the picker follows
-        elif (known and known != turn.user.language and confidence >= SWITCH_LANGUAGE_CONFIDENCE
-              and match.decision != "decline"
-              and (match.intent or "").split(".", 1)[0] not in NO_SWITCH_PREFIXES):
-            turn.lang = known
-            offer_switch = known
-
-        suggestions = list(match.suggestions or [])
         intent = match.intent
-        if match.decision == "clarify" and suggestions and self._is_urgent(suggestions[0]):
-            intent = suggestions[0]   # emergencies are answered at once, never clarified
-        decision = "answer" if intent and (match.decision == "answer" or self._is_urgent(intent)) else match.decision
-        if not self._is_urgent(intent) and (named := self._named_item_intent(text, intent, suggestions)):
+        decision = match.decision if intent or match.decision == "decline" else "decline"
+        suggestions = list(match.suggestions or [])
+        if decision != "decline" and not self._is_urgent(intent) \
+                and (named := self._named_item_intent(text, intent, suggestions)):
             intent, decision = named, "answer"   # "where does a frying pan go": the item's category
+        lang, offer_switch = self._reply_language(turn, text, detected, confidence, decision, intent)
+        if lang:
+            turn.lang = lang
+            if not turn.user.language and lang == normalize_language(detected) \
+                    and confidence >= FIRST_LANGUAGE_CONFIDENCE:
+                turn.user.language = lang
         await self._abandon_clarify(turn, intent if decision == "answer" else None)
 
         if first_contact:
             turn.set_state(greeted=True)
-            if decision in ("answer", "clarify") and intent != "greeting.hello" and turn.user.language:
+            if decision in ("answer", "clarify") and intent != "greeting.hello" and turn.user.language \
+                    and not self._is_urgent(intent):
                 turn.replies.append(Reply(self.t(turn, "welcome.first")))
 
         if decision == "answer" and intent in self.kb.intents:
@@ -406,25 +431,34 @@ class ConversationEngine:
             await self.show_intent(turn, intent)
         elif decision == "clarify" and suggestions:
             turn.decision = "clarify"
-            turn.set_state(clarify={"text": text[:1000], "lang": turn.lang, "suggestions": suggestions[:3]})
-            choices = [Choice(self.texts.intent_label(s, turn.lang), f"i:{s}") for s in suggestions[:3]
-                       if s in self.kb.intents]
+            shown = [s for s in suggestions[:3] if s in self.kb.intents]
+            turn.set_state(clarify={"text": text[:1000], "lang": turn.lang, "suggestions": shown})
+            choices = [Choice(self.texts.intent_label(s, turn.lang), f"i:{s}") for s in shown]
+            # Always a way to reach a person, and a way out ("none of these": rephrase or a person).
+            choices.append(Choice(self.t(turn, "consult.button"), "c"))
             choices.append(Choice(self.t(turn, "clarify.none"), "cn"))
             turn.replies.append(Reply(self.t(turn, "clarify.text"), quick_replies=choices))
         else:
             turn.decision = "decline"
+            reason = getattr(match, "reason", "") or DECLINE_UNSURE
             meaningful = any(unicodedata.category(ch)[0] in "LN" for ch in text)
-            if meaningful:
-                await repo.record_unanswered(turn.session, turn.user, text[:2000], language=known or detected,
+            # Only an in-domain question the bot could not answer is a knowledge gap for the
+            # operators; off-topic chat, insults and gibberish are not stored.
+            stored = meaningful and reason == DECLINE_UNSURE
+            if stored:
+                await repo.record_unanswered(turn.session, turn.user, text[:2000],
+                                             language=normalize_language(detected) or detected,
                                              decision="decline", suggestions=suggestions[:3])
-            if not turn.user.language:
+            if not turn.user.language and not lang:
                 turn.replies.append(self._language_picker(turn))
                 return
-            key = "decline.text" if meaningful else "decline.empty"
+            key = "decline.text" if stored else ("decline.out_of_scope" if meaningful else "decline.empty")
             turn.replies.append(Reply(self.t(turn, key), quick_replies=[
                 Choice(self.t(turn, "menu.btn.menu"), "m"),
                 Choice(self.t(turn, "consult.button"), "c"),
             ]))
+            if not turn.user.language:
+                turn.replies.append(self._language_picker(turn))
             return
 
         if offer_switch:
@@ -802,6 +836,25 @@ class ConversationEngine:
             turn.replies.append(self._language_picker(turn))
             return
         turn.replies.append(self.menu_reply(turn, text=self.t(turn, "event.nontext")))
+
+
+def _letter_count(text: str) -> int:
+    return sum(1 for ch in text if unicodedata.category(ch)[0] == "L")
+
+
+def _is_latin_only(text: str) -> bool:
+    """Letters all Latin (romaji Japanese is detected as ja but read by a non-Japanese reader)."""
+    profile = script_profile(text)
+    return profile.get(LATIN, 0) > 0 and set(profile) <= {LATIN, DIGIT, OTHER}
+
+
+def _is_mixed_script(text: str) -> bool:
+    """Two writing systems in one message ("gomi 何曜日", "SIM カード"): no clear language."""
+    profile = script_profile(text)
+    scripts = [s for s, n in profile.items() if s not in (DIGIT, OTHER) and n >= 2]
+    if set(scripts) <= {HAN, KANA}:   # Japanese writes kanji and kana together
+        return False
+    return len(scripts) > 1
 
 
 def _is_han_only(text: str) -> bool:
