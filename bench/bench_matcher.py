@@ -112,7 +112,7 @@ def _accuracy(decide, rows: list[dict]) -> dict:
         else:
             oos += 1
             declined += decision == "decline"
-    rate = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
+    rate = lambda a, b: round(a / b, 4) if b else None
     return {"right_at_once": rate(right, ins), "answered_wrong": rate(wrong, ins), "oos_declined": rate(declined, oos)}
 
 
@@ -222,8 +222,11 @@ def run() -> dict:
     started = time.perf_counter()
     old = FuzzyMatcher.from_knowledge(kb)
     old_build_s = time.perf_counter() - started
-    accuracy["old matcher (rapidfuzz + TF-IDF kNN)"] = _accuracy(
-        lambda t: (lambda m: (m.decision, m.intent))(old.match(t)), rows)
+    def old_decide(text: str):
+        m = old.match(text)
+        return m.decision, m.intent
+
+    accuracy["old matcher (rapidfuzz + TF-IDF kNN)"] = _accuracy(old_decide, rows)
 
     samples, labels = _samples(kb)
 
@@ -267,10 +270,10 @@ def run() -> dict:
     for name, fn in baselines.items():
         latency[name] = _latency(fn, latency_texts, repeat=1)
 
-    pct = lambda x: "   n/a" if x is None else f"{100 * x:5.1f}%"  # noqa: E731
+    pct = lambda x: "   n/a" if x is None else f"{100 * x:5.1f}%"
     n_in = sum(1 for r in rows if r["intent"])
-    table = [f"{source}: {len(rows)} messages ({n_in} in scope); knowledge base: {len(kb.intents)} intents, "
-             f"{scale_info['1x']['samples']} training texts",
+    table = [(f"{source}: {len(rows)} messages ({n_in} in scope); knowledge base: {len(kb.intents)} intents, "
+              f"{scale_info['1x']['samples']} training texts"),
              f"{'system':42} {'right':>7} {'wrong':>7} {'OOS decl':>9}"]
     for name, r in accuracy.items():
         table.append(f"{name:42} {pct(r['right_at_once']):>7} {pct(r['answered_wrong']):>7} "

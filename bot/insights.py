@@ -18,6 +18,11 @@ keeps the transfer small when many residents type the very same words — and Py
 the exact texts that normalise alike (case, width, punctuation, emoji differ). At most
 ``MAX_DISTINCT`` exact texts (the most recent) are merged; ``Groups.truncated`` says so.
 
+Crisis messages (suicide, self-harm: ``intents.crisis``) are never listed with their text:
+the bot answers them at once and stores nothing, and should one still be stored (a 👎 on
+the crisis answer, a message the check missed that names the crisis topic in its
+suggestions), every listing here shows ``CRISIS_HIDDEN`` instead of the words.
+
 None of these functions commits: they run in the caller's transaction.
 Must not import the conversation core, channel adapters, the web layer or Settings.
 """
@@ -33,7 +38,8 @@ from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Feedback, Unanswered, utcnow
-from intents.normalize import normalize
+from intents.crisis import CRISIS_INTENT, is_crisis
+from intents.normalize import fold_diacritics, fold_kana, normalize
 
 DECISIONS = ("decline", "clarify_abandoned")
 #: Which rows a listing shows (``status`` argument).
@@ -41,6 +47,23 @@ STATUSES = ("open", "resolved", "all")
 #: Exact texts merged into groups at most (the most recent ones).
 MAX_DISTINCT = 20_000
 DEFAULT_RETENTION_DAYS = 180
+#: Shown instead of the words of a crisis message (and its group key).
+CRISIS_HIDDEN = "（非表示：こころの危機に関するメッセージ） (hidden: a message about a personal crisis)"
+
+
+def is_crisis_text(text: str | None, suggestions: Iterable[str] | None = None) -> bool:
+    """Whether a stored question is about a personal crisis (its words must not be shown)."""
+    if suggestions and CRISIS_INTENT in suggestions:
+        return True
+    plain = normalize(text or "")
+    return is_crisis(fold_kana(fold_diacritics(plain)), plain)
+
+
+def _hide(session: AsyncSession, row: Any, attribute: str) -> None:
+    """Replace a crisis row's text in what is returned, never in the database (detached first)."""
+    if row in session:
+        session.expunge(row)
+    setattr(row, attribute, CRISIS_HIDDEN)
 
 
 # --------------------------------------------------------------------------- unanswered
@@ -111,7 +134,9 @@ async def unanswered_groups(
     groups: dict[str, UnansweredGroup] = {}
     wordings: dict[str, set[str]] = {}
     for text, lang, dec, n, first_at, last_at in rows[:max_distinct]:
-        key = normalize(text)
+        if is_crisis_text(text):
+            text = CRISIS_HIDDEN
+        key = normalize(text) if text != CRISIS_HIDDEN else CRISIS_HIDDEN
         group = groups.get(key)
         if group is None:   # rows come most recent first: the first wording seen is the newest
             group = groups[key] = UnansweredGroup(key=key, text=text, first_at=first_at, last_at=last_at)
@@ -141,10 +166,14 @@ async def unanswered_rows(
 ) -> list[Unanswered]:
     """Unanswered questions one by one, newest first."""
     where = _unanswered_filters(language, decision, status)
-    return list((await session.execute(
+    rows = list((await session.execute(
         select(Unanswered).where(*where).order_by(Unanswered.created_at.desc(), Unanswered.id.desc())
         .limit(limit).offset(offset)
     )).scalars())
+    for row in rows:
+        if is_crisis_text(row.text, row.suggestions):
+            _hide(session, row, "text")
+    return rows
 
 
 async def unanswered_languages(session: AsyncSession) -> list[str]:
@@ -170,7 +199,7 @@ async def resolve_unanswered_group(session: AsyncSession, key: str, *, language:
     """Mark every open question whose normalised text is ``key`` (within the filters) resolved."""
     where = _unanswered_filters(language, decision, "open")
     texts = (await session.execute(select(Unanswered.text).where(*where).distinct())).scalars()
-    matching = [t for t in texts if normalize(t) == key]
+    matching = [t for t in texts if (is_crisis_text(t) if key == CRISIS_HIDDEN else normalize(t) == key)]
     resolved = 0
     for start in range(0, len(matching), 500):   # bounded IN lists
         result = await session.execute(
@@ -234,10 +263,14 @@ async def count_negative_feedback(session: AsyncSession, *, intent: str | None =
 async def negative_feedback(session: AsyncSession, *, intent: str | None = None, language: str | None = None,
                             limit: int = 50, offset: int = 0) -> list[Feedback]:
     """👎 votes (with the question the resident typed, when they typed one), newest first."""
-    return list((await session.execute(
+    rows = list((await session.execute(
         select(Feedback).where(Feedback.vote < 0, *_feedback_filters(intent, language))
         .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit).offset(offset)
     )).scalars())
+    for row in rows:
+        if row.question and (row.intent == CRISIS_INTENT or is_crisis_text(row.question)):
+            _hide(session, row, "question")
+    return rows
 
 
 async def feedback_facets(session: AsyncSession) -> tuple[list[str], list[str]]:
@@ -262,7 +295,7 @@ async def export_samples(session: AsyncSession, language: str, *, existing: Sequ
     samples: list[str] = []
     skipped = 0
     for group in grouped.groups:
-        if not group.key:
+        if not group.key or group.key == CRISIS_HIDDEN:
             continue
         if group.key in known:
             skipped += 1

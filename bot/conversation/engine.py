@@ -41,6 +41,8 @@ from bot.conversation.locale import Texts, normalize_language
 from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
 from delivery.messages import Choice, IncomingMessage, Kind, Reply
+from bot.insights import is_crisis_text
+from intents.crisis import CRISIS_INTENT
 from intents.langdetect import detect_language
 from intents.normalize import DIGIT, HAN, KANA, LATIN, OTHER, script_profile
 from knowledge.garbage import city_calendar
@@ -59,6 +61,8 @@ HAN_DECISIVE_CONFIDENCE = 0.9
 #: ``Match.reason`` of a decline the matcher considers an in-domain question it is unsure
 #: of (intents.matcher.DECLINE_UNSURE): the only declines stored for the operators.
 DECLINE_UNSURE = "unsure"
+#: ``Match.reason`` of a message with nothing to read (digits, emoji, punctuation).
+DECLINE_EMPTY = "empty"
 #: A message with fewer letters says too little about its language to switch to it.
 SHORT_MESSAGE_LETTERS = 6
 #: Intents whose answer is a flow of the core rather than (only) a knowledge text.
@@ -444,7 +448,7 @@ class ConversationEngine:
             meaningful = any(unicodedata.category(ch)[0] in "LN" for ch in text)
             # Only an in-domain question the bot could not answer is a knowledge gap for the
             # operators; off-topic chat, insults and gibberish are not stored.
-            stored = meaningful and reason == DECLINE_UNSURE
+            stored = meaningful and reason == DECLINE_UNSURE and not is_crisis_text(text)
             if stored:
                 await repo.record_unanswered(turn.session, turn.user, text[:2000],
                                              language=normalize_language(detected) or detected,
@@ -452,7 +456,8 @@ class ConversationEngine:
             if not turn.user.language and not lang:
                 turn.replies.append(self._language_picker(turn))
                 return
-            key = "decline.text" if stored else ("decline.out_of_scope" if meaningful else "decline.empty")
+            empty = not meaningful or reason == DECLINE_EMPTY
+            key = "decline.text" if stored else ("decline.empty" if empty else "decline.out_of_scope")
             turn.replies.append(Reply(self.t(turn, key), quick_replies=[
                 Choice(self.t(turn, "menu.btn.menu"), "m"),
                 Choice(self.t(turn, "consult.button"), "c"),
@@ -522,6 +527,8 @@ class ConversationEngine:
         turn.set_state(clarify=None)
         if chosen and chosen in pending.get("suggestions", []):
             return
+        if is_crisis_text(pending.get("text"), pending.get("suggestions")):
+            return      # words about a personal crisis are never kept for the operators' list
         await repo.record_unanswered(turn.session, turn.user, pending.get("text", ""),
                                      language=pending.get("lang"), decision="clarify_abandoned",
                                      suggestions=pending.get("suggestions", []))
@@ -577,7 +584,9 @@ class ConversationEngine:
         for related in intent.related[:MAX_RELATED]:
             if related in self.kb.intents:
                 choices.append(Choice(self.texts.intent_label(related, turn.lang), f"i:{related}"))
-        if intent_id.split(".", 1)[0] not in HIDDEN_PREFIXES:   # no 👍/👎 under small talk
+        # No 👍/👎 under small talk, nor under the crisis answer (its "what did you want to
+        # know?" follow-up would store a resident's words about a crisis).
+        if intent_id.split(".", 1)[0] not in HIDDEN_PREFIXES and intent_id != CRISIS_INTENT:
             choices += [Choice(self.t(turn, "fb.up"), f"fb:+:{intent_id}"),
                         Choice(self.t(turn, "fb.down"), f"fb:-:{intent_id}")]
         choices.append(Choice(self.t(turn, "menu.btn.menu"), "m"))
@@ -839,7 +848,12 @@ class ConversationEngine:
 
 
 def _letter_count(text: str) -> int:
-    return sum(1 for ch in text if unicodedata.category(ch)[0] == "L")
+    """Letters, a Han/kana/Hangul/Myanmar/Devanagari character counting as two (they carry more)."""
+    n = 0
+    for ch in text:
+        if unicodedata.category(ch)[0] == "L":
+            n += 1 if ch.isascii() or script_profile(ch).get(LATIN) else 2
+    return n
 
 
 def _is_latin_only(text: str) -> bool:

@@ -2,11 +2,14 @@
 the project's own messages.yaml and contacts.yaml, a small fixture topic set."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.conversation.engine import ConversationEngine
 from bot.db.models import Feedback, Unanswered, User
 from delivery.messages import Channel, IncomingMessage, Kind
+from intents.matcher import Matcher
 from knowledge.schema import LANGUAGE_NAMES
 from tests.conversation.conftest import ChatDriver, payloads
 
@@ -86,8 +89,14 @@ async def test_urgent_intent_puts_emergency_numbers_first(chat: ChatDriver, kb):
 CLARIFY_CANDIDATES = ("쓰레기", "ごみ", "垃圾", "garbage day sofa", "sofa", "trash", "rác")
 
 
+def strict(matcher) -> Matcher:
+    """The same model, asking back whenever it is not certain (so a test can see a clarify)."""
+    return Matcher(matcher.model, matcher.urgent, replace(matcher.thresholds, answer=1.0, margin=1.0,
+                                                          urgent=1.0, clarify=0.01, oos=1.01))
+
+
 def clarifying_text(matcher) -> str:
-    """A message the real matcher answers with "Did you mean…" on the fixture KB."""
+    """A message the matcher answers with "Did you mean…" on the fixture KB."""
     for text in CLARIFY_CANDIDATES:
         if matcher.match(text).decision == "clarify":
             return text
@@ -107,15 +116,26 @@ def declining_text(matcher) -> str:
     raise AssertionError(f"the matcher declines none of {DECLINE_CANDIDATES} on the fixture KB")
 
 
-async def test_clarify_offers_top_suggestions_and_abandoning_it_is_recorded(chat: ChatDriver, kb, matcher):
-    text = clarifying_text(matcher)
-    match = matcher.match(text)
+#: An in-domain question the model is unsure of (with ``unsure``): a knowledge gap.
+GAP_TEXT = "how to throw away a big sofa"
+
+
+def unsure(matcher) -> Matcher:
+    """The same model declining everything it cannot answer from an exact sample."""
+    return Matcher(matcher.model, matcher.urgent, replace(matcher.thresholds, clarify=1.01, oos=1.01, crisis=1.01))
+
+
+async def test_clarify_offers_top_suggestions_a_person_and_abandoning_it_is_recorded(chat: ChatDriver, kb, matcher):
+    chat.engine.matcher = m = strict(matcher)
+    text = clarifying_text(m)
+    match = m.match(text)
     expected = match.suggestions[:3]
     await chat.follow(hint=match.language)
     replies = await chat.say(text)
 
     assert replies[0].text == msg(kb, "clarify.text", match.language)
     assert [d for d in payloads(replies[0]) if d.startswith("i:")] == [f"i:{s}" for s in expected]
+    assert "c" in payloads(replies[0])                          # always a way to reach a person
     assert "cn" in payloads(replies[0])                         # "none of these"
     await chat.say("menu")                                     # walks away from the question
     rows = await chat.rows(Unanswered)
@@ -123,8 +143,9 @@ async def test_clarify_offers_top_suggestions_and_abandoning_it_is_recorded(chat
 
 
 async def test_picking_a_clarify_suggestion_answers_and_records_nothing(chat: ChatDriver, kb, matcher):
-    text = clarifying_text(matcher)
-    lang = matcher.match(text).language
+    chat.engine.matcher = m = strict(matcher)
+    text = clarifying_text(m)
+    lang = m.match(text).language
     await chat.follow(hint=lang)
     replies = await chat.say(text)
     first = next(d for d in payloads(replies[0]) if d.startswith("i:"))
@@ -133,14 +154,34 @@ async def test_picking_a_clarify_suggestion_answers_and_records_nothing(chat: Ch
     assert await chat.count(Unanswered) == 0
 
 
-async def test_decline_says_so_offers_menu_and_consultation_and_is_recorded(chat: ChatDriver, kb, matcher):
+async def test_out_of_scope_is_declined_honestly_and_not_stored(chat: ChatDriver, kb, matcher):
     text = declining_text(matcher)
+    assert matcher.match(text).reason == "out_of_scope"
     await chat.follow(hint="en")
     replies = await chat.say(text)
+    assert replies[0].text == msg(kb, "decline.out_of_scope", "en")
+    assert "saved" not in replies[0].text
+    assert {"m", "c"} <= set(payloads(replies[0]))
+    assert await chat.count(Unanswered) == 0
+
+
+@pytest.mark.parametrize("text", ["you are stupid", "asdkjh qwpoeiru", "zzzz xxxx"])
+async def test_insults_and_gibberish_are_not_stored(chat: ChatDriver, kb, matcher, text):
+    await chat.follow(hint="en")
+    replies = await chat.say(text)
+    assert replies[0].text in (msg(kb, "decline.out_of_scope", "en"), msg(kb, "decline.empty", "en"))
+    assert await chat.count(Unanswered) == 0
+
+
+async def test_an_in_domain_question_without_an_answer_is_stored_for_the_operators(chat: ChatDriver, kb, matcher):
+    chat.engine.matcher = unsure(matcher)
+    assert chat.engine.matcher.match(GAP_TEXT).reason == "unsure"
+    await chat.follow(hint="en")
+    replies = await chat.say(GAP_TEXT)
     assert replies[0].text == msg(kb, "decline.text", "en")
     assert {"m", "c"} <= set(payloads(replies[0]))
     rows = await chat.rows(Unanswered)
-    assert [(r.text, r.decision, r.language) for r in rows] == [(text, "decline", "en")]
+    assert [(r.text, r.decision, r.language) for r in rows] == [(GAP_TEXT, "decline", "en")]
 
 
 async def test_escalating_answer_offers_consultation_with_the_centre_contact(chat: ChatDriver, kb):
@@ -188,7 +229,9 @@ async def test_forget_me_deletes_everything_after_confirmation(chat: ChatDriver,
     await chat.follow(hint="en")
     await chat.say("bulky garbage pickup")
     await chat.press("fb:+:garbage.bulky")
-    await chat.say(declining_text(matcher))
+    chat.engine.matcher = unsure(matcher)
+    await chat.say(GAP_TEXT)
+    chat.engine.matcher = matcher
     assert await chat.count(Feedback) == 1 and await chat.count(Unanswered) == 1
 
     confirm = await chat.say("forget me")

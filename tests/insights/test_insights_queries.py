@@ -88,3 +88,37 @@ async def test_prune_insights_deletes_rows_older_than_the_cut_off(sessionmaker):
         left = (await s.scalar(select(func.count()).select_from(Unanswered)),
                 await s.scalar(select(func.count()).select_from(Feedback)))
     assert gone == (1, 1) and left == (1, 1)
+
+
+async def test_crisis_messages_are_never_listed_with_their_words(sessionmaker):
+    """Should a message about suicide or self-harm ever be stored, no listing shows its words,
+    and the database keeps them only until the retention cut-off (listing changes nothing)."""
+    secret = "I want to kill myself tonight"
+    await add_unanswered(sessionmaker, [(secret, "en", "decline"), ("死にたい", "ja", "decline"),
+                                        ("bus to the station", "en", "decline")])
+    await add_votes(sessionmaker, [("emergency.crisis", -1, "en", "i just want to die"),
+                                   ("garbage.bulky", -1, "en", "sofa pickup")])
+    async with sessionmaker() as s:
+        grouped = await insights.unanswered_groups(s)
+        rows = await insights.unanswered_rows(s)
+        votes = await insights.negative_feedback(s)
+        samples, _ = await insights.export_samples(s, "en")
+        stored = list((await s.execute(select(Unanswered.text))).scalars())
+
+    shown = [g.text for g in grouped.groups] + [g.key for g in grouped.groups] + [r.text for r in rows]
+    assert not any(secret in t or "死にたい" in t for t in shown)
+    assert [(g.key, g.count) for g in grouped.groups] == [(insights.CRISIS_HIDDEN, 2), ("bus to the station", 1)]
+    assert [r.text for r in rows].count(insights.CRISIS_HIDDEN) == 2
+    assert [v.question for v in votes] == ["sofa pickup", insights.CRISIS_HIDDEN]
+    assert samples == ["bus to the station"]
+    assert secret in stored                                  # listing redacts; it does not write
+    async with sessionmaker() as s, s.begin():
+        assert await insights.resolve_unanswered_group(s, insights.CRISIS_HIDDEN) == 2
+
+
+async def test_a_clarify_offering_the_crisis_intent_is_hidden_too(sessionmaker):
+    await add_unanswered(sessionmaker, [("everything is too much lately", "en", "clarify_abandoned")],
+                         suggestions=["emergency.crisis", "consult.general"])
+    async with sessionmaker() as s:
+        rows = await insights.unanswered_rows(s)
+    assert [r.text for r in rows] == [insights.CRISIS_HIDDEN]

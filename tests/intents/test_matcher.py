@@ -211,7 +211,7 @@ def test_query_cost_does_not_grow_with_samples(fixture_kb, matcher, tmp_path):
     from bench.bench_matcher import synthetic_samples
 
     big_kb = synthetic_samples(fixture_kb, 10)
-    count = lambda kb: sum(len(s) for i in kb.intents.values() for s in i.samples.values())  # noqa: E731
+    count = lambda kb: sum(len(s) for i in kb.intents.values() for s in i.samples.values())
     assert count(big_kb) >= 10 * count(fixture_kb)
     big = Matcher.from_knowledge(big_kb, Thresholds(), cache_dir=tmp_path)
     assert big.model.classes == matcher.model.classes

@@ -57,7 +57,7 @@ def result(matcher):
 
 
 def _urgent(kb) -> set[str]:
-    return {iid for iid, intent in kb.intents.items() if intent.urgent}
+    return {iid for iid, intent in kb.intents.items() if intent.urgent} | {"emergency.crisis"}
 
 
 def _first_choice(match) -> str | None:
@@ -125,11 +125,12 @@ def test_emergency_probes_reach_the_emergency_answer(matcher, probes, kb):
 
 
 def test_small_talk_never_gets_an_urgent_answer(matcher, probes, kb):
-    """'chán quá' (I'm bored) once clarified to disaster.earthquake, which the conversation
-    engine answers at once as an emergency: out-of-scope text must not lead to one."""
+    """'chán quá' (I'm bored) was once answered as disaster.earthquake: out-of-scope text must
+    never get a 110/119 (or crisis) answer. (A "Did you mean" may list an emergency among its
+    buttons; the resident chooses.)"""
     urgent = _urgent(kb)
-    bad = [(p["text"], _first_choice(m)) for p in probes if p["intent"] is None
-           for m in [matcher.match(p["text"])] if _first_choice(m) in urgent]
+    bad = [(p["text"], m.intent) for p in probes if p["intent"] is None
+           for m in [matcher.match(p["text"])] if m.decision == "answer" and m.intent in urgent]
     assert not bad, bad
 
 
@@ -145,6 +146,8 @@ def test_named_emergencies_are_answered(matcher, text, intent):
     assert _first_choice(matcher.match(text)) == intent
 
 
-@pytest.mark.parametrize("text", ["chán quá", "chan qua", "つまらない", "dang lam gi do"])
+@pytest.mark.parametrize("text", ["chán quá", "chan qua", "つまらない", "dang lam gi do", "lam sim dien thoai o dau",
+                                  "けいたいでんわを かいたいです", "fireworks festival"])
 def test_named_small_talk_is_not_urgent(matcher, kb, text):
-    assert _first_choice(matcher.match(text)) not in _urgent(kb)
+    m = matcher.match(text)
+    assert not (m.decision == "answer" and m.intent in _urgent(kb)), m
