@@ -16,6 +16,7 @@ Writes ``intents/thresholds.yaml`` with ``--write``. Imports intents/ and knowle
 """
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,13 +26,13 @@ import yaml
 
 from intents.crisis import CRISIS_INTENT
 from intents.evaluate import EVAL_DIR, Labelled, load_labelled
-from intents.matcher import THRESHOLDS_FILE, Matcher, Thresholds, is_flow_intent
+from intents.matcher import THRESHOLDS_FILE, URGENT_KNOWN_WORDS, Matcher, Thresholds, is_flow_intent
 from intents.model import OOS, softmax
 
 #: Utility of each outcome (see module doc).
 U = {
     "right": 1.0, "wrong": -3.0, "clarified": 0.3, "clarify_miss": -0.3, "declined": -0.5,
-    "urgent_right": 2.0, "urgent_declined": -3.0,
+    "urgent_right": 2.0, "urgent_declined": -8.0,
     "oos_declined": 1.0, "oos_clarified": -0.3, "oos_answered": -2.0,
     "trap_emergency": -10.0, "crisis_right": 3.0, "crisis_missed": -8.0, "crisis_false": -4.0,
 }
@@ -43,6 +44,7 @@ ANSWER_GRID = np.round(np.arange(0.10, 0.951, 0.02), 2)
 MARGIN_GRID = np.round(np.arange(0.0, 0.601, 0.02), 2)
 URGENT_GRID = np.round(np.arange(0.10, 0.951, 0.02), 2)
 URGENT_MARGIN_GRID = np.round(np.arange(0.0, 0.601, 0.05), 2)
+URGENT_FLOOR_GRID = np.round(np.r_[0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 1.01], 2)
 
 
 @dataclass
@@ -63,6 +65,9 @@ class _Rows:
     truth_p: np.ndarray        # probability of the true intent (0 out of scope)
     truth_rank: np.ndarray     # rank of the true intent among non-flow intents (flow: 0 if best)
     crisis_truth: np.ndarray   # a crisis message (kind crisis or the crisis intent)
+    known_ok: np.ndarray       # enough known words for an urgent answer at once (URGENT_KNOWN_WORDS)
+    p_urgent: np.ndarray       # probability of the most probable urgent intent
+    urgent_hit: np.ndarray     # the clarify led by it offers the true intent
 
 
 SHARPNESS_GRID = np.round(np.r_[np.arange(0.25, 2.01, 0.25), np.arange(2.5, 8.01, 0.5), 10, 12, 15, 20], 2)
@@ -101,11 +106,13 @@ def _rows(matcher: Matcher, rows: list[Labelled], scored: list | None = None) ->
     out = _Rows(np.full(n, -1, np.int32), [r.kind for r in rows], np.zeros(n, bool), np.full(n, -1, np.int32),
                 np.zeros(n, bool), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32),
                 np.zeros(n, np.float32), np.full(n, -1, np.int32), np.zeros(n, bool), np.zeros(n, np.float32),
-                np.full(n, 99, np.int32), np.zeros(n, bool))
+                np.full(n, 99, np.int32), np.zeros(n, bool), np.ones(n, bool), np.zeros(n, np.float32),
+                np.zeros(n, bool))
     for i, row in enumerate(rows):
         s = scored[i] if scored is not None else matcher.score(row.text)
         out.truth[i] = pos.get(row.intent, -2) if row.intent else -1
         out.crisis_truth[i] = row.kind == "crisis" or row.intent == CRISIS_INTENT
+        out.known_ok[i] = s.known >= URGENT_KNOWN_WORDS
         out.usable[i] = bool(s.key) and s.has_letters and len(s.proba) > 0
         if not out.usable[i]:
             continue
@@ -120,6 +127,11 @@ def _rows(matcher: Matcher, rows: list[Labelled], scored: list | None = None) ->
         out.second[i] = p[order[1]] if len(order) > 1 else 0.0
         out.best_urgent[i] = urgent[order[0]]
         t = out.truth[i]
+        if urgent.any():
+            u = int(np.argmax(np.where(urgent, p, -1.0)))
+            out.p_urgent[i] = p[u]
+            shown = [u] + [j for j in order.tolist() if j != u and not flow[j]][:2]
+            out.urgent_hit[i] = t in shown
         if t >= 0:
             out.truth_p[i] = p[t]
             shown = [j for r, j in enumerate(order.tolist()) if r == 0 or not flow[j]]
@@ -148,6 +160,8 @@ def _search(r: _Rows, suggest_ratio: float, n_suggest: int) -> tuple[dict, float
     u_ans = u_answer(r.best_urgent)
     u_cla = np.where(pos, np.where(clar_hit, U["clarified"], U["clarify_miss"]), U["oos_clarified"])
     u_dec = np.where(pos, np.where(is_urgent_row, U["urgent_declined"], U["declined"]), U["oos_declined"])
+    # A would-be decline asked back with an emergency first.
+    u_rescue = np.where(pos, np.where(r.urgent_hit, U["clarified"], U["clarify_miss"]), U["oos_clarified"])
     # The crisis answer: right for crisis rows, a false alarm elsewhere.
     u_crisis = np.where(truth_crisis, U["crisis_right"], U["crisis_false"])
     u_crisis = np.where(is_trap, U["trap_emergency"], u_crisis)
@@ -181,29 +195,33 @@ def _search(r: _Rows, suggest_ratio: float, n_suggest: int) -> tuple[dict, float
         u_e = float(u_exact[ex].sum())
         live0 = rest & usable & ~exact_hit
         u_unusable = float(u_dec[~usable].sum())
-        for oos in OOS_GRID:
-            for clarify in CLARIFY_GRID:
-                declined = live0 & ((r.p_oos >= oos) | (r.best < clarify))
-                live = live0 & ~declined
-                base = u_c + u_e + u_unusable + float(u_dec[declined].sum()) + float(u_cla[live].sum())
-                urg = live & r.best_urgent
-                normal = live & ~r.best_urgent
-                j, m, g1 = best_pair(normal, a_bin, m_bin, ANSWER_GRID, MARGIN_GRID, u_ans - u_cla, clarify)
-                ju, mu, g2 = best_pair(urg, ua_bin, um_bin, URGENT_GRID, URGENT_MARGIN_GRID, u_ans - u_cla, clarify)
-                total = base + g1 + g2
-                if total > best_u + 1e-9:
-                    best_u = total
-                    best_th = {"crisis": float(crisis), "oos": float(oos), "clarify": float(clarify),
-                               "answer": float(ANSWER_GRID[j]), "margin": float(MARGIN_GRID[m]),
-                               "urgent": float(URGENT_GRID[ju]), "urgent_margin": float(URGENT_MARGIN_GRID[mu])}
+        for oos, clarify, floor in itertools.product(OOS_GRID, CLARIFY_GRID, URGENT_FLOOR_GRID):
+            low = live0 & ((r.p_oos >= oos) | (r.best < clarify))
+            rescued = low & (r.p_urgent >= floor)
+            declined = low & ~rescued
+            live = live0 & ~low
+            base = (u_c + u_e + u_unusable + float(u_dec[declined].sum()) + float(u_cla[live].sum())
+                    + float(u_rescue[rescued].sum()))
+            urg = live & r.best_urgent & r.known_ok
+            normal = live & ~r.best_urgent
+            j, m, g1 = best_pair(normal, a_bin, m_bin, ANSWER_GRID, MARGIN_GRID, u_ans - u_cla, clarify)
+            ju, mu, g2 = best_pair(urg, ua_bin, um_bin, URGENT_GRID, URGENT_MARGIN_GRID, u_ans - u_cla, clarify)
+            total = base + g1 + g2
+            if total > best_u + 1e-9:
+                best_u = total
+                best_th = {"crisis": float(crisis), "oos": float(oos), "clarify": float(clarify),
+                           "urgent_floor": float(floor),
+                           "answer": float(ANSWER_GRID[j]), "margin": float(MARGIN_GRID[m]),
+                           "urgent": float(URGENT_GRID[ju]), "urgent_margin": float(URGENT_MARGIN_GRID[mu])}
     th = best_th
     # Outcome rates at the chosen thresholds.
     crisis_hit = usable & (r.crisis_phrase | (r.p_crisis >= th["crisis"]))
     live0 = ~crisis_hit & usable & ~exact_hit
-    declined = (live0 & ((r.p_oos >= th["oos"]) | (r.best < th["clarify"]))) | ~usable
-    live = live0 & ~declined
+    low = live0 & ((r.p_oos >= th["oos"]) | (r.best < th["clarify"]))
+    declined = (low & ~(r.p_urgent >= th["urgent_floor"])) | ~usable
+    live = live0 & ~low
     answered_normal = live & ~r.best_urgent & (r.best >= th["answer"]) & (gap >= th["margin"])
-    answered_urgent = live & r.best_urgent & (r.best >= th["urgent"]) & (gap >= th["urgent_margin"])
+    answered_urgent = live & r.best_urgent & r.known_ok & (r.best >= th["urgent"]) & (gap >= th["urgent_margin"])
     answered = answered_normal | answered_urgent | (~crisis_hit & usable & exact_hit)
     right = (answered & ~exact_hit & right_top) | (~crisis_hit & exact_hit & (r.exact == r.truth) & pos)
     n_pos, n_oos = int(pos.sum()), int(oos_row.sum())

@@ -15,7 +15,9 @@ How a message is decided
    the crisis intent at once — it beats decline and every other intent.
 5. The model's class probabilities (intents + the out-of-scope class); ``best`` is the
    most probable intent, ``second`` the runner-up.
-   - decline: no letters; ``best < clarify``; or out-of-scope probability ``>= oos``.
+   - decline: no letters; ``best < clarify``; or out-of-scope probability ``>= oos`` —
+     except when an urgent intent has at least ``urgent_floor``: then a "Did you mean"
+     with that emergency first (a resident in danger is never sent away);
    - urgent intent on top (110/119 answers): answered at once only when
      ``best >= urgent`` and ``best - second >= urgent_margin``, else clarified — an
      everyday message that shares words with an emergency is never answered as one;
@@ -40,13 +42,30 @@ import yaml
 from intents.catalog import match_key
 from intents.crisis import CRISIS_INTENT, is_crisis
 from intents.langdetect import detect_language
-from intents.model import OOS, IntentModel, clip, exact_key, ovr_proba, softmax
+from intents.model import (
+    OOS,
+    IntentModel,
+    clip,
+    exact_key,
+    ovr_proba,
+    softmax,
+    warm_up_readings,
+    with_reading,
+    with_romanization,
+)
 from intents.normalize import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.loader import KnowledgeBase
 
 _LETTER = re.compile(r"[^\s\d]")
+_KANA = re.compile("[\u3040-\u30ff]")
+#: A declined message an urgent intent has at least this probability for is declined with
+#: the emergency numbers (``Match.urgent_hint``): the model is unsure, a resident in danger
+#: still learns whom to call.
+URGENT_HINT = 0.02
+#: Share of a message's Latin words the model must know to answer an urgent intent at once.
+URGENT_KNOWN_WORDS = 0.5
 #: Messages longer than this are also read by their last sentence (``last_sentence``).
 LONG_MESSAGE = 120
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s*")
@@ -90,6 +109,9 @@ class Match:
     language_confidence: float = 1.0
     #: For a decline: DECLINE_EMPTY, DECLINE_OUT_OF_SCOPE or DECLINE_UNSURE ("" otherwise).
     reason: str = ""
+    #: For a decline: an emergency is not impossible (an urgent intent has at least
+    #: ``URGENT_HINT``): the bot shows the emergency numbers with its "I can't help".
+    urgent_hint: bool = False
 
     def as_json(self) -> dict:
         """The ``kurashi classify`` line: the contract's six keys."""
@@ -118,6 +140,9 @@ class Thresholds:
     urgent: float = 0.5
     #: …and this lead over the runner-up; otherwise it is clarified like any other.
     urgent_margin: float = 0.15
+    #: a message an urgent intent has at least this probability for is never declined (a
+    #: "Did you mean" with the emergency first instead): a resident in danger is not sent away.
+    urgent_floor: float = 0.15
     #: crisis-intent probability at which the crisis answer is given (the phrase check aside).
     crisis: float = 0.3
     #: a suggestion's probability must be at least this share of the best one's.
@@ -158,6 +183,7 @@ class Scored:
     exact: str | None = None
     crisis_phrase: bool = False
     z: np.ndarray | None = None  # the model's raw per-class scores
+    known: float = 1.0           # share of the message's Latin words the model knows
 
 
 class Matcher:
@@ -183,6 +209,7 @@ class Matcher:
         urgent = {i for i, x in kb.intents.items() if x.urgent}
         if not kb.intents:
             return cls(None, urgent, thresholds)
+        warm_up_readings()
         return cls(IntentModel.load_or_train(kb, cache_dir), urgent, thresholds)
 
     @property
@@ -201,7 +228,9 @@ class Matcher:
         n = len(self.model.classes) if self.model is not None else 0
         if not key or self.model is None:
             return Scored(key, language, lang_conf, np.zeros(n, np.float32), has_letters)
+        japanese = language == "ja" or (not lang and _KANA.search(key) is not None)
         query = self.model.spell(key) if spell else key
+        query = with_reading(query) if japanese else with_romanization(query)
         z = self.model.decision(query)
         proba = self.probabilities(z)
         tail = last_sentence(text) if len(text) > LONG_MESSAGE else ""
@@ -209,12 +238,14 @@ class Matcher:
             # A long story usually asks its question at the end: when the last sentence alone
             # is clearer about an intent than the whole message, it decides.
             tkey = match_key(tail)
-            tz = self.model.decision(self.model.spell(tkey) if spell else tkey)
+            tq = self.model.spell(tkey) if spell else tkey
+            tz = self.model.decision(with_reading(tq) if japanese else with_romanization(tq))
             tp = self.probabilities(tz)
             if tp[self._intent_cols].max(initial=0.0) > proba[self._intent_cols].max(initial=0.0):
                 z, proba = tz, tp
         crisis = is_crisis(key, normalize(text))
-        return Scored(key, language, lang_conf, proba, has_letters, self.model.exact.get(exact_key(key)), crisis, z)
+        return Scored(key, language, lang_conf, proba, has_letters, self.model.exact.get(exact_key(key)), crisis, z,
+                      self.model.known_share(self.model.spell(key) if spell else key))
 
     def probabilities(self, z: np.ndarray, sharpness: float | None = None) -> np.ndarray:
         """Class probabilities from the model's scores (see ``Thresholds.sharpness``)."""
@@ -249,19 +280,37 @@ class Matcher:
         second = float(p[order[1]]) if len(order) > 1 else 0.0
         p_oos = float(scored.proba[self._oos_col]) if self._oos_col >= 0 else 0.0
         best_id = self.intent_ids[b]
+        urgent_top = bool(self._urgent_mask[b])
         if p_oos >= th.oos or best < th.clarify:
+            # Never "I can't help" when an emergency is a real possibility: ask back with it first.
+            u = self._urgent_best(p)
+            if u >= 0 and p[u] >= th.urgent_floor:
+                rest = [i for i in order.tolist() if i != u]
+                return Match(text, self.intent_ids[u], "clarify", float(p[u]), lang,
+                             self._suggest(p, np.asarray([u, *rest]), th, floor=float(p[u])), lconf)
+            hint = u >= 0 and p[u] >= URGENT_HINT
             # Off-topic when the out-of-scope class outweighs every intent; else an in-domain
             # question the model is unsure of (worth showing to the operators).
-            return decline(DECLINE_OUT_OF_SCOPE if p_oos >= th.oos or p_oos >= best else DECLINE_UNSURE, best)
-        if self._urgent_mask[b]:
-            if best >= th.urgent and best - second >= th.urgent_margin:
+            reason = DECLINE_OUT_OF_SCOPE if p_oos >= th.oos or p_oos >= best else DECLINE_UNSURE
+            return Match(text, None, "decline", best, lang, [], lconf, reason, bool(hint))
+        if urgent_top:
+            # A 110/119 answer at once needs the model to know most of the words: a message
+            # of unknown words that only looks like an emergency ("flamengo" ~ "flames") is asked back.
+            if best >= th.urgent and best - second >= th.urgent_margin and scored.known >= URGENT_KNOWN_WORDS:
                 return Match(text, best_id, "answer", best, lang, [], lconf)
         elif best >= th.answer and best - second >= th.margin:
             return Match(text, best_id, "answer", best, lang, [], lconf)
         return Match(text, best_id, "clarify", best, lang, self._suggest(p, order, th), lconf)
 
-    def _suggest(self, p: np.ndarray, order: np.ndarray, th: Thresholds) -> list[str]:
-        best = float(p[order[0]])
+    def _urgent_best(self, p: np.ndarray) -> int:
+        """The most probable urgent intent (-1 when the knowledge base has none)."""
+        if not self._urgent_mask.any():
+            return -1
+        masked = np.where(self._urgent_mask, p, -1.0)
+        return int(np.argmax(masked))
+
+    def _suggest(self, p: np.ndarray, order: np.ndarray, th: Thresholds, floor: float | None = None) -> list[str]:
+        best = float(p[order[0]]) if floor is None else floor
         out: list[str] = []
         for rank, i in enumerate(order[: th.suggestions + 8].tolist()):
             if len(out) >= th.suggestions:

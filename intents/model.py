@@ -31,7 +31,9 @@ import hashlib
 import logging
 import os
 import random
+import re
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,8 +44,8 @@ import numpy as np
 import yaml
 from rapidfuzz import fuzz, process
 
-from intents.catalog import match_key
-from intents.normalize import is_cjk_text
+from intents.catalog import TERM_LANG, match_key
+from intents.normalize import fold_kana, is_cjk_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.loader import KnowledgeBase
@@ -51,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("kurashi.intents")
 
 #: Bump when features, training data shape or the classifier change: old caches are then ignored.
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 #: The explicit out-of-scope class.
 OOS = "__oos__"
 NEGATIVES_FILE = Path(__file__).resolve().parent / "data" / "out_of_scope.yaml"
@@ -76,6 +78,8 @@ CHAR_NGRAMS = (1, 4)
 CLASS_WEIGHT: str | None = None
 #: Joined-sample variants per intent and language (see ``training_data``); 0 = none.
 AUGMENT = 0
+#: Append the hiragana reading of kanji to Japanese keys (``with_reading``).
+READINGS = True
 
 
 def clip(text: str) -> str:
@@ -99,7 +103,10 @@ def gibberish(seed: int = SEED) -> list[str]:
     for _ in range(40):
         words = ["".join(rnd.choice(letters) for _ in range(rnd.randint(3, 8))) for _ in range(rnd.randint(1, 3))]
         out.append(" ".join(words))
-    for lo, hi in ((0x4E00, 0x9FA5), (0xAC00, 0xD7A3), (0x3041, 0x3093), (0x0915, 0x0939), (0x1000, 0x102A)):
+    # Han, Hangul and kana have thousands of characters: random runs look like nothing real.
+    # (Devanagari and Myanmar have a few dozen letters: random runs would look like every
+    # real message, so their out-of-scope examples are the hand-written ones only.)
+    for lo, hi in ((0x4E00, 0x9FA5), (0xAC00, 0xD7A3), (0x3041, 0x3093)):
         for _ in range(12):
             out.append("".join(chr(rnd.randint(lo, hi)) for _ in range(rnd.randint(2, 6))))
     return out
@@ -125,6 +132,90 @@ class TrainingData:
         return h.hexdigest()[:32]
 
 
+_KAKASI = None
+_KAKASI_LOCK = threading.Lock()
+_KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005]")
+
+
+def _kakasi():
+    """pykakasi's converter, made once (loading its dictionaries takes about a second)."""
+    global _KAKASI
+    if _KAKASI is None:
+        with _KAKASI_LOCK:
+            if _KAKASI is None:
+                import pykakasi
+
+                _KAKASI = pykakasi.kakasi()
+    return _KAKASI
+
+
+def warm_up_readings() -> threading.Thread | None:
+    """Load the kanji-reading dictionaries in a background thread, so start-up does not
+    wait for them (the first Japanese message waits only if it comes within that second)."""
+    if not READINGS or _KAKASI is not None:
+        return None
+    thread = threading.Thread(target=_kakasi, name="kurashi-kakasi", daemon=True)
+    thread.start()
+    return thread
+
+
+def with_reading(key: str) -> str:
+    """A Japanese key with the hiragana reading of its kanji appended ("転入届" →
+    "転入届 てんにゅうとどけ"): residents write 引っ越し where the samples say ひっこし and the
+    other way round; the reading lets both meet. Keys without kanji are returned unchanged."""
+    if not READINGS or not _KANJI.search(key):
+        return key
+    reading = "".join(part["hira"] for part in _kakasi().convert(key))
+    reading = fold_kana(reading)
+    return f"{key} {reading}" if reading and reading != key else key
+
+
+# Devanagari → Latin the way Nepali is typed on phones ("aago lagyo" for आगो लाग्यो).
+_DEV_CONSONANTS = dict(zip(
+    "कखगघङचछजझञटठडढणतथदधनपफबभमयरलवशषसह",
+    ["k", "kh", "g", "gh", "ng", "ch", "chh", "j", "jh", "n", "t", "th", "d", "dh", "n", "t", "th", "d", "dh", "n", "p", "ph", "b", "bh", "m", "y", "r", "l", "w", "sh", "sh", "s", "h"]))
+_DEV_VOWELS = dict(zip("अआइईउऊऋएऐओऔ", ["a", "aa", "i", "i", "u", "u", "ri", "e", "ai", "o", "au"]))
+_DEV_SIGNS = dict(zip("ािीुूृेैोौ", ["a", "i", "i", "u", "u", "ri", "e", "ai", "o", "au"]))
+_DEV_OTHER = {"ं": "n", "ँ": "n", "ः": "h", "़": "", "्": ""}
+_DEVANAGARI = re.compile("[\u0900-\u097f]")
+
+
+def romanize_devanagari(text: str) -> str:
+    """A phone-style romanisation of Devanagari (every other character kept as it is)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in _DEV_CONSONANTS:
+            out.append(_DEV_CONSONANTS[ch])
+            nxt = text[i + 1] if i + 1 < n else ""
+            if nxt in _DEV_SIGNS:
+                out.append(_DEV_SIGNS[nxt])
+                i += 1
+            elif nxt == "्":
+                i += 1
+            elif nxt not in _DEV_OTHER and not (nxt == "" or nxt.isspace()) or nxt in ("ं", "ँ"):
+                out.append("a")
+        elif ch in _DEV_VOWELS:
+            out.append(_DEV_VOWELS[ch])
+        elif ch in _DEV_SIGNS:
+            out.append(_DEV_SIGNS[ch])
+        elif ch in _DEV_OTHER:
+            out.append(_DEV_OTHER[ch])
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def with_romanization(key: str) -> str:
+    """A key with Devanagari gets its romanisation appended: many Nepali residents (and
+    samples) write Nepali in Latin letters, others in Devanagari; both then meet."""
+    if not READINGS or not _DEVANAGARI.search(key):
+        return key
+    return f"{key} {romanize_devanagari(key)}"
+
+
 def exact_key(key: str) -> str:
     """The form used for exact look-ups: CJK without spaces, Latin as is."""
     return key.replace(" ", "") if is_cjk_text(key) else key
@@ -136,13 +227,13 @@ def training_data(kb: KnowledgeBase, negatives: list[str] | None = None) -> Trai
     owners: dict[str, set[str]] = {}
     seen: set[tuple[str, str]] = set()
     for iid, intent in kb.intents.items():
-        items = [s for lang in sorted(intent.samples) for s in intent.samples[lang]]
-        for text in [*items, *intent.terms]:
+        items = [(lang, s) for lang in sorted(intent.samples) for s in intent.samples[lang]]
+        for lang, text in [*items, *((TERM_LANG, t) for t in intent.terms)]:
             key = match_key(text)
             if not key or (iid, key) in seen:
                 continue
             seen.add((iid, key))
-            keys.append(key)
+            keys.append(with_reading(key) if lang == "ja" else with_romanization(key))
             labels.append(iid)
             owners.setdefault(exact_key(key), set()).add(iid)
     if AUGMENT:
@@ -290,6 +381,14 @@ class IntentModel:
                 words[i] = hit[0]
                 changed += 1
         return " ".join(words) if changed else key
+
+    def known_share(self, key: str) -> float:
+        """Share of the Latin words (3+ letters) of a key that the model has seen (1.0
+        without such words: CJK, Devanagari and Myanmar are read by characters)."""
+        words = [w for w in key.split() if len(w) >= 3 and w.isascii() and w.isalpha()]
+        if not words:
+            return 1.0
+        return sum(w in self._known_words for w in words) / len(words)
 
     def vectorize(self, keys: list[str]):
         import scipy.sparse as sp

@@ -458,7 +458,11 @@ class ConversationEngine:
                 return
             empty = not meaningful or reason == DECLINE_EMPTY
             key = "decline.text" if stored else ("decline.empty" if empty else "decline.out_of_scope")
-            turn.replies.append(Reply(self.t(turn, key), quick_replies=[
+            text_out = self.t(turn, key)
+            if getattr(match, "urgent_hint", False):
+                # The model is unsure, but an emergency is not impossible: the numbers, always.
+                text_out = f"{text_out}\n\n{self.t(turn, 'urgent.numbers')}"
+            turn.replies.append(Reply(text_out, quick_replies=[
                 Choice(self.t(turn, "menu.btn.menu"), "m"),
                 Choice(self.t(turn, "consult.button"), "c"),
             ]))

@@ -128,7 +128,9 @@ def test_an_everyday_trap_answered_as_an_emergency_outweighs_right_answers():
         best=np.r_[np.full(3, 0.95), np.full(3, 0.6)].astype(np.float32), second=np.zeros(n, np.float32),
         best_intent=np.zeros(n, np.int32), best_urgent=np.ones(n, bool),
         truth_p=np.r_[np.full(3, 0.95), np.zeros(3)].astype(np.float32), truth_rank=np.r_[np.zeros(3), np.full(3, 99)]
-        .astype(np.int32), crisis_truth=np.zeros(n, bool))
+        .astype(np.int32), crisis_truth=np.zeros(n, bool), known_ok=np.ones(n, bool),
+        p_urgent=np.r_[np.full(3, 0.95), np.full(3, 0.6)].astype(np.float32), urgent_hit=np.r_[np.ones(3), np.zeros(3)]
+        .astype(bool))
     th, _, rates = cal._search(rows, 0.2, 3)
     assert 0.6 < th["urgent"] <= 0.95
     assert rates["tune_trap_emergency"] == 0

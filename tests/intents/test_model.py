@@ -18,7 +18,7 @@ from knowledge.loader import KnowledgeBase
 def test_training_data_has_samples_terms_and_the_out_of_scope_class(fixture_kb):
     data = training_data(fixture_kb)
     assert set(data.labels) == set(fixture_kb.intents) | {OOS}
-    assert match_key("転入届") in data.keys                       # an official term
+    assert "転入届 てんにゅうとどけ" in data.keys                   # an official term, with its reading
     assert data.labels.count(OOS) >= len(load_negatives())         # negatives + gibberish
     assert data.exact[match_key("gomi no hi")] == "garbage.collection_day"
 
@@ -89,6 +89,17 @@ def test_negatives_are_not_evaluation_messages():
              for line in f.read_text(encoding="utf-8").splitlines() if line.strip()}
     copied = [t for t in load_negatives() if match_key(t) in evals]
     assert not copied, copied
+
+
+def test_japanese_and_nepali_keys_get_a_second_script():
+    from intents.model import romanize_devanagari, with_reading, with_romanization
+
+    assert with_reading("転入届") == "転入届 てんにゅうとどけ"
+    assert with_reading("ごみの日") == "ごみの日 ごみのひ"
+    assert with_reading("ごみ") == "ごみ"                        # no kanji: unchanged
+    assert romanize_devanagari("आगो लाग्यो") == "aago lagyo"
+    assert with_romanization("फोहोर") == "फोहोर phohor"
+    assert with_romanization("gomi") == "gomi"
 
 
 def test_fast_scoring_equals_scikit_learn(fixture_kb, tmp_path):
