@@ -40,8 +40,8 @@ from bot import metrics
 from bot.conversation.locale import Texts, normalize_language
 from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
-from delivery.messages import Choice, IncomingMessage, Kind, Reply
 from bot.insights import is_crisis_text
+from delivery.messages import Choice, IncomingMessage, Kind, Reply
 from intents.crisis import CRISIS_INTENT
 from intents.langdetect import detect_language
 from intents.normalize import DIGIT, HAN, KANA, LATIN, OTHER, script_profile
