@@ -409,13 +409,11 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
             return  # never push into a group: the join answer was a courtesy
         await _push_later(services, row.channel, msg.user_id, replies)
         return
+    # A direct answer to the resident's own message goes at once: Telegram's ~30 messages/s
+    # is the limit for bulk notifications (the outbox's budget), not for replies — a 429
+    # (flood control) is handled below: the rest goes to the outbox, and the outbox's budget
+    # pauses for retry_after so broadcasts back off too.
     limiter = getattr(services.relay, "limiter", None)
-    if limiter is not None:
-        # Direct answers share the bot-wide Telegram budget (~30 messages/s) with the
-        # outbox's pushes, so neither pushes the bot into flood control. The one-message-
-        # per-second-per-chat pacing is for pushes; an answer to the user's own message
-        # goes at once.
-        await limiter.acquire(row.channel, [], cost=float(max(1, len(adapter.render(replies)))))
     parts_sent = 0
 
     def count(n: int) -> None:

@@ -186,3 +186,13 @@ async def test_flood_control_half_way_sends_only_the_rest_later(kurashi) -> None
     pushed_parts = sum(len(telegram.render([reply_from_dict(p)])) for p in row.payload)
     texts = await kurashi.telegram_api.wait_for_messages(CHAT, 1 + pushed_parts, timeout=30)
     assert len(texts) == 1 + pushed_parts
+
+
+async def test_direct_replies_do_not_wait_for_the_broadcast_budget(kurashi) -> None:
+    """The outbox's Telegram budget is spent (a large alert going out, or paused after a 429
+    on a push): an answer to the resident's own message still goes at once."""
+    kurashi.services.relay.limiter.pause("telegram", 60)
+    started = asyncio.get_running_loop().time()
+    await kurashi.post_telegram(telegram_text_update(CHAT, "hello"))
+    assert await kurashi.telegram_api.wait_for_messages(CHAT, 1, timeout=10)
+    assert asyncio.get_running_loop().time() - started < 5
