@@ -1,40 +1,55 @@
-"""Webhook path benchmark: signed LINE webhooks and Telegram updates through the real app
-(uvicorn on loopback, SQLite, the real knowledge base and matcher) until the answer
-reaches the fake platform API, side by side with a bare ASGI endpoint on the same server
-stack (the ceiling: what uvicorn + the HTTP client alone allow on this machine).
+"""Webhook path benchmark, open loop, against real `kurashi serve` processes.
 
-Measured per platform: events/s (events answered / wall time) and p50/p99 latency from
-"webhook sent" to "answer received by the fake platform", under load and one event at a
-time. The fakes and the load generator run in a child process so that only the app's CPU
-is measured. Bounded: a few thousand requests (KURASHI_BENCH_WEBHOOK_EVENTS per platform).
-Owns nothing else; imports the fakes from tests/.
+Signed LINE webhooks (and Telegram updates) are sent at a fixed rate — on schedule, whether
+or not earlier ones were answered, as the platforms do — to `kurashi serve` subprocesses
+(SQLite: one process; PostgreSQL, when KURASHI_TEST_POSTGRES_URL is set: several, the
+requests spread round-robin as a load balancer would). Measured per rate: the answered
+rate, p50/p99 from "scheduled send" to "answer received by the fake platform API" (an
+open-loop latency: queueing included, no coordinated omission), and the servers' CPU
+milliseconds per event (user + system time of the `kurashi serve` processes, /proc).
+
+The ceiling: a bare ASGI app under the same uvicorn in its own process, driven closed-loop
+by the same load generator — what the generator and the HTTP stack allow on this machine
+(the generator is not the bottleneck below that rate). The fakes and the generator run in
+a child process of their own.
+
+Knobs (environment): KURASHI_BENCH_WEBHOOK_SECONDS (per rate, default 4),
+KURASHI_BENCH_WEBHOOK_SQLITE_RATES (default "25,50,100"), KURASHI_BENCH_WEBHOOK_PG_RATES
+(default "100,300,600"), KURASHI_BENCH_WEBHOOK_PG_PROCESSES (default 2),
+KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE (default 20). Owns nothing else; imports the fakes from tests/.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
 
-LINE_EVENTS = int(os.environ.get("KURASHI_BENCH_WEBHOOK_EVENTS", "600"))
-# Every Telegram update here is a first contact answered with ~3 messages, and direct
-# answers share the bot-wide budget of 30 messages/s with the outbox: ~10 updates/s at most.
-TELEGRAM_EVENTS = max(50, LINE_EVENTS // 2)
-CEILING_REQUESTS = LINE_EVENTS
-CONCURRENCY = 32
-SEQUENTIAL = 30          # events sent one at a time (each waits for its answer): latency without a queue
-USERS = 200
+SECONDS = float(os.environ.get("KURASHI_BENCH_WEBHOOK_SECONDS", "4"))
+SQLITE_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_SQLITE_RATES", "25,50,100").split(",") if r]
+PG_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_PG_RATES", "100,300,600").split(",") if r]
+PG_PROCESSES = int(os.environ.get("KURASHI_BENCH_WEBHOOK_PG_PROCESSES", "2"))
+TELEGRAM_RATE = int(os.environ.get("KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE", "20"))
+USERS = 5000
 TELEGRAM_SECRET = "bench-telegram-secret-7c1d"
+SECRET_KEY = "bench-secret-key-0123456789abcdefghijklmnop"
+STARTUP_LIMIT = 180.0
+DRAIN_LIMIT = 60.0
+CEILING_SECONDS = 2.0
+CEILING_CONCURRENCY = 64
 
 # Used only when ../shared/eval/dev.jsonl is absent.
 _FALLBACK_QUESTIONS = ["where do I put plastic bottles", "how to throw away a sofa", "I lost my residence card",
@@ -58,36 +73,32 @@ def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[Any], str]:
-    # A long keep-alive: between phases the client's pooled connections sit idle, and a
-    # connection closed by the server at the moment it is reused would abort the run.
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                            access_log=False, timeout_keep_alive=300)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            try:
-                task.result()
-            except SystemExit as exc:  # uvicorn exits on a failed lifespan start-up
-                raise RuntimeError("the app failed to start (see the log above)") from exc
-            raise RuntimeError("the server stopped before it started")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, task, f"http://127.0.0.1:{port}"
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-async def _stop(server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
-    server.should_exit = True
-    await asyncio.wait_for(task, 60)
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (/proc/<pid>/stat fields 14 and 15)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
+
+# --- the bare ASGI ceiling (run as `python -m bench.bench_webhook bare PORT`) ----------------
 
 async def _bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The ceiling: read the body, answer 200 with a small JSON, do nothing else."""
+    """Read the body, answer 200 with a small JSON, do nothing else."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -103,8 +114,68 @@ async def _bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b'{"ok":true}'})
 
 
+# --- servers ----------------------------------------------------------------------------------
+
+class Servers:
+    """`kurashi serve` subprocesses on loopback ports (or the bare app)."""
+
+    def __init__(self, env: dict[str, str], count: int, *, bare: bool = False) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
+        self.logs: list[Any] = []
+        kurashi = Path(sys.executable).parent / "kurashi"
+        for _ in range(count):
+            port = _free_port()
+            if bare:
+                code = ("import uvicorn; from bench.bench_webhook import _bare_app; "
+                        f"uvicorn.run(_bare_app, host='127.0.0.1', port={port}, log_level='warning', "
+                        "access_log=False, timeout_keep_alive=300)")
+                command = [sys.executable, "-c", code]
+            else:
+                command = [str(kurashi) if kurashi.exists() else sys.executable, *([] if kurashi.exists() else [
+                    "-c", "import sys; from bot.cli import main; sys.exit(main())"]), "serve", "--port", str(port)]
+            log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+            self.logs.append(log)
+            self.procs.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+            self.urls.append(f"http://127.0.0.1:{port}")
+
+    def wait_ready(self, path: str = "/healthz") -> None:
+        import httpx
+
+        deadline = time.monotonic() + STARTUP_LIMIT
+        for proc, url, log in zip(self.procs, self.urls, self.logs, strict=True):
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"server exited: {log.read().decode(errors='replace')[-3000:]}")
+                try:
+                    if httpx.get(url + path, timeout=2, trust_env=False).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not start")
+                time.sleep(0.2)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in self.logs:
+            log.close()
+
+
+# --- the load generator (child process, with the fakes) ---------------------------------------
+
 async def _post(client: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST once, retrying once on a dropped connection (webhooks are idempotent by event id)."""
     for attempt in (1, 2):
         try:
             async with client.post(url, data=body, headers=headers) as response:
@@ -116,236 +187,254 @@ async def _post(client: aiohttp.ClientSession, url: str, body: bytes, headers: d
     raise AssertionError("unreachable")
 
 
-async def _drive(client: aiohttp.ClientSession, requests: list[tuple[str, bytes, dict[str, str]]]) -> list[float]:
-    """POST every request with CONCURRENCY workers; returns the send time of each (perf_counter)."""
-    sent_at = [0.0] * len(requests)
-    queue: asyncio.Queue[int] = asyncio.Queue()
+async def _open_loop(client: aiohttp.ClientSession, requests: list[tuple[str, bytes, dict[str, str]]],
+                     rate: float) -> tuple[list[float], list[int]]:
+    """Send request i at start + i/rate (not waiting for earlier answers); scheduled times and statuses."""
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    scheduled = [start + i / rate for i in range(len(requests))]
+    statuses = [0] * len(requests)
+
+    async def one(i: int) -> None:
+        url, body, headers = requests[i]
+        statuses[i] = await _post(client, url, body, headers)
+
+    tasks = []
     for i in range(len(requests)):
-        queue.put_nowait(i)
+        delay = scheduled[i] - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return scheduled, statuses
+
+
+async def _ceiling(client: aiohttp.ClientSession, url: str, body: bytes) -> float:
+    """Closed-loop requests/s the generator gets from the bare app."""
+    count = 0
+    deadline = time.monotonic() + CEILING_SECONDS
 
     async def worker() -> None:
-        while not queue.empty():
-            i = queue.get_nowait()
-            url, body, headers = requests[i]
-            sent_at[i] = time.perf_counter()
-            status = await _post(client, url, body, headers)
-            if status != 200:
-                raise RuntimeError(f"webhook answered {status}")
+        nonlocal count
+        while time.monotonic() < deadline:
+            await _post(client, url, body, {"Content-Type": "application/json"})
+            count += 1
 
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return sent_at
-
-
-def _summary(name: str, count: int, latencies_ms: list[float], wall: float) -> dict[str, Any]:
-    return {
-        "name": name,
-        "events": count,
-        "answered": len(latencies_ms),
-        "events_per_s": round(len(latencies_ms) / wall, 1) if wall > 0 else None,
-        "p50_ms": round(_percentile(latencies_ms, 0.50), 2),
-        "p99_ms": round(_percentile(latencies_ms, 0.99), 2),
-        "mean_ms": round(statistics.fmean(latencies_ms), 2) if latencies_ms else None,
-    }
-
-
-async def _ceiling(client: aiohttp.ClientSession, base: str, body: bytes, name: str) -> dict[str, Any]:
-    latencies: list[float] = []
-    queue = list(range(CEILING_REQUESTS))
-
-    async def worker() -> None:
-        while queue:
-            queue.pop()
-            start = time.perf_counter()
-            status = await _post(client, f"{base}/ceiling", body, {"Content-Type": "application/json"})
-            if status != 200:
-                raise RuntimeError(f"bare endpoint answered {status}")
-            latencies.append((time.perf_counter() - start) * 1000)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return _summary(name, CEILING_REQUESTS, latencies, time.perf_counter() - started)
-
-
-def _mean_ceiling(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """One ceiling from the runs before and after a platform's load: mean rate, both kept."""
-    merged = dict(after)
-    rates = [r["events_per_s"] for r in (before, after) if r["events_per_s"]]
-    merged["events_per_s"] = round(statistics.fmean(rates), 1) if rates else None
-    merged["runs_events_per_s"] = [before["events_per_s"], after["events_per_s"]]
-    return merged
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(CEILING_CONCURRENCY)))
+    return count / (time.monotonic() - started)
 
 
 async def _load(conn: Any) -> None:
-    """Child process: the fake platforms and the load generator, so that their CPU is not
-    charged to the app under test. Talks to the parent over ``conn``."""
     from tests.fakes.line_api import FakeLineAPI
     from tests.fakes.telegram_api import FakeTelegramAPI
     from tests.fakes.webhooks import line_body, line_signed, line_text_event, telegram_text_update
 
     questions = _questions()
-    # Validation against the specs is the tests' job; here it would measure openapi-core.
     line_api = await FakeLineAPI(validate=False).start()
     telegram_api = await FakeTelegramAPI(validate=False).start()
     conn.send({"line": line_api.base_url, "line_token": line_api.access_token, "line_secret": line_api.channel_secret,
                "telegram": telegram_api.base_url, "telegram_token": telegram_api.token})
-    urls = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
-    base, bare_base = urls["app"], urls["bare"]
-    results: dict[str, Any] = {}
-    try:
-        # aiohttp as the load generator: on this stack httpx's client costs ~20x more per request.
-        connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as client:
-            # -- LINE -------------------------------------------------------------------------
-            # The ceiling is measured right before and right after each platform's run (the
-            # machine is shared and its speed drifts); the share uses their mean.
-            ceiling_before = await _ceiling(client, bare_base, line_body(line_text_event("U" + "0" * 32, "x")),
-                                            "bare ASGI (LINE body)")
-            users = [f"U{i:032x}" for i in range(USERS)]
-            tokens, requests = [], []
-            for i in range(LINE_EVENTS):
-                user = users[i % USERS]
-                token = line_api.issue_reply_token(user)
-                body = line_body(line_text_event(user, questions[i % len(questions)], reply_token=token))
-                tokens.append(token)
-                requests.append((f"{base}/webhooks/line", body, line_signed(body, line_api.channel_secret)))
-            started = time.perf_counter()
-            sent = await _drive(client, requests)
-            await line_api.wait_until(lambda: len(line_api.deliveries) >= LINE_EVENTS, timeout=300)
-            arrival = {}
-            for record in line_api.requests_to("/v2/bot/message/reply"):
-                if record.status == 200:
-                    arrival[record.json["replyToken"]] = record.at
-            # RecordedRequest.at is time.monotonic(); convert through the offset to perf_counter.
-            offset = time.perf_counter() - time.monotonic()
-            latencies = [(arrival[t] + offset - sent[i]) * 1000 for i, t in enumerate(tokens) if t in arrival]
-            wall = max(arrival.values()) + offset - started if arrival else 0.0
-            results["line"] = _summary("LINE webhook → reply", LINE_EVENTS, latencies, wall)
-            results["line"]["pushed_instead"] = len(line_api.requests_to("/v2/bot/message/push"))
-            one_by_one = []
-            for i in range(SEQUENTIAL):
-                user = users[i % USERS]
-                token = line_api.issue_reply_token(user)
-                body = line_body(line_text_event(user, questions[(i * 7) % len(questions)], reply_token=token))
-                start = time.perf_counter()
-                await _post(client, f"{base}/webhooks/line", body, line_signed(body, line_api.channel_secret))
-                await line_api.wait_for_reply(token, timeout=60)
-                one_by_one.append((time.perf_counter() - start) * 1000)
-            results["line"]["sequential_p50_ms"] = round(_percentile(one_by_one, 0.5), 2)
-            results["line"]["sequential_p99_ms"] = round(_percentile(one_by_one, 0.99), 2)
-            results["line_ceiling"] = _mean_ceiling(
-                ceiling_before, await _ceiling(client, bare_base, requests[0][1], "bare ASGI (LINE body)"))
-
-            # -- Telegram ---------------------------------------------------------------------
-            chats = [900000 + i for i in range(TELEGRAM_EVENTS)]   # one chat per update: arrival by chat id
-            requests = []
-            for i, chat in enumerate(chats):
-                update = telegram_text_update(chat, questions[i % len(questions)])
-                body = json.dumps(update).encode("utf-8")
-                requests.append((f"{base}/webhooks/telegram", body,
-                                 {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}))
-            ceiling_before = await _ceiling(client, bare_base, requests[0][1], "bare ASGI (Telegram body)")
-            started = time.perf_counter()
-            sent = await _drive(client, requests)
-            await telegram_api.wait_until(
-                lambda: len({m["chat_id"] for m in telegram_api.sent}) >= TELEGRAM_EVENTS, timeout=300)
-            first_arrival: dict[str, float] = {}
-            for call in telegram_api.calls_of("sendMessage"):
-                chat = str(call.params.get("chat_id"))
-                if call.record.status == 200 and chat not in first_arrival:
-                    first_arrival[chat] = call.record.at
-            offset = time.perf_counter() - time.monotonic()
-            latencies = [(first_arrival[str(c)] + offset - sent[i]) * 1000
-                         for i, c in enumerate(chats) if str(c) in first_arrival]
-            wall = max(first_arrival.values()) + offset - started if first_arrival else 0.0
-            results["telegram"] = _summary("Telegram webhook → sendMessage", TELEGRAM_EVENTS, latencies, wall)
-            one_by_one = []
-            for i in range(SEQUENTIAL):
-                chat = 800000 + i
-                body = json.dumps(telegram_text_update(chat, questions[(i * 7) % len(questions)])).encode("utf-8")
-                start = time.perf_counter()
-                await _post(client, f"{base}/webhooks/telegram", body, {
-                    "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
-                await telegram_api.wait_for_messages(chat, 1, timeout=60)
-                one_by_one.append((time.perf_counter() - start) * 1000)
-            results["telegram"]["sequential_p50_ms"] = round(_percentile(one_by_one, 0.5), 2)
-            results["telegram"]["sequential_p99_ms"] = round(_percentile(one_by_one, 0.99), 2)
-            results["telegram_ceiling"] = _mean_ceiling(
-                ceiling_before, await _ceiling(client, bare_base, requests[0][1], "bare ASGI (Telegram body)"))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        results = {"error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        await line_api.stop()
-        await telegram_api.stop()
-    conn.send(results)
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=0)
+    counter = 0
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as client:
+        while True:
+            order = await loop.run_in_executor(None, conn.recv)
+            if order["do"] == "stop":
+                break
+            try:
+                if order["do"] == "ceiling":
+                    body = line_body(line_text_event("U" + "0" * 32, "x"))
+                    conn.send({"ceiling_per_s": round(await _ceiling(client, order["urls"][0] + "/", body), 1)})
+                    continue
+                rate, count, urls = order["rate"], order["count"], order["urls"]
+                requests, keys = [], []
+                for i in range(count):
+                    counter += 1
+                    url = urls[i % len(urls)]
+                    if order["do"] == "line":
+                        user = f"U{(counter % USERS):032x}"
+                        token = line_api.issue_reply_token(user)
+                        body = line_body(line_text_event(user, questions[counter % len(questions)], reply_token=token))
+                        requests.append((f"{url}/webhooks/line", body, line_signed(body, line_api.channel_secret)))
+                        keys.append(token)
+                    else:
+                        chat = 5_000_000 + counter       # one chat per update: arrival by chat id
+                        body = json.dumps(telegram_text_update(chat, questions[counter % len(questions)])).encode()
+                        requests.append((f"{url}/webhooks/telegram", body, {
+                            "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}))
+                        keys.append(str(chat))
+                pushes_before = len(line_api.requests_to("/v2/bot/message/push"))
+                conn.send({"started": True})
+                scheduled, statuses = await _open_loop(client, requests, rate)
+                wanted = set(keys)
+                deadline = time.monotonic() + DRAIN_LIMIT
+                arrival: dict[str, float] = {}
+                while time.monotonic() < deadline:
+                    arrival = {}
+                    if order["do"] == "line":
+                        for record in line_api.requests_to("/v2/bot/message/reply"):
+                            token = (record.json or {}).get("replyToken")
+                            if record.status == 200 and token in wanted:
+                                arrival.setdefault(token, record.at)
+                        pushed = len(line_api.requests_to("/v2/bot/message/push")) - pushes_before
+                    else:
+                        for call in telegram_api.calls_of("sendMessage"):
+                            chat = str(call.params.get("chat_id"))
+                            if call.record.status == 200 and chat in wanted:
+                                arrival.setdefault(chat, call.record.at)
+                        pushed = 0
+                    if len(arrival) >= len(wanted):
+                        break
+                    await asyncio.sleep(0.2)
+                # RecordedRequest.at is time.monotonic(); the schedule is loop.time() (also monotonic).
+                offset = loop.time() - time.monotonic()
+                latencies = [(arrival[k] + offset - scheduled[i]) * 1000 for i, k in enumerate(keys) if k in arrival]
+                last = max(arrival.values()) + offset if arrival else scheduled[-1]
+                conn.send({
+                    "sent": count, "refused": sum(1 for s in statuses if s != 200), "answered": len(latencies),
+                    "answered_per_s": round(len(latencies) / max(1e-9, last - scheduled[0]), 1),
+                    "p50_ms": round(_percentile(latencies, 0.5), 1), "p99_ms": round(_percentile(latencies, 0.99), 1),
+                    "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None, "pushed": pushed,
+                })
+            except Exception as exc:  # noqa: BLE001 - reported to the parent
+                conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    await line_api.stop()
+    await telegram_api.stop()
 
 
 def _load_main(conn: Any) -> None:
     asyncio.run(_load(conn))
 
 
-async def _run() -> dict[str, Any]:
-    import multiprocessing
+# --- the run ------------------------------------------------------------------------------------
 
-    from bot.app import create_app
-    from bot.settings import Settings
+def _phase(parent: Any, kind: str, rate: int, servers: Servers) -> dict[str, Any]:
+    count = max(10, int(rate * SECONDS))
+    parent.send({"do": kind, "rate": rate, "count": count, "urls": servers.urls})
+    started = parent.recv()
+    if "error" in started:
+        raise RuntimeError(started["error"])
+    cpu_before = _cpu_seconds(servers.pids)
+    result = parent.recv()
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    cpu = _cpu_seconds(servers.pids) - cpu_before
+    result["rate"] = rate
+    result["cpu_ms_per_event"] = round(cpu * 1000 / max(1, result["answered"]), 2)
+    return result
 
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=_load_main, args=(child,), daemon=True)
-    process.start()
-    loop = asyncio.get_running_loop()
-    tmp = tempfile.TemporaryDirectory(prefix="kurashi-bench-webhook-")
-    try:
-        fakes = await loop.run_in_executor(None, parent.recv)
-        settings = Settings(
-            _env_file=None,
-            database_url=f"sqlite+aiosqlite:///{tmp.name}/bench.db",
-            line_channel_secret=fakes["line_secret"], line_channel_access_token=fakes["line_token"],
-            line_api_base_url=fakes["line"], telegram_bot_token=fakes["telegram_token"],
-            telegram_webhook_secret=TELEGRAM_SECRET, telegram_api_base_url=fakes["telegram"],
-            run_sender=True, run_scheduler=False, log_level="WARNING",
-        )
-        server, task, base = await _serve(create_app(settings))
-        bare_server, bare_task, bare_base = await _serve(_bare_app)
-        try:
-            parent.send({"app": base, "bare": bare_base})
-            results = await loop.run_in_executor(None, parent.recv)
-        finally:
-            await _stop(server, task)
-            await _stop(bare_server, bare_task)
-    finally:
-        process.join(timeout=30)
-        if process.is_alive():
-            process.kill()
-        tmp.cleanup()
-    if "error" in results:
-        raise RuntimeError(f"load generator failed: {results['error']}")
 
-    for platform in ("line", "telegram"):
-        ceiling = results[f"{platform}_ceiling"]["events_per_s"]
-        got = results[platform]["events_per_s"]
-        results[platform]["share_of_ceiling"] = round(got / ceiling, 3) if ceiling and got else None
-    results["setup"] = {
-        "concurrency": CONCURRENCY, "line_users": USERS, "database": "sqlite",
-        "ceiling": "bare ASGI measured right before and right after each platform's run; mean of the two",
-        "server": f"uvicorn {uvicorn.__version__}, one app process; fakes and load generator in a child process",
-        "telegram_chats": "one new chat per update (every update is a first contact, ~3 messages); "
-                          "answers are paced by the shared Telegram budget of 30 messages/s",
-        "latency": "webhook sent → first answer received by the fake platform API; under load it is "
-                   "mostly queueing (webhooks are acknowledged at once, answers follow at the processing "
-                   "rate), so the one-at-a-time figures show the cost of one event",
-    }
-    results["table"] = [
-        f"{r['name']:<34} {r['events_per_s']:>8} ev/s  p50 {r['p50_ms']:>8} ms  p99 {r['p99_ms']:>8} ms"
-        + (f"  ({r['share_of_ceiling']:.1%} of ceiling)" if r.get("share_of_ceiling") else "")
-        for r in (results["line"], results["line_ceiling"], results["telegram"], results["telegram_ceiling"])
-    ] + [
-        f"{name:<34} one at a time: p50 {results[key]['sequential_p50_ms']} ms, "
-        f"p99 {results[key]['sequential_p99_ms']} ms"
-        for key, name in (("line", "LINE (no queue)"), ("telegram", "Telegram (no queue)"))
-    ]
-    return results
+def _postgres_database() -> tuple[str, str] | None:
+    admin_url = os.environ.get("KURASHI_TEST_POSTGRES_URL")
+    if not admin_url:
+        return None
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from bot.db.session import sync_url, upgrade_database_sync
+
+    name = f"kurashi_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(sync_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    upgrade_database_sync(url)   # once, before several processes start
+    return url, name
+
+
+def _drop_postgres(name: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from bot.db.session import sync_url
+
+    admin = create_engine(sync_url(os.environ["KURASHI_TEST_POSTGRES_URL"]), isolation_level="AUTOCOMMIT",
+                          poolclass=NullPool)
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
 
 
 def run() -> dict[str, Any]:
-    return asyncio.run(_run())
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    loader = ctx.Process(target=_load_main, args=(child,), daemon=True)
+    loader.start()
+    tmp = tempfile.TemporaryDirectory(prefix="kurashi-bench-webhook-")
+    results: dict[str, Any] = {"runs": []}
+    try:
+        fakes = parent.recv()
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "TELEGRAM_", "DATABASE_URL"))}
+        base_env.update({
+            "LINE_CHANNEL_SECRET": fakes["line_secret"], "LINE_CHANNEL_ACCESS_TOKEN": fakes["line_token"],
+            "LINE_API_BASE_URL": fakes["line"], "TELEGRAM_BOT_TOKEN": fakes["telegram_token"],
+            "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET, "TELEGRAM_API_BASE_URL": fakes["telegram"],
+            "RUN_SENDER": "true", "RUN_SCHEDULER": "false", "LOG_LEVEL": "WARNING", "SECRET_KEY": SECRET_KEY,
+            "NO_PROXY": "127.0.0.1,localhost", "ENVIRONMENT": "development",
+        })
+
+        bare = Servers(base_env, 1, bare=True)
+        try:
+            bare.wait_ready("/")
+            parent.send({"do": "ceiling", "urls": bare.urls})
+            results["ceiling"] = parent.recv()
+        finally:
+            bare.stop()
+
+        setups: list[tuple[str, str, int, list[int]]] = [
+            ("sqlite", f"sqlite+aiosqlite:///{tmp.name}/bench.db", 1, SQLITE_RATES)]
+        pg = _postgres_database()
+        if pg is not None:
+            setups.append(("postgresql", pg[0], PG_PROCESSES, PG_RATES))
+        try:
+            for database, url, processes, rates in setups:
+                servers = Servers({**base_env, "DATABASE_URL": url}, processes)
+                try:
+                    servers.wait_ready()
+                    _phase(parent, "line", 10, servers)                       # warm-up (first contacts, caches)
+                    for rate in rates:
+                        run_ = _phase(parent, "line", rate, servers)
+                        results["runs"].append({"platform": "line", "database": database, "processes": processes,
+                                                **run_})
+                    if database == "sqlite":
+                        run_ = _phase(parent, "telegram", TELEGRAM_RATE, servers)
+                        results["runs"].append({"platform": "telegram", "database": database,
+                                                "processes": processes, **run_})
+                finally:
+                    servers.stop()
+        finally:
+            if pg is not None:
+                _drop_postgres(pg[1])
+        parent.send({"do": "stop"})
+    finally:
+        loader.join(timeout=30)
+        if loader.is_alive():
+            loader.kill()
+        tmp.cleanup()
+    results["setup"] = {
+        "seconds_per_rate": SECONDS,
+        "servers": "`kurashi serve` subprocesses (RUN_SENDER on, scheduler off), fakes + open-loop load "
+                   "generator in another process; PostgreSQL requests round-robin over the processes",
+        "latency": "scheduled send → first answer received by the fake platform API (open loop)",
+        "cpu": "user+system time of the kurashi serve processes during the phase / events answered",
+        "telegram": "one new chat per update (first contacts)",
+    }
+    ceiling = (f"bare ASGI ceiling (closed loop, {CEILING_CONCURRENCY} conns): "
+               f"{results['ceiling'].get('ceiling_per_s')} req/s")
+    results["table"] = [ceiling] + [
+        f"{r['platform']:<8} {r['database']:<10} ×{r['processes']} @ {r['rate']:>4}/s: answered "
+        f"{r['answered']}/{r['sent']} ({r['answered_per_s']}/s)  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
+        f"cpu {r['cpu_ms_per_event']} ms/event" + (f"  refused {r['refused']}" if r["refused"] else "")
+        for r in results["runs"]]
+    return results
+
+
+if __name__ == "__main__":
+    outcome = run()
+    print("\n".join(outcome["table"]))
