@@ -122,6 +122,8 @@ class Turn:
     #: The resident's question behind a button press (the "Did you mean…" they answered), so a
     #: live answer (garbage item look-up) still sees the words they typed.
     question: str | None = None
+    #: (text, match) computed before the transaction began (``ConversationEngine.handle``).
+    prematch: tuple[str, Any] | None = None
 
     @property
     def state(self) -> dict[str, Any]:
@@ -178,6 +180,11 @@ class ConversationEngine:
                 text = (self.texts.t("event.group", hint) if hint
                         else self.texts.all_languages("event.group", ("ja", "en")))
                 return [Reply(text=text)]
+            # Match a typed question before the transaction: on SQLite a transaction holds the
+            # database's only write lock (BEGIN IMMEDIATE), which matching need not hold.
+            prematch = None
+            if msg.kind == Kind.TEXT and msg.text and self.texts.command_of(msg.text) is None:
+                prematch = (msg.text, self.matcher.match(msg.text))
             async with self.sessionmaker() as session, session.begin():
                 if msg.kind == Kind.UNFOLLOW:
                     await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
@@ -187,7 +194,7 @@ class ConversationEngine:
                 )
                 if user.status != STATUS_ACTIVE:
                     user.status = STATUS_ACTIVE   # they wrote again: they can be reached again
-                turn = Turn(session, user, created, msg, lang=user.language or "en")
+                turn = Turn(session, user, created, msg, lang=user.language or "en", prematch=prematch)
                 await self._dispatch(turn)
                 decision, lang = turn.decision, turn.lang
                 # No message text and no user id at INFO: channel, kind, decision, intent only.
@@ -199,6 +206,11 @@ class ConversationEngine:
                 return [self._checked(r) for r in turn.replies]
         finally:
             metrics.observe_message(msg.channel.value, lang, decision, time.perf_counter() - started)
+
+    def _match(self, turn: Turn, text: str) -> Any:
+        if turn.prematch is not None and turn.prematch[0] == text:
+            return turn.prematch[1]
+        return self.matcher.match(text)
 
     @staticmethod
     def _checked(reply: Reply) -> Reply:
@@ -404,7 +416,7 @@ class ConversationEngine:
 
     async def answer_question(self, turn: Turn, text: str) -> None:
         """Match a question and answer, clarify or decline — in the resident's language."""
-        match = self.matcher.match(text)
+        match = self._match(turn, text)
         detected = match.language
         confidence = getattr(match, "language_confidence", None)
         if confidence is None:
@@ -505,7 +517,7 @@ class ConversationEngine:
         """The resident said in other words what they wanted (after 👎): answer it when the
         matcher is now sure of an intent (another one than the answer they disliked, unless a
         live answer such as the garbage item look-up can use their words). True if answered."""
-        match = self.matcher.match(text)
+        match = self._match(turn, text)
         suggestions = list(match.suggestions or [])
         intent = self._named_item_intent(text, match.intent, [*suggestions, disliked or ""])
         if intent is None and match.decision == "answer":
