@@ -16,13 +16,15 @@ a child process of their own.
 Knobs (environment): KURASHI_BENCH_WEBHOOK_SECONDS (per rate, default 4),
 KURASHI_BENCH_WEBHOOK_SQLITE_RATES (default "25,50,100"), KURASHI_BENCH_WEBHOOK_PG_RATES
 (default "100,300,600"), KURASHI_BENCH_WEBHOOK_PG_PROCESSES (default 2),
-KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE (default 20). Owns nothing else; imports the fakes from tests/.
+KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE (default 20), KURASHI_BENCH_WEBHOOK_PROFILE (a folder:
+the servers run under cProfile). Owns nothing else; imports the fakes from tests/.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +44,8 @@ SECONDS = float(os.environ.get("KURASHI_BENCH_WEBHOOK_SECONDS", "4"))
 SQLITE_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_SQLITE_RATES", "25,50,100").split(",") if r]
 PG_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_PG_RATES", "100,300,600").split(",") if r]
 PG_PROCESSES = int(os.environ.get("KURASHI_BENCH_WEBHOOK_PG_PROCESSES", "2"))
+#: A folder: run the servers under cProfile and write serve-<port>.prof there.
+PROFILE_DIR = os.environ.get("KURASHI_BENCH_WEBHOOK_PROFILE", "")
 TELEGRAM_RATE = int(os.environ.get("KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE", "20"))
 USERS = 5000
 TELEGRAM_SECRET = "bench-telegram-secret-7c1d"
@@ -131,6 +135,11 @@ class Servers:
                         f"uvicorn.run(_bare_app, host='127.0.0.1', port={port}, log_level='warning', "
                         "access_log=False, timeout_keep_alive=300)")
                 command = [sys.executable, "-c", code]
+            elif PROFILE_DIR:
+                out = Path(PROFILE_DIR) / f"serve-{port}.prof"
+                code = ("import cProfile; from bot.cli import main; "
+                        f"cProfile.run('main([\"serve\", \"--port\", \"{port}\"])', {str(out)!r})")
+                command = [sys.executable, "-c", code]
             else:
                 command = [str(kurashi) if kurashi.exists() else sys.executable, *([] if kurashi.exists() else [
                     "-c", "import sys; from bot.cli import main; sys.exit(main())"]), "serve", "--port", str(port)]
@@ -163,7 +172,7 @@ class Servers:
 
     def stop(self) -> None:
         for proc in self.procs:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT)   # uvicorn's graceful stop (a profile is then written)
         for proc in self.procs:
             try:
                 proc.wait(timeout=30)
