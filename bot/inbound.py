@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -35,7 +36,10 @@ log = logging.getLogger("kurashi.inbound")
 #: A LINE reply token is usable for about a minute; an older event is answered by push.
 REPLY_TOKEN_TTL_SECONDS = 50.0
 RESUME_BATCH = 50
-RESUME_INTERVAL_SECONDS = 60.0
+#: The sweep for events a dead processor left (their lease ran out) and for renewing the
+#: leases of the events this process holds: every few seconds, so a crash delays an answer by
+#: seconds (repo.INBOUND_LEASE + this), within a LINE reply token's life.
+RESUME_INTERVAL_SECONDS = 3.0
 #: Events answered at the same time per process. Much of a turn is waiting — for the
 #: database's driver thread and for the platform's answer to the reply call (tens of ms
 #: from Japan to LINE) — which concurrent turns overlap; their database writes are few per
@@ -266,6 +270,9 @@ async def process_stored_events(services: Any, ids: Sequence[int] | None = None,
     async with services.sessionmaker() as session, session.begin():
         rows = await repo.claim_inbound_events(session, ids=list(ids) if ids is not None else None, limit=limit)
         session.expunge_all()
+    # A row of this process's own whose lease renewal came late is still being answered here.
+    inflight = _inflight(services)
+    rows = [row for row in rows if row.id not in inflight]
     _track(services, rows)
     await process_claimed_events(services, rows)
     return len(rows)
@@ -319,12 +326,31 @@ async def resume_pending_events(services: Any) -> int:
             return total
 
 
+async def renew_leases(services: Any) -> int:
+    """Extend the leases of the events this process is answering (a slow turn is not taken
+    over by another process); returns how many."""
+    held = list(_inflight(services))
+    if not held:
+        return 0
+    until = utcnow() + repo.INBOUND_LEASE
+    async with services.sessionmaker() as session, session.begin():
+        for i in range(0, len(held), 500):
+            await session.execute(
+                update(InboundEvent)
+                .where(InboundEvent.id.in_(held[i:i + 500]), InboundEvent.status == EVENT_PROCESSING)
+                .values(claimed_until=until)
+                .execution_options(synchronize_session=False)
+            )
+    return len(held)
+
+
 async def process_pending_events(services: Any, *, interval: float = RESUME_INTERVAL_SECONDS) -> None:
     """Background sweep started with the app: resume pending events now, then every
     ``interval`` seconds, so an event whose processor died (its lease ran out) is answered
     without waiting for the next restart."""
     while not services.closing:
         try:
+            await renew_leases(services)
             resumed = await resume_pending_events(services)
             if resumed:
                 log.info("resumed pending inbound events", extra={"count": resumed})
@@ -398,16 +424,30 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
         token = adapter.reply_token(event)
         if token and _age_seconds(row) < REPLY_TOKEN_TTL_SECONDS:
             try:
-                rest = await adapter.reply(token, msg.user_id, replies)
+                rest = await adapter.reply(token, msg.user_id, replies, retry_key=event_retry_key(row, "tail"))
                 if rest and msg.kind != Kind.GROUP_JOIN:
-                    await _push_later(services, row.channel, msg.user_id, rest)
+                    await _push_later(services, row.channel, msg.user_id, rest, retry_key=event_retry_key(row, "rest"))
                 return
             except SendError as exc:
+                if getattr(exc, "refused", False) and (row.attempts or 1) > 1:
+                    # A fresh token refused on a second attempt: the attempt before (its
+                    # process died before the "done" stamp) used it — the resident has the
+                    # answer. What did not fit in the reply was queued with a fixed key: again
+                    # with the same key, so LINE delivers it at most once.
+                    log.info("line reply token already used by an earlier attempt: not answering again",
+                             extra={"event_row": row.id})
+                    _, rest = adapter.split_for_reply(replies)
+                    if rest and msg.kind != Kind.GROUP_JOIN:
+                        await _push_later(services, row.channel, msg.user_id, rest,
+                                          retry_key=event_retry_key(row, "rest"))
+                    return
                 record_send_failure("line", "reply_token")
                 log.info("line reply token unusable, pushing instead", extra={"error": str(exc)})
         if msg.kind == Kind.GROUP_JOIN:
             return  # never push into a group: the join answer was a courtesy
-        await _push_later(services, row.channel, msg.user_id, replies)
+        # The key is the event's: if this event is answered again (a crash before its "done"
+        # stamp), LINE drops the second push (X-Line-Retry-Key).
+        await _push_later(services, row.channel, msg.user_id, replies, retry_key=event_retry_key(row, "push"))
         return
     # A direct answer to the resident's own message goes at once: Telegram's ~30 messages/s
     # is the limit for bulk notifications (the outbox's budget), not for replies — a 429
@@ -436,11 +476,19 @@ async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[st
         await _push_later(services, row.channel, msg.user_id, adapter.unsent(replies, parts_sent))
 
 
-async def _push_later(services: Any, channel: str, user_id: str, replies: list[Reply]) -> None:
+def event_retry_key(row: InboundEvent, part: str) -> str:
+    """A retry key (UUID) fixed by the inbound event: every attempt at answering the same
+    event sends its pushes with the same keys."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kurashi:inbound:{row.channel}:{row.event_id}:{part}"))
+
+
+async def _push_later(services: Any, channel: str, user_id: str, replies: list[Reply], *,
+                      retry_key: str | None = None) -> None:
     from delivery.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
 
     async with services.sessionmaker() as session, session.begin():
-        await enqueue(session, channel=channel, recipients=[user_id], replies=replies, kind="reply")
+        await enqueue(session, channel=channel, recipients=[user_id], replies=replies, kind="reply",
+                      retry_key=retry_key)
     notify = getattr(services.relay, "notify", None)
     if notify is not None:
         notify()

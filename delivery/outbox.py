@@ -114,6 +114,10 @@ class Push:
     kind: str
     ref: str | None = None
     send_after: datetime | None = None
+    #: Fixed instead of random (e.g. derived from the inbound event a reply belongs to), so
+    #: the same push queued twice — an event processed again after a crash — has LINE's
+    #: same X-Line-Retry-Key and is delivered once.
+    retry_key: str | None = None
 
 
 async def enqueue(
@@ -126,6 +130,7 @@ async def enqueue(
     ref: str | None = None,
     send_after: datetime | None = None,
     now: datetime | None = None,
+    retry_key: str | None = None,
 ) -> list[int]:
     """Queue ``replies`` for every recipient; returns the new outbox row ids.
 
@@ -134,7 +139,7 @@ async def enqueue(
     are split into rows of the channel's maximum per call (LINE 500, Telegram 1); each row
     gets its own retry key, fixed for all its retries.
     """
-    push = Push(channel, list(recipients), replies, kind, ref, send_after)
+    push = Push(channel, list(recipients), replies, kind, ref, send_after, retry_key)
     return await enqueue_many(session, [push], now=now)
 
 
@@ -153,7 +158,7 @@ async def enqueue_many(session: AsyncSession, pushes: Iterable[Push], *, now: da
         for i in range(0, len(unique), per_row):
             rows.append({
                 "channel": push.channel, "recipients": unique[i:i + per_row], "payload": payload,
-                "kind": push.kind, "ref": push.ref, "retry_key": str(uuid.uuid4()),
+                "kind": push.kind, "ref": push.ref, "retry_key": _row_key(push.retry_key, i // per_row),
                 "status": OUTBOX_PENDING, "attempts": 0, "send_after": push.send_after or now,
                 "created_at": now,
             })
@@ -163,6 +168,12 @@ async def enqueue_many(session: AsyncSession, pushes: Iterable[Push], *, now: da
         insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows
     )
     return list(result.scalars())
+
+
+def _row_key(fixed: str | None, index: int) -> str:
+    if fixed is None:
+        return str(uuid.uuid4())
+    return fixed if index == 0 else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{fixed}:row-{index}"))
 
 
 # --- relay -----------------------------------------------------------------------------

@@ -74,7 +74,13 @@ _MEDIA_KINDS = {"sticker": Kind.STICKER, "image": Kind.IMAGE, "video": Kind.VIDE
 
 class ReplyTokenUnusable(SendError):
     """The reply could not be sent with the reply token (expired, used, or LINE failed):
-    the caller should deliver the same replies as a push through the outbox."""
+    the caller should deliver the same replies as a push through the outbox — unless
+    ``refused`` (LINE answered 400: the token is expired or already used) and the caller
+    knows the token is fresh, i.e. an earlier attempt of this event used it."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 #: inbound_events.event_id is String(128).
@@ -355,7 +361,8 @@ class LineChannel:
             head.append(reply)
         return head, []
 
-    async def reply(self, reply_token: str, user_id: str, replies: Sequence[Reply]) -> list[Reply]:
+    async def reply(self, reply_token: str, user_id: str, replies: Sequence[Reply], *,
+                    retry_key: str | None = None) -> list[Reply]:
         """Answer with the free reply token: as many whole replies as fit 5 messages.
 
         Returns the replies that did not fit; the caller pushes them through the outbox
@@ -371,13 +378,13 @@ class LineChannel:
         try:
             await api.reply_message(ReplyMessageRequest(reply_token=reply_token, messages=batches[0]))
         except ApiException as exc:
-            raise ReplyTokenUnusable(f"reply refused: {exc.status}") from exc
+            raise ReplyTokenUnusable(f"reply refused: {exc.status}", refused=exc.status == 400) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ReplyTokenUnusable(f"reply failed: {type(exc).__name__}") from exc
         if self.menus is not None and head:
             self.menus.language_seen(user_id, head[-1].language)
         if len(batches) > 1:  # one very long reply: the tail of it goes by push now
-            key = str(uuid.uuid4())
+            key = retry_key or str(uuid.uuid4())
             try:
                 for number, batch in enumerate(batches[1:], start=1):
                     await self._send_batch([user_id], batch, _retry_key_for(key, number))

@@ -36,7 +36,10 @@ from bot.db.models import (
 
 USER_STATUSES = (STATUS_ACTIVE, STATUS_UNFOLLOWED, STATUS_BLOCKED)
 INBOUND_RETENTION = timedelta(days=7)
-INBOUND_LEASE = timedelta(seconds=120)
+#: Seconds a processor holds a claimed event before another may take it. Short, so an event
+#: whose process died is answered within seconds (while its LINE reply token still works);
+#: a live processor renews the leases of the events it holds (bot.inbound) until it is done.
+INBOUND_LEASE = timedelta(seconds=15)
 INBOUND_MAX_ATTEMPTS = 3
 
 
