@@ -11,11 +11,17 @@ import pytest
 from sqlalchemy import select
 
 from bot.db import repo
-from bot.db.models import InboundEvent, Unanswered
+from bot.db.models import InboundEvent, User
 from bot.inbound import process_stored_events
 from tests.fakes.webhooks import line_body, line_text_event, telegram_text_update
 
 USER = "U" + "b" * 32
+
+
+async def _asked(app, channel: str, user_id: str) -> str | None:
+    """The question the engine kept with the user (users.state["asked"]), as stored."""
+    user = await app.user(channel, user_id)
+    return ((user.state or {}).get("asked") or {}).get("text") if user else None
 
 
 def _ascii_body(*events) -> bytes:
@@ -57,7 +63,7 @@ async def test_nul_and_lone_surrogates_are_stripped_and_the_question_answered(ku
     """On PostgreSQL a NUL used to fail the event (text columns refuse it): nothing answered."""
     app = kurashi_any_db
     token = app.line_api.issue_reply_token(USER)
-    question = "zqxv\x00 blorfen \ud800wibble"        # nobody's topic: kept as an unanswered question
+    question = "zqxv\x00 blorfen \ud800wibble"        # kept with the user as the last question
     response = await app.post_line(_ascii_body(line_text_event(USER, question, reply_token=token)))
     await app.settle()
     assert response.status_code == 200
@@ -65,9 +71,7 @@ async def test_nul_and_lone_surrogates_are_stripped_and_the_question_answered(ku
     assert [(e.status, e.error) for e in events] == [("done", None)]
     assert "\\u0000" not in events[0].payload and "\\ud800" not in events[0].payload
     assert app.line_api.replies_to_token(token)
-    async with app.services.sessionmaker() as session:
-        stored = list((await session.execute(select(Unanswered.text))).scalars())
-    assert stored == ["zqxv blorfen wibble"]
+    assert await _asked(app, "line", USER) == "zqxv blorfen wibble"
 
 
 async def test_web_chat_strips_nul_and_surrogates(kurashi_any_db) -> None:
@@ -76,8 +80,8 @@ async def test_web_chat_strips_nul_and_surrogates(kurashi_any_db) -> None:
     response = await app.client.post("/api/chat", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 200 and response.json()["replies"]
     async with app.services.sessionmaker() as session:
-        stored = list((await session.execute(select(Unanswered.text))).scalars())
-    assert stored == ["zqxv blorfen wibble"]
+        (web_user,) = (await session.execute(select(User.platform_user_id).where(User.channel == "web"))).scalars()
+    assert await _asked(app, "web", web_user) == "zqxv blorfen wibble"
 
 
 async def test_long_line_event_ids_fit_the_column_and_do_not_collide(kurashi_any_db) -> None:
