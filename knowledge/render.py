@@ -141,13 +141,18 @@ def render_sections(kb: KnowledgeBase, intent_id: str, lang: str) -> list[str]:
     """The answer as the sections a phone shows one after another: the first at once, each
     next one behind a "More" button. An answer without ``---`` lines is one section. Each
     section that shows an unverified fact ("※") carries the ``fact.unverified`` note itself.
-    Without a translation: the English sections, then the Easy Japanese ones.
+    Without a translation, section *i* is the English section *i* and the Easy Japanese
+    section *i* together (as ``render_answer`` shows both).
     """
+    from itertools import zip_longest
+
     intent = kb.intents[intent_id]
     languages = answer_languages(kb, intent_id, lang)
     if not languages:
         raise RenderError(f"intent {intent_id!r} has no answer in {lang!r}, 'en' or 'ja'")
-    return [_render_one(kb, part, code) for code in languages for part in split_sections(intent.answers[code])]
+    per_language = [[_render_one(kb, part, code) for part in split_sections(intent.answers[code])]
+                    for code in languages]
+    return ["\n\n".join(part for part in parts if part) for parts in zip_longest(*per_language, fillvalue="")]
 
 
 def render_answer(kb: KnowledgeBase, intent_id: str, lang: str) -> str:

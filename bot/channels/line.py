@@ -48,7 +48,7 @@ from linebot.v3.messaging import (
 from linebot.v3.messaging.exceptions import ApiException
 
 from bot.channels.line_richmenu import RichMenuApi, RichMenuLinker, data_base_url
-from bot.channels.render import shorten, split_text
+from bot.channels.render import readings_once, shorten, split_text
 from bot.cleaning import BadJSON, load_json
 from delivery.messages import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
 from delivery.senders import PermanentFailure, RetryLater, SendError
@@ -329,7 +329,7 @@ class LineChannel:
         messages: list[Message] = []
         quick: list[Choice] = []
         for reply in replies:
-            chunks = split_text(reply.text or "", MAX_TEXT)
+            chunks = split_text(readings_once(reply.text or ""), MAX_TEXT)
             messages.extend(TextMessage(text=chunk) for chunk in chunks)
             if reply.card is not None:
                 messages.append(self._card_bubble(reply))

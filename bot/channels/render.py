@@ -5,6 +5,7 @@ Pure functions; must not import a platform SDK, the conversation core or Starlet
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 
@@ -68,3 +69,31 @@ def shorten(label: str, limit: int, measure: Callable[[str], int] = utf16_len) -
 
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
+
+
+# 「かな（漢字）」: the knowledge base writes a hard Japanese term with its reading first,
+# e.g. ざいりゅうカード（在留カード）; 漢字（かな） (湯田（ゆだ）) is read the same way.
+_KANA = "\u3041-\u309f\u30a0-\u30ff"
+_KANJI = "\u3400-\u4dbf\u4e00-\u9fff\u3005\uf900-\ufaff"
+_READING_PAIR = re.compile(
+    f"(?P<kana>[{_KANA}]+)（(?P<term>[^（）]*[{_KANJI}][^（）]*)）"
+    f"|(?P<term2>[{_KANJI}][{_KANJI}{_KANA}]*)（(?P<kana2>[{_KANA}・ 　]+)）")
+
+
+def readings_once(text: str) -> str:
+    """Chat apps without ruby (LINE, Telegram): the reading in brackets once per message.
+
+    The first 「かな（漢字）」 of a term stays as written, so the resident learns the kanji
+    they will see on paper; a later repeat of the same term shows only the kana (the easy
+    word). The web chat keeps every pair and shows it as ruby (bot/web/static/chat.js)."""
+    seen: set[str] = set()
+
+    def _once(match: re.Match[str]) -> str:
+        term = match.group("term") or match.group("term2")
+        kana = match.group("kana") or match.group("kana2")
+        if term in seen:
+            return kana.strip()
+        seen.add(term)
+        return match.group(0)
+
+    return _READING_PAIR.sub(_once, text)

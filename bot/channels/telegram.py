@@ -38,7 +38,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.channels.render import shorten, split_text, utf8_len
+from bot.channels.render import readings_once, shorten, split_text, utf8_len
 from bot.cleaning import BadJSON, load_json
 from delivery.messages import Channel, Choice, IncomingMessage, Kind, Location, Media, Reply
 from delivery.senders import PermanentFailure, RetryLater, SendError
@@ -315,7 +315,7 @@ class TelegramChannel:
         """(text, keyboard) per sendMessage, in order; a reply's keyboard rides on its last part."""
         out: list[tuple[str, InlineKeyboardMarkup | None]] = []
         for reply in replies:
-            parts = split_text(reply.text or "", MAX_TEXT)
+            parts = split_text(readings_once(reply.text or ""), MAX_TEXT)
             if reply.card is not None:
                 card = "\n".join(p for p in (reply.card.title, reply.card.text, reply.card.url) if p)
                 parts += split_text(card, MAX_TEXT)

@@ -15,6 +15,7 @@ Button payloads (``Choice.data``, at most 64 bytes — Telegram's callback_data 
   i:<intent>            show the answer of an intent
   l:<lang> / lk         switch the language / keep the current one
   m / g:<category>      menu / topics of one menu category
+  mo:<intent>:<n>       section n of a long answer (the "More" button)
   c / c:<topic>         consultation (``start_consultation``)
   cn                    "None of these" under a "Did you mean…": rephrase or talk to a person
   fb:+:<intent> / fb:-:<intent>   feedback 👍/👎
@@ -47,7 +48,7 @@ from intents.langdetect import detect_language
 from intents.normalize import DIGIT, HAN, KANA, LATIN, OTHER, script_profile
 from knowledge.garbage import city_calendar
 from knowledge.loader import KnowledgeBase
-from knowledge.render import render_answer, render_terms
+from knowledge.render import render_answer, render_sections, render_terms
 
 log = logging.getLogger("kurashi.conversation")
 
@@ -585,15 +586,18 @@ class ConversationEngine:
             turn.replies.append(self._forget_confirm(turn))
 
     def answer_reply(self, turn: Turn, intent_id: str) -> Reply:
-        """Answer text with the Japanese term; buttons: consult, related topics, 👍/👎, menu."""
+        """Answer text with the Japanese term; buttons: consult, related topics, 👍/👎, menu.
+        A long answer (sections split by ``---`` lines) shows its first section and a
+        "More" button first (``mo:<intent>:1``, see ``_more_reply``)."""
         intent = self.kb.intents[intent_id]
-        text = render_answer(self.kb, intent_id, turn.lang)
+        sections = render_sections(self.kb, intent_id, turn.lang)
+        text = sections[0]
         terms = render_terms(self.kb, intent_id)
         if terms:
             text = f"{text}\n\n{self.t(turn, 'answer.terms', terms=terms)}"
         if intent.urgent:
             text = f"{self.t(turn, 'urgent.numbers')}\n\n{text}"
-        choices: list[Choice] = []
+        choices: list[Choice] = [Choice(self.t(turn, "answer.more"), f"mo:{intent_id}:1")] if len(sections) > 1 else []
         if intent.escalates:
             topic = intent.consult_topic
             choices.append(Choice(self.t(turn, "consult.button"), f"c:{topic}" if topic else "c"))
@@ -607,6 +611,21 @@ class ConversationEngine:
                         Choice(self.t(turn, "fb.down"), f"fb:-:{intent_id}")]
         choices.append(Choice(self.t(turn, "menu.btn.menu"), "m"))
         return Reply(text=text, quick_replies=choices)
+
+    def _more_reply(self, turn: Turn, rest: str) -> Reply:
+        """Section ``n`` of a long answer (``mo:<intent>:<n>``): "More" again while sections
+        remain; the last one ends with the answer's own buttons (consult, 👍/👎, menu)."""
+        intent_id, _, number = rest.rpartition(":")
+        if intent_id not in self.kb.intents or not number.isdigit():
+            return self.menu_reply(turn)
+        sections = render_sections(self.kb, intent_id, turn.lang)
+        index = min(int(number), len(sections) - 1)
+        turn.intent = intent_id
+        if index + 1 < len(sections):
+            return Reply(sections[index], quick_replies=[
+                Choice(self.t(turn, "answer.more"), f"mo:{intent_id}:{index + 1}"), *self._menu_buttons(turn)])
+        last = self.answer_reply(turn, intent_id)
+        return Reply(sections[index], quick_replies=[c for c in last.quick_replies if not c.data.startswith("mo:")])
 
     # ------------------------------------------------------------------ postbacks
     async def handle_postback(self, turn: Turn, data: str) -> None:
@@ -625,6 +644,8 @@ class ConversationEngine:
             await self.set_language(turn, rest)
         elif head == "lk":
             turn.replies.append(Reply(self.t(turn, "lang.set"), quick_replies=self._menu_buttons(turn)))
+        elif head == "mo":
+            turn.replies.append(self._more_reply(turn, rest))
         elif head == "m":
             turn.replies.append(self.menu_reply(turn))
         elif head == "g":

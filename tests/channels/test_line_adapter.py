@@ -130,3 +130,9 @@ async def test_used_reply_token_raises_reply_token_unusable(line, line_api) -> N
 async def test_get_content_returns_the_bytes(line, line_api) -> None:
     line_api.set_content("9001", b"\x89PNG...", "image/png")
     assert await line.get_content("9001") == b"\x89PNG..."
+
+
+async def test_a_reading_in_brackets_is_shown_once_per_message(line, line_api) -> None:
+    text = "ざいりゅうカード（在留カード）を みせます。ざいりゅうカード（在留カード）を なくしたら…"
+    await line.push([USER], [Reply(text=text)], retry_key=str(uuid.uuid4()))
+    assert line_api.texts_for(USER) == ["ざいりゅうカード（在留カード）を みせます。ざいりゅうカードを なくしたら…"]

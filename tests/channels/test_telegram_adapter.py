@@ -123,3 +123,9 @@ async def test_cli_webhook_set_registers_the_secret_and_info_reports_it(telegram
     assert (await manage_webhook(settings, "delete"))["url"] == ""
     with pytest.raises(ValueError):
         await manage_webhook(settings, "set", "http://insecure.example.org/webhooks/telegram")
+
+
+async def test_a_reading_in_brackets_is_shown_once_per_message(telegram, telegram_api) -> None:
+    text = "ねんきん（年金）を はらいます。ねんきん（年金）の てがみ。"
+    await telegram.push([CHAT], [Reply(text=text)], retry_key="k-ruby")
+    assert telegram_api.texts_to(CHAT) == ["ねんきん（年金）を はらいます。ねんきんの てがみ。"]

@@ -144,7 +144,10 @@ async def test_the_input_says_when_the_2000_character_limit_is_reached(real_web_
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)")
 async def test_the_banner_follows_the_consultation_and_survives_a_reload(real_web_app: RunningApp, phone):
+    from tests.consult.conftest import make_reachable
+
     kb = real_web_app.services.kb
+    await make_reachable(real_web_app.services)     # consultations are offered only when staff read them
     page = phone
     await page.goto(real_web_app.url + "/")
     await page.locator(".msg.bot").first.wait_for()

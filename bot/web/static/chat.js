@@ -21,6 +21,25 @@
     return node;
   }
   function scroll() { log.scrollTop = log.scrollHeight; }
+  // 「かな（漢字）」 (and 漢字（かな）) in answers: the kanji with its reading above, as ruby.
+  var KANA = "\u3041-\u309f\u30a0-\u30ff", KANJI = "\u3400-\u4dbf\u4e00-\u9fff\u3005\uf900-\ufaff";
+  var READING = new RegExp("([" + KANA + "]+)（([^（）]*[" + KANJI + "][^（）]*)）" +
+                           "|([" + KANJI + "][" + KANJI + KANA + "]*)（([" + KANA + "・ 　]+)）", "g");
+  function rubify(node, text) {
+    // Built from text nodes only (never innerHTML): whatever the server sends stays text.
+    var last = 0, m;
+    READING.lastIndex = 0;
+    while ((m = READING.exec(text)) !== null) {
+      if (m.index > last) node.appendChild(document.createTextNode(text.slice(last, m.index)));
+      var ruby = el("ruby", "", m[2] || m[3]);
+      ruby.appendChild(el("rp", "", "（"));
+      ruby.appendChild(el("rt", "", m[1] || m[4]));
+      ruby.appendChild(el("rp", "", "）"));
+      node.appendChild(ruby);
+      last = READING.lastIndex;
+    }
+    if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
+  }
   function linkify(node, text) {
     // URLs become links; everything else stays text (no HTML from the server is trusted).
     var parts = text.split(/(https?:\/\/[^\s)）」]+)/);
@@ -28,7 +47,7 @@
       if (i % 2 === 1) {
         var a = el("a", "", part); a.href = part; a.target = "_blank"; a.rel = "noopener";
         node.appendChild(a);
-      } else if (part) { node.appendChild(document.createTextNode(part)); }
+      } else if (part) { rubify(node, part); }
     });
   }
   function showUser(text) { log.appendChild(el("div", "msg user", text)); scroll(); }
