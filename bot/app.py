@@ -73,7 +73,11 @@ async def _start_background(app: FastAPI, services: Services) -> None:
             outbox = None
         relay_cls = getattr(outbox, "OutboxRelay", None) if outbox else None
         if relay_cls is not None:
-            services.relay = relay_cls(services.sessionmaker, dict(services.channels))
+            from delivery.budget import build_limiter
+
+            # On PostgreSQL the Telegram budget is one for every process (delivery/budget.py).
+            services.relay = relay_cls(services.sessionmaker, dict(services.channels),
+                                       limits=build_limiter(services.sessionmaker))
             services.spawn(services.relay.run(), name="outbox-relay")
 
     if settings.run_scheduler:

@@ -47,7 +47,7 @@ from bot.db import repo
 from bot.db.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENT, OutboxMessage, utcnow
 from bot.metrics import record_send_failure
 from delivery.messages import Card, Choice, Reply
-from delivery.ratelimit import ChannelLimit, Clock, RateLimiter, SystemClock
+from delivery.ratelimit import ChannelLimit, Clock, RateLimiter, SystemClock, limit_key
 from delivery.senders import ChannelSender, PermanentFailure, RetryLater
 
 log = logging.getLogger(__name__)
@@ -441,14 +441,15 @@ class OutboxRelay:
     async def _send_row(self, row: _Claimed) -> _Outcome:
         sender = self.senders[row.channel]
         cost = send_cost(row.channel, row.payload)
-        wait = self.limiter.delay_for(row.channel, row.recipients, cost)
+        key = limit_key(row.channel, len(row.recipients))   # LINE: multicast and push have their own limits
+        wait = self.limiter.delay_for(key, row.recipients, cost)
         if wait > self.max_wait:
             return _Outcome(row, "reschedule", delay=wait)
         try:
             replies = [reply_from_dict(d) for d in row.payload]
         except (KeyError, TypeError, ValueError) as exc:
             return _Outcome(row, "failed", error=f"bad payload: {exc!r}"[:500])
-        await self.limiter.acquire(row.channel, row.recipients, cost)
+        await self.limiter.acquire(key, row.recipients, cost)
         async with self._semaphore:
             try:
                 async with asyncio.timeout(self.send_timeout):
@@ -459,7 +460,7 @@ class OutboxRelay:
             except RetryLater as exc:
                 if exc.retry_after:
                     # A 429 is about the whole bot, not this row: slow the channel down too.
-                    self.limiter.pause(row.channel, min(exc.retry_after, MAX_CHANNEL_PAUSE))
+                    self.limiter.pause(key, min(exc.retry_after, MAX_CHANNEL_PAUSE))
                 delay = max(exc.retry_after or 0.0, self.backoff(row.attempts))
                 return _Outcome(row, "retry", delay=delay, error=f"RetryLater: {exc}"[:500])
             except PermanentFailure as exc:

@@ -13,11 +13,14 @@ more than ``burst + rate × t`` through in any interval of length t.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -101,12 +104,20 @@ class ChannelLimit:
     per_recipient_rate: float | None = None
 
 
-#: Defaults: LINE as the brief sets them (configurable; a multicast counts as one request);
-#: Telegram's documented broadcast limit of about 30 messages/s and 1 message/s per chat.
+#: Defaults. LINE limits per endpoint: push (and reply) 2,000 requests/s, multicast 200
+#: requests/s (a multicast of up to 500 recipients is one request) — the relay draws a
+#: multicast from "line:multicast" and a push from "line". Telegram: the documented
+#: broadcast limit of about 30 messages/s and 1 message/s per chat.
 DEFAULT_LIMITS: dict[str, ChannelLimit] = {
-    "line": ChannelLimit(rate=1000.0),
+    "line": ChannelLimit(rate=2000.0),
+    "line:multicast": ChannelLimit(rate=200.0),
     "telegram": ChannelLimit(rate=30.0, per_recipient_rate=1.0),
 }
+
+
+def limit_key(channel: str, recipients: int) -> str:
+    """The bucket a send draws from: LINE multicasts have their own (lower) limit."""
+    return "line:multicast" if channel == "line" and recipients > 1 else channel
 
 
 class RateLimiter:
@@ -120,8 +131,12 @@ class RateLimiter:
 
     _SWEEP_EVERY = 1024  # acquisitions between sweeps of stale per-recipient entries
 
-    def __init__(self, limits: dict[str, ChannelLimit] | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(self, limits: dict[str, ChannelLimit] | None = None, *, clock: Clock | None = None,
+                 shared: dict[str, Any] | None = None) -> None:
         self.clock = clock or SystemClock()
+        # Budgets shared with other processes (delivery.budget.SharedBucket), by key.
+        self.shared = dict(shared or {})
+        self._pauses: set[asyncio.Task[None]] = set()
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self._overall = {
             channel: TokenBucket(limit.rate, limit.burst, clock=self.clock)
@@ -162,6 +177,12 @@ class RateLimiter:
                 continue
             if overall is not None:
                 delay = overall.reserve(cost)
+                shared = self.shared.get(channel)
+                if shared is not None:
+                    try:
+                        delay = max(delay, await shared.reserve(cost))
+                    except Exception:  # noqa: BLE001 - the database is briefly away: this process's bucket alone
+                        log.warning("shared send budget unavailable for %s; using this process's", channel)
                 if delay > 0:
                     await self.clock.sleep(delay)
             if self._recipient_delay(channel, recipients) > 0:
@@ -180,6 +201,19 @@ class RateLimiter:
         bucket = self._overall.get(channel)
         if bucket is not None and seconds > 0:
             bucket.pause(seconds)
+        shared = self.shared.get(channel)
+        if shared is not None and seconds > 0:
+            try:
+                task = asyncio.get_running_loop().create_task(shared.pause(seconds))
+            except RuntimeError:  # no running loop (a synchronous caller): this process only
+                return
+            self._pauses.add(task)
+            task.add_done_callback(self._paused)
+
+    def _paused(self, task: asyncio.Task[None]) -> None:
+        self._pauses.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("shared send budget: pause not recorded (%s)", type(task.exception()).__name__)
 
     def _sweep(self) -> None:
         self._since_sweep = 0

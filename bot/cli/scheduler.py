@@ -66,7 +66,10 @@ async def _run(settings, args: argparse.Namespace) -> int:
         from delivery.outbox import OutboxRelay
 
         services = await build_services(settings)
-        services.relay = OutboxRelay(services.sessionmaker, dict(services.channels))
+        from delivery.budget import build_limiter
+
+        services.relay = OutboxRelay(services.sessionmaker, dict(services.channels),
+                                     limits=build_limiter(services.sessionmaker))
         relay_task = asyncio.create_task(services.relay.run(), name="outbox-relay")
         engine, sessionmaker, kb = services.engine_db, services.sessionmaker, services.kb
     else:  # jobs need only the database and the knowledge base (no matcher, no channels)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -209,7 +210,13 @@ class OutboxMessage(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_send_after", "status", "send_after"),)
+    __table_args__ = (
+        Index("ix_outbox_status_send_after", "status", "send_after"),
+        # The relay's claim (pending rows of a channel, due first): with a million sent rows
+        # beside the pending ones, a scan and sort of all of them per claim without it.
+        Index("ix_outbox_pending", "channel", "send_after", "id",
+              postgresql_where=sql_text("status = 'pending'"), sqlite_where=sql_text("status = 'pending'")),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -269,3 +276,14 @@ class WebTurn(Base):
     role: Mapped[str] = mapped_column(String(8))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RateBudget(Base):
+    """A send budget shared by every process (delivery/budget.py): a token bucket's level
+    and when it was last updated (the database server's clock)."""
+
+    __tablename__ = "rate_budget"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[float] = mapped_column(Float)
+    stamp: Mapped[datetime] = mapped_column(UTCDateTime())
