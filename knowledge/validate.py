@@ -439,6 +439,10 @@ def _merge_translations(folder: Path, intents: dict[str, Intent],
     return merged
 
 
+#: Phone-number-like tokens (0120-290-922, #7119, 083-921-7119) inside a translated contact text.
+_PHONE_LIKE = re.compile(r"#\d{3,5}\b|\b\d{2,5}(?:-\d{2,4}){1,2}\b")
+
+
 def _merge_contact_translations(doc: SourceDoc, lang: str, translated: dict,
                                 contacts: dict[str, Contact], out: _Collector) -> None:
     """Add one language's contact names, hours and notes to ``contacts`` (in place)."""
@@ -466,6 +470,12 @@ def _merge_contact_translations(doc: SourceDoc, lang: str, translated: dict,
             else:
                 if fld != "name":
                     _check_placeholders(text, contacts, doc, fpath, out, f"contact {key}.{fld}.{lang}")
+                source = " ".join([*current.values(), contact.phone or ""])
+                stale = [n for n in _PHONE_LIKE.findall(text) if n not in source]
+                if stale:
+                    out.warn(doc.name, doc.line(fpath), "contact_translation_number",
+                             f"contact {key}.{fld} ({lang}) has {', '.join(stale)}, which contacts.yaml no "
+                             "longer says for this contact; copy the numbers from there again")
                 update[fld] = {**current, lang: text}
         if update:
             contacts[key] = contact.model_copy(update=update)

@@ -145,3 +145,19 @@ def test_contact_translation_problems_point_at_the_file(make_kb, lang, block, co
         assert found, [str(p) for p in report.errors]
     else:
         assert (code, line) in found, [str(p) for p in report.errors]
+
+
+@pytest.mark.parametrize("hours, stale", [
+    ("ter–sáb; ligue 000-000-0000", False),     # the contact's own phone
+    ("ter–sáb; ligue 000-999-9999", True),      # a number contacts.yaml does not (or no longer) say
+    ("ter–sáb 9:00–17:00", False),              # times are not phone numbers
+])
+def test_a_translated_contact_text_with_a_number_not_in_contacts_yaml_is_a_warning(make_kb, hours, stale):
+    root = make_kb()
+    _write(root, "pt", f"language: pt\ncontacts:\n  desk:\n    hours: '{hours}'\n")
+    report = check_knowledge(root)
+    assert report.errors == [], [str(p) for p in report.errors]
+    found = [w for w in report.warnings if w.code == "contact_translation_number"]
+    assert bool(found) is stale, [str(w) for w in report.warnings]
+    if stale:
+        assert found[0].file.endswith("pt.yaml") and found[0].line == 4 and "000-999-9999" in found[0].message
