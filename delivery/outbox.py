@@ -60,6 +60,8 @@ LINE_TEXT_LIMIT = 5000
 TELEGRAM_TEXT_LIMIT = 4096
 #: A Retry-After pauses the whole channel for at most this long (the row itself waits the full time).
 MAX_CHANNEL_PAUSE = 300.0
+#: At most this much is added to a claim's lease for the rate-limit wait of its rows.
+MAX_LEASE_EXTRA = 3600.0
 
 
 # --- payload (de)serialisation ---------------------------------------------------------
@@ -415,11 +417,25 @@ class OutboxRelay:
                 await session.execute(
                     update(m)
                     .where(m.id.in_([c.id for c in claimed]))
-                    .values(claimed_until=now + self.lease, attempts=m.attempts + 1)
+                    .values(claimed_until=now + self._lease_for(claimed), attempts=m.attempts + 1)
                     .execution_options(synchronize_session=False)
                 )
         self._held.update(c.id for c in claimed)
         return claimed
+
+    def _lease_for(self, rows: list[_Claimed]) -> timedelta:
+        """The lease sized to the work: the base lease plus the time the rate limits need to
+        let all these rows through (a large alert's rows wait their turn under their lease;
+        renewals by ``run()`` extend it, but a late renewal must not make them claimable)."""
+        seconds = 0.0
+        by_key: Counter[str] = Counter()
+        for row in rows:
+            by_key[limit_key(row.channel, len(row.recipients))] += send_cost(row.channel, row.payload)
+        for key, cost in by_key.items():
+            rate = self.limiter.allowed_rate(key)
+            if rate:
+                seconds = max(seconds, cost / rate)
+        return self.lease + timedelta(seconds=min(seconds, MAX_LEASE_EXTRA))
 
     def _chains(self, rows: list[_Claimed]) -> list[list[_Claimed]]:
         """Rows to one chat of a per-chat-limited channel are sent in order, one after another."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, text
@@ -97,3 +98,25 @@ async def test_the_claim_uses_the_partial_index_of_pending_rows(db_engine, sessi
         plan = "\n".join(str(r) for r in rows.all())
     assert "ix_outbox_pending" in plan, plan
     assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_leases_are_sized_to_the_work(sessionmaker) -> None:
+    """200 Telegram rows claimed at 30 messages/s take ~6.7 s to let through: their lease
+    covers that, not just the base lease of 5 s."""
+    from sqlalchemy import select
+
+    from bot.db.models import OutboxMessage
+
+    clock = FakeClock()
+    telegram = RecordingSender("telegram", 1, honours_retry_key=False, clock=clock)
+    relay = OutboxRelay(sessionmaker, {"telegram": telegram}, {"telegram": ChannelLimit(rate=30.0)},
+                        clock=clock, lease=timedelta(seconds=5), send_timeout=10.0)
+    async with sessionmaker() as session, session.begin():
+        await enqueue_many(session, [Push("telegram", [str(1000 + i)], [Reply("alert")], "alert")
+                                     for i in range(200)], now=clock.now())
+    claimed = await relay._claim(200)
+    assert len(claimed) == 200
+    async with sessionmaker() as session:
+        until = set((await session.execute(select(OutboxMessage.claimed_until))).scalars())
+    (lease_end,) = until
+    assert (lease_end - clock.now()).total_seconds() >= 5 + 200 / 30 - 0.01
