@@ -112,7 +112,7 @@ def _rows(matcher: Matcher, rows: list[Labelled], scored: list | None = None) ->
         s = scored[i] if scored is not None else matcher.score(row.text)
         out.truth[i] = pos.get(row.intent, -2) if row.intent else -1
         out.crisis_truth[i] = row.kind == "crisis" or row.intent == CRISIS_INTENT
-        out.known_ok[i] = s.known >= URGENT_KNOWN_WORDS
+        out.known_ok[i] = s.known >= URGENT_KNOWN_WORDS and s.urgent_as_typed
         out.usable[i] = bool(s.key) and s.has_letters and len(s.proba) > 0
         if not out.usable[i]:
             continue

@@ -184,6 +184,9 @@ class Scored:
     crisis_phrase: bool = False
     z: np.ndarray | None = None  # the model's raw per-class scores
     known: float = 1.0           # share of the message's Latin words the model knows
+    #: False when a spelling correction made an urgent intent the best guess (the message as
+    #: typed says otherwise): such a guess is asked back, never answered with 110/119.
+    urgent_as_typed: bool = True
 
 
 class Matcher:
@@ -229,12 +232,12 @@ class Matcher:
         if not key or self.model is None:
             return Scored(key, language, lang_conf, np.zeros(n, np.float32), has_letters)
         japanese = language == "ja" or (not lang and _KANA.search(key) is not None)
-        query = self.model.spell(key) if spell else key
-        query = with_reading(query) if japanese else with_romanization(query)
+        spelled = self.model.spell(key) if spell else key
+        query = with_reading(spelled) if japanese else with_romanization(spelled)
         z = self.model.decision(query)
         proba = self.probabilities(z)
         tail = last_sentence(text) if len(text) > LONG_MESSAGE else ""
-        if tail:
+        if tail and proba[self._intent_cols].max(initial=0.0) < self.thresholds.answer:
             # A long story usually asks its question at the end: when the last sentence alone
             # is clearer about an intent than the whole message, it decides.
             tkey = match_key(tail)
@@ -244,8 +247,14 @@ class Matcher:
             if tp[self._intent_cols].max(initial=0.0) > proba[self._intent_cols].max(initial=0.0):
                 z, proba = tz, tp
         crisis = is_crisis(key, normalize(text))
-        return Scored(key, language, lang_conf, proba, has_letters, self.model.exact.get(exact_key(key)), crisis, z,
-                      self.model.known_share(self.model.spell(key) if spell else key))
+        scored = Scored(key, language, lang_conf, proba, has_letters, self.model.exact.get(exact_key(key)), crisis, z,
+                        self.model.known_share(spelled))
+        if spelled != key and len(proba):
+            best = int(np.argmax(proba[self._intent_cols]))
+            if self._urgent_mask[best]:
+                plain = self.model.decision(with_reading(key) if japanese else with_romanization(key))
+                scored.urgent_as_typed = int(np.argmax(plain[self._intent_cols])) == best
+        return scored
 
     def probabilities(self, z: np.ndarray, sharpness: float | None = None) -> np.ndarray:
         """Class probabilities from the model's scores (see ``Thresholds.sharpness``)."""
@@ -296,7 +305,8 @@ class Matcher:
         if urgent_top:
             # A 110/119 answer at once needs the model to know most of the words: a message
             # of unknown words that only looks like an emergency ("flamengo" ~ "flames") is asked back.
-            if best >= th.urgent and best - second >= th.urgent_margin and scored.known >= URGENT_KNOWN_WORDS:
+            if (best >= th.urgent and best - second >= th.urgent_margin and scored.known >= URGENT_KNOWN_WORDS
+                    and scored.urgent_as_typed):
                 return Match(text, best_id, "answer", best, lang, [], lconf)
         elif best >= th.answer and best - second >= th.margin:
             return Match(text, best_id, "answer", best, lang, [], lconf)

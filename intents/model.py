@@ -4,17 +4,23 @@ Owns ``IntentModel``: training from a KnowledgeBase (every sample question in ev
 language, each intent's official Japanese terms, and an explicit out-of-scope class
 ``OOS`` learned from ``intents/data/out_of_scope.yaml`` plus seeded gibberish), the
 probabilities of one message (``IntentModel.proba``), and the on-disk cache
-(``IntentModel.load_or_train``) keyed by a hash of the training data + ``MODEL_VERSION``
-+ the scikit-learn version, so a changed sample, term or negative retrains the model and
-an unchanged knowledge base loads in a fraction of a second.
+(``IntentModel.load_or_train``, a pickle in ``default_cache_dir()``) keyed by a hash of
+the training data + ``MODEL_VERSION`` + library versions, so a changed sample, term or
+negative retrains the model and an unchanged knowledge base loads in a fraction of a second.
 
 Features (on ``intents.catalog.match_key``: NFKC, casefold, punctuation/emoji stripped,
 Latin diacritics and katakana folded, so "phan loai rac" and "phân loại rác" agree):
 - ``char_wb`` 1-4-grams (typos, partial words, CJK without spaces),
 - word 1-2-grams (Latin word order and function words),
-both sublinear TF-IDF, stacked; classifier: ``SGDClassifier(loss="log_loss")`` (logistic
-regression trained by SGD: deterministic with its seed, ~1 s on the real knowledge base;
-the lbfgs solver gives the same accuracy at 20x the training time).
+both sublinear TF-IDF, stacked; Japanese keys also get the hiragana reading of their
+kanji (pykakasi) and Devanagari keys a phone-style romanisation, so 引っ越し meets ひっこし
+and आगो meets "aago". Classifier: ``SGDClassifier(loss="log_loss")`` (logistic regression
+trained by SGD, one-vs-rest: deterministic with its seed, a few seconds on the real
+knowledge base; lbfgs gave no better accuracy at several times the training time).
+
+scikit-learn is needed to train only: the model keeps plain dicts and numpy arrays, and
+``IntentModel.decision`` computes exactly what ``TfidfVectorizer.transform`` +
+``decision_function`` would (tests/intents/test_model.py checks it).
 
 Query cost is one vectorisation of the message and one sparse × dense product with the
 weight matrix (features × classes): it does not grow with the number of samples.
@@ -27,9 +33,13 @@ Must not import bot/ or scheduler/; from knowledge/ only the KnowledgeBase type.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.metadata
+import itertools
 import logging
 import os
+import pickle
 import random
 import re
 import tempfile
@@ -53,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("kurashi.intents")
 
 #: Bump when features, training data shape or the classifier change: old caches are then ignored.
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 #: The explicit out-of-scope class.
 OOS = "__oos__"
 NEGATIVES_FILE = Path(__file__).resolve().parent / "data" / "out_of_scope.yaml"
@@ -69,17 +79,22 @@ SPELL_CUTOFF = 80
 #: The spelling vocabulary: the most frequent Latin words of the samples, capped.
 SPELL_VOCAB = 6000
 #: At most this many unknown words of one message are spell-corrected.
-SPELL_MAX_WORDS = 6
+SPELL_MAX_WORDS = 4
 
 #: SGD regularisation and passes (chosen on the evaluation set's tune split).
 ALPHA = 2e-5
 EPOCHS = 20
 CHAR_NGRAMS = (1, 4)
+#: The most frequent features kept per block: the model's size (and a query's memory
+#: traffic) stays bounded however many samples are added (the real knowledge base has
+#: about 60,000 character and 30,000 word features).
+MAX_CHAR_FEATURES = 300_000
+MAX_WORD_FEATURES = 200_000
 CLASS_WEIGHT: str | None = None
-#: Joined-sample variants per intent and language (see ``training_data``); 0 = none.
-AUGMENT = 0
-#: Append the hiragana reading of kanji to Japanese keys (``with_reading``).
+#: Append the hiragana reading of kanji to Japanese keys (``with_reading``)…
 READINGS = True
+#: …of their first this many characters.
+READING_CHARS = 100
 
 
 def clip(text: str) -> str:
@@ -91,7 +106,7 @@ def clip(text: str) -> str:
 
 def load_negatives(path: Path = NEGATIVES_FILE) -> list[str]:
     """Hand-written out-of-scope messages (every language in the file)."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     return [t for lang in sorted(data) for t in (data[lang] or [])]
 
 
@@ -114,22 +129,57 @@ def gibberish(seed: int = SEED) -> list[str]:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What the model learns from: folded keys and their labels (an intent id or OOS)."""
+    """What the model learns from: folded keys, their labels (an intent id or OOS) and the
+    language each was written in (Japanese keys get kanji readings, see ``features``)."""
 
     keys: list[str]
     labels: list[str]
+    langs: list[str] = field(default_factory=list)
     #: Exact (folded) sample text → its intent, for texts that belong to one intent only.
     exact: dict[str, str] = field(default_factory=dict)
+    #: ``source_digest`` of what the data was made from ("" = hash the keys themselves).
+    source: str = ""
 
     def digest(self) -> str:
-        """Hash of the data + model version + library version: the cache key."""
-        import sklearn
+        """The cache key: ``source_digest`` of the texts this data was made from."""
+        if self.source:
+            return self.source
+        return source_digest(list(zip(self.labels, self.langs or [""] * len(self.keys), self.keys)))
 
-        h = hashlib.sha256()
-        h.update(f"{MODEL_VERSION}|{sklearn.__version__}|{np.__version__.split('.')[0]}\n".encode())
-        for k, lab in zip(self.keys, self.labels):
-            h.update(f"{lab}\t{k}\n".encode())
-        return h.hexdigest()[:32]
+    def features(self) -> list[str]:
+        """The texts the vectorisers see: Japanese keys with their reading, Devanagari with
+        its romanisation (the same second script the queries get)."""
+        langs = self.langs or [""] * len(self.keys)
+        return [with_reading(k) if lang == "ja" else with_romanization(k) for k, lang in zip(self.keys, langs)]
+
+
+def training_source(kb: KnowledgeBase, negatives: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(label, language, text) of every sample and official term of every intent, and the
+    hand-written out-of-scope examples, as written (cheap: no normalisation)."""
+    rows: list[tuple[str, str, str]] = []
+    for iid, intent in kb.intents.items():
+        rows += [(iid, lang, s) for lang in sorted(intent.samples) for s in intent.samples[lang]]
+        rows += [(iid, TERM_LANG, t) for t in intent.terms]
+    rows += [(OOS, "", t) for t in (load_negatives() if negatives is None else negatives)]
+    return rows
+
+
+def source_digest(rows: list[tuple[str, str, str]]) -> str:
+    """Hash of the training texts + model version + library versions: the cache key."""
+    h = hashlib.sha256()
+    h.update(f"{MODEL_VERSION}|{_version('scikit-learn')}|{_version('pykakasi')}|"
+             f"{np.__version__.split('.')[0]}|{CHAR_NGRAMS}|{ALPHA}|{EPOCHS}|{READINGS}|{SEED}|"
+             f"{MAX_CHAR_FEATURES}|{MAX_WORD_FEATURES}\n".encode())
+    for label, lang, text in rows:
+        h.update(f"{label}\t{lang}\t{text}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
 
 
 _KAKASI = None
@@ -165,7 +215,8 @@ def with_reading(key: str) -> str:
     other way round; the reading lets both meet. Keys without kanji are returned unchanged."""
     if not READINGS or not _KANJI.search(key):
         return key
-    reading = "".join(part["hira"] for part in _kakasi().convert(key))
+    # The reading of a long message's start is enough (and keeps its cost bounded).
+    reading = "".join(part["hira"] for part in _kakasi().convert(key[:READING_CHARS]))
     reading = fold_kana(reading)
     return f"{key} {reading}" if reading and reading != key else key
 
@@ -213,7 +264,7 @@ def with_romanization(key: str) -> str:
     samples) write Nepali in Latin letters, others in Devanagari; both then meet."""
     if not READINGS or not _DEVANAGARI.search(key):
         return key
-    return f"{key} {romanize_devanagari(key)}"
+    return f"{key} {romanize_devanagari(key[:READING_CHARS])}"
 
 
 def exact_key(key: str) -> str:
@@ -221,118 +272,133 @@ def exact_key(key: str) -> str:
     return key.replace(" ", "") if is_cjk_text(key) else key
 
 
-def training_data(kb: KnowledgeBase, negatives: list[str] | None = None) -> TrainingData:
+def training_data(kb: KnowledgeBase, negatives: list[str] | None = None,
+                  source: list[tuple[str, str, str]] | None = None) -> TrainingData:
+    """Folded keys of ``training_source`` (duplicates within a label dropped) plus seeded gibberish."""
+    rows = source if source is not None else training_source(kb, negatives)
     keys: list[str] = []
     labels: list[str] = []
+    langs: list[str] = []
     owners: dict[str, set[str]] = {}
     seen: set[tuple[str, str]] = set()
-    for iid, intent in kb.intents.items():
-        items = [(lang, s) for lang in sorted(intent.samples) for s in intent.samples[lang]]
-        for lang, text in [*items, *((TERM_LANG, t) for t in intent.terms)]:
-            key = match_key(text)
-            if not key or (iid, key) in seen:
-                continue
-            seen.add((iid, key))
-            keys.append(with_reading(key) if lang == "ja" else with_romanization(key))
-            labels.append(iid)
-            owners.setdefault(exact_key(key), set()).add(iid)
-    if AUGMENT:
-        # Residents write longer than the samples ("the fridge broke. how do i throw it
-        # away"): each sample also appears joined with another sample of its intent and
-        # language, so several clauses about one thing still score as that thing.
-        rnd = random.Random(SEED)
-        for iid, intent in kb.intents.items():
-            for lang in sorted(intent.samples):
-                pool = [match_key(t) for t in intent.samples[lang]]
-                pool = [k for k in pool if k]
-                if len(pool) < 2:
-                    continue
-                for k in pool[:AUGMENT]:
-                    other = rnd.choice([x for x in pool if x != k] or pool)
-                    keys.append(f"{k} {other}")
-                    labels.append(iid)
-    negs = load_negatives() if negatives is None else negatives
-    for text in [*negs, *gibberish()]:
+    for label, lang, text in [*rows, *((OOS, "", t) for t in gibberish())]:
         key = match_key(text)
-        if key and (OOS, key) not in seen:
-            seen.add((OOS, key))
-            keys.append(key)
-            labels.append(OOS)
+        if not key or (label, key) in seen:
+            continue
+        seen.add((label, key))
+        keys.append(key)
+        labels.append(label)
+        langs.append(lang)
+        if label != OOS:
+            owners.setdefault(exact_key(key), set()).add(label)
     exact = {k: next(iter(v)) for k, v in owners.items() if len(v) == 1 and k}
-    return TrainingData(keys, labels, exact)
+    return TrainingData(keys, labels, langs, exact, source_digest(rows))
+
+
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def char_wb_ngrams(text: str, lo: int, hi: int) -> list[str]:
+    """scikit-learn's ``char_wb`` analyzer: n-grams of each space-padded word."""
+    out: list[str] = []
+    append = out.append
+    for w in _WHITE_SPACES.sub(" ", text).split():
+        w = f" {w} "
+        length = len(w)
+        for n in range(lo, hi + 1):
+            offset = 0
+            append(w[offset:offset + n])
+            while offset + n < length:
+                offset += 1
+                append(w[offset:offset + n])
+            if offset == 0:   # a word shorter than n counts once
+                break
+    return out
+
+
+def word_ngrams(text: str) -> list[str]:
+    """scikit-learn's ``word`` analyzer with ``token_pattern=r"\\S+"``, 1-2-grams."""
+    tokens = text.split()
+    return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
 
 
 class IntentModel:
-    """Vectorisers, classifier and the small look-up tables around them."""
+    """The trained weights and vocabularies, and the small look-up tables around them.
 
-    def __init__(self, char_vec, word_vec, clf, exact: dict[str, str], vocab: list[str], digest: str):
-        self.char_vec = char_vec
-        self.word_vec = word_vec
-        self.clf = clf
-        self.classes: list[str] = [str(c) for c in clf.classes_]
+    Holds plain dicts and numpy arrays only (scikit-learn is needed to train, not to load
+    or to answer), so a cached model loads in a fraction of a second.
+    """
+
+    def __init__(self, classes: list[str], char_vocab: dict[str, int], char_idf: np.ndarray,
+                 word_vocab: dict[str, int], word_idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 exact: dict[str, str], vocab: list[str], digest: str, char_ngrams: tuple[int, int] = (1, 4)):
+        self.classes = [str(c) for c in classes]
         self.class_pos = {c: i for i, c in enumerate(self.classes)}
         self.oos_index = self.class_pos.get(OOS, -1)
+        self.char_vocab = char_vocab
+        self.char_idf = np.asarray(char_idf, dtype=np.float32)
+        self.word_vocab = word_vocab
+        self.word_idf = np.asarray(word_idf, dtype=np.float32)
+        coef, intercept = np.asarray(coef), np.asarray(intercept)
+        if coef.shape[0] == 1 and len(self.classes) == 2:
+            # Two classes (one intent + out of scope): scikit-learn keeps one row for the second.
+            coef, intercept = np.vstack([-coef, coef]), np.r_[-intercept, intercept]
+        self.coef_t = np.ascontiguousarray(coef.T, dtype=np.float32)      # features × classes
+        self.intercept = np.asarray(intercept, dtype=np.float32)
         self.exact = exact
         self.vocab = vocab
-        self.vocab_set = frozenset(vocab)
         self.digest = digest
+        self.char_ngrams = tuple(char_ngrams)
+        self.cache_hit = False
+        self.load_seconds = 0.0
         self._prepare()
 
     def _prepare(self) -> None:
-        """Query-time shortcuts: the vocabularies as dicts and the weights as dense arrays."""
-        self._known_words = frozenset(w for w in self.word_vec.vocabulary_ if " " not in w)
+        """Query-time look-up tables derived from the stored state."""
+        self._known_words = frozenset(w for w in self.word_vocab if " " not in w)
         by_first: dict[str, list[str]] = {}
         for w in self.vocab:
             by_first.setdefault(w[0], []).append(w)
         self._vocab_by_first = by_first
-        coef = np.asarray(self.clf.coef_)
-        intercept = np.asarray(self.clf.intercept_)
-        if coef.shape[0] == 1 and len(self.classes) == 2:
-            # Two classes (one intent + out of scope): scikit-learn keeps one row for the second.
-            coef, intercept = np.vstack([-coef, coef]), np.r_[-intercept, intercept]
-        self._coef_t = np.ascontiguousarray(coef.T, dtype=np.float32)     # features × classes
-        self._intercept = np.asarray(intercept, dtype=np.float32)
-        n_char = len(self.char_vec.vocabulary_)
-        # (analyzer, vocabulary, idf, column offset) of each feature block, as TfidfVectorizer
-        # would apply them, without its per-call validation and sparse-matrix building.
-        self._blocks = [
-            (self.char_vec.build_analyzer(), self.char_vec.vocabulary_,
-             np.asarray(self.char_vec.idf_, dtype=np.float32), 0),
-            (self.word_vec.build_analyzer(), self.word_vec.vocabulary_,
-             np.asarray(self.word_vec.idf_, dtype=np.float32), n_char),
-        ]
+        lo, hi = self.char_ngrams
+        n_char = len(self.char_vocab)
+        self._blocks = [(lambda t: char_wb_ngrams(t, lo, hi), self.char_vocab, self.char_idf, 0),
+                        (word_ngrams, self.word_vocab, self.word_idf, n_char)]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_known_words", "_coef_t", "_intercept", "_blocks", "vocab_set", "_vocab_by_first"):
+        for k in ("_known_words", "_blocks", "_vocab_by_first", "_sklearn"):
             state.pop(k, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.vocab_set = frozenset(self.vocab)
         self._prepare()
 
     # ---- training ---------------------------------------------------------------------
     @classmethod
-    def train(cls, data: TrainingData) -> IntentModel:
+    def train(cls, data: TrainingData, epochs: int | None = None) -> IntentModel:
+        """Fit the vectorisers and the classifier (scikit-learn) on ``data``."""
+        import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import SGDClassifier
 
+        texts = data.features()
         char_vec = TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, dtype=np.float32,
-                                   lowercase=False)
+                                   lowercase=False, max_features=MAX_CHAR_FEATURES)
         word_vec = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32,
-                                   token_pattern=r"\S+", lowercase=False)
-        import scipy.sparse as sp
-
-        x = sp.hstack([char_vec.fit_transform(data.keys), word_vec.fit_transform(data.keys)]).tocsr()
-        clf = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=SEED,
+                                   token_pattern=r"\S+", lowercase=False, max_features=MAX_WORD_FEATURES)
+        x = sp.hstack([char_vec.fit_transform(texts), word_vec.fit_transform(texts)]).tocsr()
+        clf = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=epochs or EPOCHS, tol=None, random_state=SEED,
                             class_weight=CLASS_WEIGHT)
         clf.fit(x, data.labels)
         counts = Counter(w for k in data.keys if not is_cjk_text(k) for w in k.split()
                          if len(w) >= 4 and w.isalpha())
         vocab = sorted(w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:SPELL_VOCAB])
-        return cls(char_vec, word_vec, clf, data.exact, vocab, data.digest())
+        model = cls(list(clf.classes_), dict(char_vec.vocabulary_), char_vec.idf_, dict(word_vec.vocabulary_),
+                    word_vec.idf_, clf.coef_, clf.intercept_, data.exact, vocab, data.digest(), CHAR_NGRAMS)
+        model._sklearn = (char_vec, word_vec, clf)   # kept in memory only (tests compare against it)
+        return model
 
     @classmethod
     def load_or_train(cls, kb: KnowledgeBase, cache_dir: Path | str | None = None,
@@ -342,22 +408,21 @@ class IntentModel:
         ``cache_dir`` None → ``default_cache_dir()``; "" (or KURASHI_MODEL_CACHE=off) → no cache.
         """
         started = time.perf_counter()
-        data = training_data(kb, negatives)
-        digest = data.digest()
+        source = training_source(kb, negatives)
+        digest = source_digest(source)
         directory = default_cache_dir() if cache_dir is None else (Path(cache_dir) if cache_dir else None)
-        path = directory / f"intent-model-{digest}.joblib" if directory else None
+        path = directory / f"intent-model-{digest}.pickle" if directory else None
         if path is not None and path.exists():
             try:
-                import joblib
-
-                model = joblib.load(path)
+                with open(path, "rb") as fh:
+                    model = pickle.load(fh)   # our own file, in the user's cache directory
                 if isinstance(model, IntentModel) and model.digest == digest:
                     model.load_seconds = time.perf_counter() - started
                     model.cache_hit = True
                     return model
             except Exception:  # noqa: BLE001 - a corrupt or foreign cache file: train again
                 log.warning("intent model cache unreadable, retraining", extra={"path": str(path)})
-        model = cls.train(data)
+        model = cls.train(training_data(kb, negatives, source))
         model.cache_hit = False
         if path is not None:
             _save(model, path)
@@ -391,9 +456,11 @@ class IntentModel:
         return sum(w in self._known_words for w in words) / len(words)
 
     def vectorize(self, keys: list[str]):
+        """scikit-learn's own vectors of ``keys`` (a freshly trained model only; for tests)."""
         import scipy.sparse as sp
 
-        return sp.hstack([self.char_vec.transform(keys), self.word_vec.transform(keys)]).tocsr()
+        char_vec, word_vec, _ = self._sklearn
+        return sp.hstack([char_vec.transform(keys), word_vec.transform(keys)]).tocsr()
 
     def features(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Column indices and values of one key's feature vector: sublinear TF-IDF, each
@@ -401,12 +468,17 @@ class IntentModel:
         cols: list[np.ndarray] = []
         vals: list[np.ndarray] = []
         for analyzer, vocab, idf, offset in self._blocks:
+            get = vocab.get
             counts = Counter(analyzer(key))
-            idx = [vocab[g] for g in counts if g in vocab]
-            if not idx:
+            found = [get(g, -1) for g in counts]
+            if not found:
                 continue
-            tf = np.fromiter((counts[g] for g in counts if g in vocab), dtype=np.float32, count=len(idx))
-            ix = np.asarray(idx, dtype=np.int64)
+            ix = np.array(found, dtype=np.int64)
+            tf = np.array(list(counts.values()), dtype=np.float32)
+            keep = ix >= 0
+            if not keep.any():
+                continue
+            ix, tf = ix[keep], tf[keep]
             w = (1.0 + np.log(tf)) * idf[ix]
             w /= float(np.sqrt(np.dot(w, w))) or 1.0
             cols.append(ix + offset)
@@ -419,8 +491,8 @@ class IntentModel:
         """Per-class scores of one key: the weights of its features, summed (one gather)."""
         cols, vals = self.features(key)
         if not len(cols):
-            return self._intercept.copy()
-        return vals @ self._coef_t[cols] + self._intercept
+            return self.intercept.copy()
+        return vals @ self.coef_t[cols] + self.intercept
 
     def proba_many(self, keys: list[str], sharpness: float | None = None) -> np.ndarray:
         """Class probabilities (rows: keys, columns: ``classes``), spelling already applied.
@@ -465,22 +537,21 @@ def default_cache_dir() -> Path | None:
 
 def _save(model: IntentModel, path: Path) -> None:
     """Write atomically (several processes may start at once); a read-only disk only logs."""
-    import joblib
-
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".intent-model-", dir=path.parent)
-        os.close(fd)
-        joblib.dump(model, tmp, compress=3)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
+        tmp = None
         # Older models of this directory are stale: keep the newest few only.
-        olds = sorted(path.parent.glob("intent-model-*.joblib"), key=lambda p: p.stat().st_mtime, reverse=True)
+        olds = sorted(path.parent.glob("intent-model-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in olds[8:]:
             old.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("intent model cache not written: %s", exc)
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
-
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

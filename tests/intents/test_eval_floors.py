@@ -16,12 +16,12 @@ from intents.matcher import Matcher
 from knowledge.loader import load_knowledge
 from knowledge.schema import CORE_LANGUAGES, EXTRA_LANGUAGES
 
-#: Test split when the floors were set: right at once / wrong / out-of-scope declined.
-MEASURED = {"core_right": 0.855, "extra_right": 0.90, "wrong": 0.011, "oos_declined": 0.87}
-CORE_RIGHT_FLOOR = 0.82          # the target is 0.88
-EXTRA_RIGHT_FLOOR = 0.85         # target 0.80
+#: Test split when the floors were set: right at once (core, extra), wrong, out-of-scope declined.
+MEASURED = {"core_right": 0.877, "extra_right": 0.950, "wrong": 0.007, "oos_declined": 0.935}
+CORE_RIGHT_FLOOR = 0.85          # the target is 0.88 (ja alone measured 0.59)
+EXTRA_RIGHT_FLOOR = 0.90         # target 0.80
 WRONG_CEILING = 0.02             # target 0.02
-OOS_DECLINED_FLOOR = 0.82        # target 0.90
+OOS_DECLINED_FLOOR = 0.90        # target 0.90
 #: Every language on its own (one weak language must not hide behind the others).
 LANGUAGE_RIGHT_FLOOR = 0.55
 
