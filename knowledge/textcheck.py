@@ -186,6 +186,7 @@ def _quote(sentence: str, limit: int = 40) -> str:
 # Glossary
 # --------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=1024)
 def _boundary_pattern(word: str) -> re.Pattern[str]:
     """``word`` case-insensitively; a letter at either edge must not continue a word."""
     head = r"(?<!\w)" if word[:1].isalnum() and not _KANJI_RUN.match(word[:1]) else ""
@@ -198,12 +199,16 @@ def banned_uses(glossary: GlossaryFile, lang: str, text: str) -> list[tuple[str,
     A variant inside an occurrence of the preferred word (法テラス inside
     日本司法支援中心（法テラス）) is not a use of the variant."""
     found = []
+    folded = text.casefold()
     for term, entry in glossary.terms.items():
+        variants = [v for v in entry.banned.get(lang, []) if v.casefold() in folded]  # type: ignore[call-overload]
+        if not variants:
+            continue
         preferred = entry.words.get(lang)   # type: ignore[call-overload]
         allowed: list[tuple[int, int]] = []
         if preferred:
             allowed = [(m.start(), m.end()) for m in _boundary_pattern(preferred).finditer(text)]
-        for variant in entry.banned.get(lang, []):   # type: ignore[call-overload]
+        for variant in variants:
             for match in _boundary_pattern(variant).finditer(text):
                 if not any(a <= match.start() and match.end() <= b for a, b in allowed):
                     found.append((term, variant, preferred or ""))
@@ -217,7 +222,7 @@ def missing_words(glossary: GlossaryFile, lang: str, text: str) -> list[tuple[st
     out = []
     for term, entry in glossary.terms.items():
         preferred = entry.words.get(lang)   # type: ignore[call-overload]
-        if not preferred or term not in text or preferred in text:
+        if not preferred or term not in text or preferred.casefold() in text.casefold():
             continue
         if _boundary_pattern(preferred).search(text):
             continue
