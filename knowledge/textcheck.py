@@ -41,6 +41,8 @@ RENDERED_BUDGET: dict[str, int] = {
 #: Characters per Easy Japanese sentence (spaces, placeholders and readings not counted).
 MAX_SENTENCE = 40
 GLOSSARY_FILE = "glossary.yaml"
+#: Messages staff read (Telegram group posts, e-mails), not residents: no Easy Japanese check.
+STAFF_MESSAGES = ("message staff.",)
 KANJI_FILE = Path(__file__).resolve().parent / "kanji_basic.yaml"
 
 _KANJI = "\u3400-\u4dbf\u4e00-\u9fff\u3005\uf900-\ufaff"
@@ -318,7 +320,7 @@ def check_texts(kb: Any, out: Any, *, locate_answer: Callable[[str, str], Where]
             for term, preferred in missing_words(glossary, lang, text):
                 out.warn(file, line, "glossary_word_missing",
                          f"{what} ({lang}) names {term} but not the glossary word {preferred!r}")
-        if lang == "ja" and not what.startswith("contact"):
+        if lang == "ja" and not what.startswith(("contact", *STAFF_MESSAGES)):
             for code, message in easy_japanese_findings(text):
                 out.warn(file, line, code, f"{what}: {message}")
         dates = ambiguous_dates(text)

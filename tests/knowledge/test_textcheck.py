@@ -223,3 +223,13 @@ def test_render_sections_and_answer(make_kb):
     assert sections[1].startswith("Phone 000-111-2222※") and sections[1].endswith("※ Not yet confirmed.")
     assert render_answer(kb, "demo.unsure", "en") == "Unconfirmed Office\n\nPhone 000-111-2222※\n\n※ Not yet confirmed."
     assert "---" not in render_answer(kb, "demo.unsure", "en")
+
+
+def test_staff_messages_are_not_held_to_easy_japanese(make_kb):
+    root = make_kb("text")
+    with (root / "messages.yaml").open("a", encoding="utf-8") as fh:
+        fh.write('  staff.test:\n    ja: "相談者に 返信して ください。"\n    en: "Reply."\n    vi: "Trả lời."\n'
+                 '    zh: "回复。"\n    ko: "답장."\n  resident.test:\n    ja: "相談者に 返信して ください。"\n'
+                 '    en: "Reply."\n    vi: "Trả lời."\n    zh: "回复。"\n    ko: "답장."\n')
+    kanji = [p.message for p in check_knowledge(root).warnings if p.code == "easy_ja_kanji"]
+    assert any("resident.test" in m for m in kanji) and not any("staff.test" in m for m in kanji)
