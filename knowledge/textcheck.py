@@ -268,11 +268,23 @@ def _texts(kb: Any, locate_answer: Callable[[str, str], Where], locate_message: 
             if text and text.strip():
                 yield f"message {key}", lang, text, locate_message(key, lang)
     if contacts_doc is not None:
+        translated: dict[str, Any] = {}
+
+        def contact_line(key: str, fld: str, lang: str) -> Where:
+            path = ("contacts", key, fld, lang)
+            if path not in contacts_doc.lines:          # a contact word from translations/<lang>.yaml
+                if lang not in translated:
+                    tpath = Path(kb.root) / "translations" / f"{lang}.yaml"
+                    translated[lang] = _read_quietly(tpath) if tpath.exists() else None
+                tdoc = translated[lang]
+                if tdoc is not None and path[:3] in tdoc.lines:
+                    return tdoc.name, tdoc.lines[path[:3]]
+            return contacts_doc.name, contacts_doc.line(path)
+
         for key, contact in kb.contacts.items():
             for fld in ("name", "hours", "note"):
                 for lang, text in (getattr(contact, fld) or {}).items():
-                    yield (f"contact {key}.{fld}", lang, text,
-                           (contacts_doc.name, contacts_doc.line(("contacts", key, fld, lang))))
+                    yield f"contact {key}.{fld}", lang, text, contact_line(key, fld, lang)
     if alerts_doc is not None and isinstance(alerts_doc.data, dict):
         for section in ("templates", "levels", "severities", "categories", "tsunami_kinds"):
             for key, texts in (alerts_doc.data.get(section) or {}).items():
@@ -280,6 +292,13 @@ def _texts(kb: Any, locate_answer: Callable[[str, str], Where], locate_message: 
                     if isinstance(text, str):
                         yield (f"alert {section}.{key}", str(lang), text,
                                (alerts_doc.name, alerts_doc.line((section, key, lang))))
+
+
+def _read_quietly(path: Path) -> Any:
+    """A second, line-keeping read of a file validate already reported on (problems dropped)."""
+    from knowledge.validate import read_yaml
+
+    return read_yaml(path, _Discard())
 
 
 def read_glossary(root: Path, out: Any) -> GlossaryFile | None:
@@ -304,12 +323,10 @@ def read_glossary(root: Path, out: Any) -> GlossaryFile | None:
 def check_texts(kb: Any, out: Any, *, locate_answer: Callable[[str, str], Where],
                 locate_message: Callable[[str, str], Where], contacts_doc: Any = None) -> None:
     """Run every text check on ``kb`` (called by ``knowledge.validate.check_knowledge``)."""
-    from knowledge.validate import read_yaml
-
     root = Path(kb.root)
     glossary = read_glossary(root, out)
     alerts_path = root / "alerts.yaml"
-    alerts_doc = read_yaml(alerts_path, _Discard()) if alerts_path.exists() else None
+    alerts_doc = _read_quietly(alerts_path) if alerts_path.exists() else None
     for what, lang, text, (file, line) in _texts(kb, locate_answer, locate_message, contacts_doc, alerts_doc):
         if glossary is not None:
             for term, variant, preferred in banned_uses(glossary, lang, text):

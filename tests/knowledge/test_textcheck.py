@@ -233,3 +233,12 @@ def test_staff_messages_are_not_held_to_easy_japanese(make_kb):
                  '    en: "Reply."\n    vi: "Trả lời."\n    zh: "回复。"\n    ko: "답장."\n')
     kanji = [p.message for p in check_knowledge(root).warnings if p.code == "easy_ja_kanji"]
     assert any("resident.test" in m for m in kanji) and not any("staff.test" in m for m in kanji)
+
+
+def test_a_contact_word_from_a_translation_file_is_reported_there(make_kb):
+    root = make_kb("text")
+    (root / "translations").mkdir(exist_ok=True)
+    (root / "translations" / "vi.yaml").write_text(
+        "language: vi\ncontacts:\n  desk:\n    hours: 'Thứ Ba, mang thẻ ngoại kiều'\n", encoding="utf-8")
+    found = _found(check_knowledge(root).errors)
+    assert ("glossary_banned", "vi.yaml", 4) in found
