@@ -28,9 +28,10 @@ _TAG_ALIASES = {"fil": "tl", "tgl": "tl", "nep": "ne", "bur": "my", "vie": "vi",
                 "jpn": "ja", "zho": "zh", "chi": "zh", "eng": "en", "ind": "id", "in": "id"}
 
 COMMANDS = ("menu", "language", "settings", "consult", "forget", "stop")
-#: Languages the Telegram command menu is registered in (``language_code``); other users see
-#: the default (no language_code) menu, in English.
-COMMAND_MENU_LANGUAGES = CORE_LANGUAGES
+#: Languages the Telegram command menu may be registered in (``language_code``): each one
+#: whose ``tgcmd.*`` descriptions are all written in it; other users see the default (no
+#: language_code) menu, in English.
+COMMAND_MENU_LANGUAGES = LANGUAGES
 #: Telegram-style slash commands (also accepted on every other channel).
 SLASH_COMMANDS = {
     "start": "start", "menu": "menu", "help": "menu", "language": "language", "lang": "language",
@@ -224,6 +225,8 @@ class Texts:
         """Slash commands with their descriptions (``tgcmd.<command>``) per language code, for
         Telegram's setMyCommands; the key None is the default menu (English)."""
         menus: dict[str | None, list[tuple[str, str]]] = {}
-        for lang in (None, *COMMAND_MENU_LANGUAGES):
+        written = [lang for lang in COMMAND_MENU_LANGUAGES
+                   if all((self.kb.messages.get(f"tgcmd.{c}") or {}).get(lang) for c in COMMANDS)]
+        for lang in (None, *written):
             menus[lang] = [(command, self.t(f"tgcmd.{command}", lang or "en")) for command in COMMANDS]
         return menus
