@@ -2,7 +2,9 @@
 
 Owns: ``check_alerts`` (called from ``knowledge.validate.check_knowledge``, i.e. by
 ``kurashi kb check`` and at start-up: every template the alert pipeline uses exists in
-every core language with the same format fields, contact placeholders resolve, the
+every core language with the same format fields — and in every extra language that has
+``templates.weather.issued``, since that makes scheduler/alerts.py write the whole alert in
+it (a partly translated language would mix languages) —, contact placeholders resolve, the
 shelter answer exists, every JMA warning category and tsunami kind has a name) and
 ``load_alerts(root)`` (the parsed file, cached per root, for scheduler/alerts.py).
 
@@ -18,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from knowledge.schema import CORE_LANGUAGES, PLACEHOLDER, AlertsFile, Contact, Intent
+from knowledge.schema import CORE_LANGUAGES, EXTRA_LANGUAGES, PLACEHOLDER, AlertsFile, Contact, Intent
 
 FILE = "alerts.yaml"
 
@@ -83,12 +85,21 @@ def check_alerts(root: Path, contacts: dict[str, Contact] | None, intents: dict[
     assert isinstance(parsed, AlertsFile)
     name = doc.name
 
+    # An extra language with the title template is an alert language (message_language): complete.
+    alert_extra = [lang for lang in EXTRA_LANGUAGES
+                   if (parsed.templates.get("weather.issued") or {}).get(lang, "").strip()]
+
     def check_localized(section: str, key: Any, values: dict[str, str], fields: frozenset[str] | None) -> None:
         where = (section, key)
         for lang in CORE_LANGUAGES:
             if not (values.get(lang) or "").strip():
                 out.add(name, doc.line(where), "alert_missing_language",
                         f"{section}.{key} has no text in core language {lang!r}")
+        for lang in alert_extra:
+            if not (values.get(lang) or "").strip():
+                out.add(name, doc.line(where), "alert_incomplete_language",
+                        f"{section}.{key} has no text in {lang!r}, although alerts are written in {lang!r} "
+                        "(templates.weather.issued has it): translate it or remove the language")
         for lang, text in values.items():
             _check_placeholders(text, contacts, doc, where + (lang,), out, f"alerts {section}.{key} {lang}")
             try:

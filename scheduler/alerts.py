@@ -76,7 +76,7 @@ from delivery.messages import Choice, Reply
 from delivery.outbox import CHANNEL_MAX_RECIPIENTS, enqueue, reply_to_dict
 from knowledge.alerts import load_alerts
 from knowledge.render import fill_placeholders
-from knowledge.schema import CORE_LANGUAGES, AlertsFile
+from knowledge.schema import CORE_LANGUAGES, EXTRA_LANGUAGES, AlertsFile
 from scheduler.jma import (
     SEVERITY_RANK,
     AlertDecision,
@@ -109,6 +109,12 @@ USER_AGENT = "kurashi/0.1 (Yamaguchi City foreign residents help desk)"
 def _t(table: dict[str, dict[str, str]], key: Any, lang: str) -> str:
     values = table[key]
     return values.get(lang) or values.get(FALLBACK_LANGUAGE) or values["ja"]
+
+
+def alert_languages(alerts: AlertsFile) -> tuple[str, ...]:
+    """The languages alerts are written in: the core ones and every extra language the templates
+    have (``kurashi kb check`` makes sure such a language is complete)."""
+    return CORE_LANGUAGES + tuple(lang for lang in EXTRA_LANGUAGES if alerts.templates["weather.issued"].get(lang))
 
 
 def message_language(user_language: str | None, alerts: AlertsFile) -> str:
@@ -403,7 +409,7 @@ async def plan_jma_alert(
     data = _decision_dict(decision, telegram)
     areas = tsunami_areas(telegram, city)
     data["areas"] = areas
-    replies = {lang: compose_jma(kb, alerts, decision, lang, areas=areas) for lang in CORE_LANGUAGES}
+    replies = {lang: compose_jma(kb, alerts, decision, lang, areas=areas) for lang in alert_languages(alerts)}
     plan = AlertPlan(source=SOURCE_JMA, kind=decision.kind, hazard_key=decision.key,
                      is_cancellation=decision.is_cancellation, urgent=decision.urgent,
                      level=alert_level(decision), decision=data, replies=replies,
@@ -463,7 +469,7 @@ async def plan_manual_alert(
         raise ValueError("a manual alert needs a text in at least one language")
     now = now or utcnow()
     alerts = load_alerts(kb.root)
-    replies = {lang: compose_manual(kb, alerts, texts, lang) for lang in CORE_LANGUAGES}
+    replies = {lang: compose_manual(kb, alerts, texts, lang) for lang in alert_languages(alerts)}
     area_set = frozenset(areas) if areas else city_areas(kb)
     rows = await _select_users(session, areas=area_set, include_no_area=not areas, languages=languages)
     decision = {"texts": texts, "areas": areas or [], "languages": languages or [], "urgent": urgent}

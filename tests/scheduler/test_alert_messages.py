@@ -1,4 +1,4 @@
-"""Alert messages: every kind renders in every core language from knowledge/alerts.yaml,
+"""Alert messages: every kind renders in every language (core and extra) from knowledge/alerts.yaml,
 with the Japanese terms residents hear; the templates file is checked by `kurashi kb check`;
 quiet hours and alert levels."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from knowledge.alerts import REQUIRED_CATEGORIES, REQUIRED_TSUNAMI_KINDS, load_alerts
-from knowledge.schema import CORE_LANGUAGES
+from knowledge.schema import EXTRA_LANGUAGES, LANGUAGES
 from knowledge.validate import check_knowledge
 from scheduler.alerts import alert_level, compose_jma, compose_manual, message_language, quiet_until
 from scheduler.jma import TSUNAMI_KINDS, WARNING_KINDS, AlertDecision
@@ -43,8 +43,8 @@ def test_every_jma_category_and_tsunami_kind_has_a_name(alerts):
 
 
 @pytest.mark.parametrize("name", sorted(DECISIONS))
-@pytest.mark.parametrize("lang", CORE_LANGUAGES)
-def test_each_kind_renders_in_each_core_language(kb, alerts, name, lang):
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_each_kind_renders_in_each_language(kb, alerts, name, lang):
     decision = DECISIONS[name]
     reply = compose_jma(kb, alerts, decision, lang)
     text = reply.text
@@ -80,8 +80,18 @@ def test_levels_follow_the_japanese_guideline():
 def test_manual_alerts_fall_back_to_english_then_japanese(kb, alerts):
     assert compose_manual(kb, alerts, {"en": "Water outage", "ja": "だんすい"}, "vi").text.endswith("Water outage")
     assert compose_manual(kb, alerts, {"ja": "だんすい"}, "ko").text.endswith("だんすい")
-    assert message_language("ne", alerts) == "en" and message_language("ko", alerts) == "ko"
-    assert message_language(None, alerts) == "en"
+    assert message_language("ko", alerts) == "ko"
+    assert message_language("fr", alerts) == "en" and message_language(None, alerts) == "en"
+
+
+@pytest.mark.parametrize("lang", EXTRA_LANGUAGES)
+def test_extra_language_residents_get_alerts_in_their_language(kb, alerts, lang):
+    assert message_language(lang, alerts) == lang
+    english = compose_jma(kb, alerts, DECISIONS["heavy_rain_special"], "en").text
+    text = compose_jma(kb, alerts, DECISIONS["heavy_rain_special"], lang).text
+    english_lines = set(english.splitlines())
+    # no line of the alert falls back to English (the JMA attribution line differs too)
+    assert not [line for line in text.splitlines() if line in english_lines and line.strip()]
 
 
 @pytest.mark.parametrize(("local_now", "start", "end", "until"), [
@@ -124,6 +134,8 @@ def test_kb_check_accepts_the_shipped_templates(kb):
 
 @pytest.mark.parametrize(("mutate", "code"), [
     (lambda d: d["templates"]["weather.issued"].pop("ko"), "alert_missing_language"),
+    (lambda d: d["categories"]["storm_surge"].pop("ne"), "alert_incomplete_language"),
+    (lambda d: d["templates"]["weather.issued"].update(pt="⚠️ {whaat}"), "alert_format_fields"),
     (lambda d: d["templates"]["weather.issued"].update(vi="Cảnh báo {whaat}"), "alert_format_fields"),
     (lambda d: d["templates"].pop("action.tsunami"), "alert_missing_template"),
     (lambda d: d["categories"].pop("storm_surge"), "alert_missing_entry"),

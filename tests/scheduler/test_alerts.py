@@ -28,7 +28,7 @@ CITY_USERS = [
     {"platform_user_id": "U-vi2", "language": "vi", "area": "ogori"},
     {"platform_user_id": "100", "channel": "telegram", "language": "zh", "area": "ajisu"},
     {"platform_user_id": "101", "channel": "telegram", "language": "ko", "area": None},
-    {"platform_user_id": "102", "channel": "telegram", "language": "id", "area": "aio"},   # → English
+    {"platform_user_id": "102", "channel": "telegram", "language": "id", "area": "aio"},   # Indonesian
     {"platform_user_id": "U-quiet", "language": "en", "area": "sayama", "quiet_start": "17:00", "quiet_end": "20:00"},
 ]
 OTHER_USERS = [
@@ -69,7 +69,8 @@ async def test_yamaguchi_warning_alerts_city_users_in_their_language_and_nobody_
     assert "たかしお けいほう（高潮警報）" in text["U-ja"]
     assert "Cảnh báo triều cường" in text["U-vi1"]
     assert "风暴潮警报" in text["100"] and "폭풍해일 경보" in text["101"]
-    assert text["102"] == text["U-en"]                                   # Indonesian: English fallback
+    assert "Peringatan gelombang pasang badai (高潮警報)" in text["102"]    # Indonesian, not English
+    assert "警戒レベル4相当" in text["102"] and "Kota Yamaguchi" in text["102"]
     # 高潮警報 is 警戒レベル4相当 with its Japanese term, and the JMA attribution
     assert "警戒レベル4相当" in text["U-en"] and "避難指示" in text["U-en"] and "出典：気象庁" in text["U-en"]
     assert rows[0].payload[0]["buttons"][0]["data"] == "i:disaster.shelter"
