@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +41,6 @@ from linebot.v3.messaging import (
     PushMessageRequest,
     QuickReply,
     QuickReplyItem,
-    ReplyMessageRequest,
     ShowLoadingAnimationRequest,
     TextMessage,
     URIAction,
@@ -120,6 +120,9 @@ class LineChannel:
         self._access_token = token
         self._base_url = base.rstrip("/")
         self._client: AsyncApiClient | None = None
+        # Replies (the webhook path's one call per event) go as plain JSON on one shared
+        # session: no SDK request models, no per-request proxy/.netrc lookup.
+        self._http: aiohttp.ClientSession | None = None
         self._api: AsyncMessagingApi | None = None
         self._blob: AsyncMessagingApiBlob | None = None
         self._settings = settings
@@ -158,6 +161,18 @@ class LineChannel:
         if self._client is not None:
             await self._client.close()
             self._client = self._api = self._blob = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            # Proxies only when the environment names one (trust_env reads .netrc per request).
+            proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+            self._http = aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {self._access_token}", "Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=30), trust_env=proxied)
+        return self._http
 
     async def _messaging(self) -> AsyncMessagingApi:
         await self.start()
@@ -374,11 +389,13 @@ class LineChannel:
         batches = self.batches(self.render(head))
         if not batches:
             return rest
-        api = await self._messaging()
+        body = json.dumps({"replyToken": reply_token, "messages": [m.to_dict() for m in batches[0]]},
+                          ensure_ascii=False).encode("utf-8")
         try:
-            await api.reply_message(ReplyMessageRequest(reply_token=reply_token, messages=batches[0]))
-        except ApiException as exc:
-            raise ReplyTokenUnusable(f"reply refused: {exc.status}", refused=exc.status == 400) from exc
+            async with self._session().post(f"{self._base_url}/v2/bot/message/reply", data=body) as response:
+                await response.read()
+                if response.status != 200:
+                    raise ReplyTokenUnusable(f"reply refused: {response.status}", refused=response.status == 400)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ReplyTokenUnusable(f"reply failed: {type(exc).__name__}") from exc
         if self.menus is not None and head:
