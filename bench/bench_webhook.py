@@ -17,7 +17,8 @@ Knobs (environment): KURASHI_BENCH_WEBHOOK_SECONDS (per rate, default 4),
 KURASHI_BENCH_WEBHOOK_SQLITE_RATES (default "25,50,100"), KURASHI_BENCH_WEBHOOK_PG_RATES
 (default "100,300,600"), KURASHI_BENCH_WEBHOOK_PG_PROCESSES (default 2),
 KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE (default 20), KURASHI_BENCH_WEBHOOK_PROFILE (a folder:
-the servers run under cProfile). Owns nothing else; imports the fakes from tests/.
+the servers run under cProfile), KURASHI_BENCH_WEBHOOK_BASELINE (a git revision measured
+first, side by side: `git archive` into a temporary folder, same virtualenv). Owns nothing else; imports the fakes from tests/.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ PG_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_PG_RATES", "10
 PG_PROCESSES = int(os.environ.get("KURASHI_BENCH_WEBHOOK_PG_PROCESSES", "2"))
 #: A folder: run the servers under cProfile and write serve-<port>.prof there.
 PROFILE_DIR = os.environ.get("KURASHI_BENCH_WEBHOOK_PROFILE", "")
+#: A git revision: the same runs against that version of the code first (same virtualenv,
+#: its own database), so "before" and "after" are measured side by side.
+BASELINE = os.environ.get("KURASHI_BENCH_WEBHOOK_BASELINE", "")
 TELEGRAM_RATE = int(os.environ.get("KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE", "20"))
 USERS = 5000
 TELEGRAM_SECRET = "bench-telegram-secret-7c1d"
@@ -123,7 +127,7 @@ async def _bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 class Servers:
     """`kurashi serve` subprocesses on loopback ports (or the bare app)."""
 
-    def __init__(self, env: dict[str, str], count: int, *, bare: bool = False) -> None:
+    def __init__(self, env: dict[str, str], count: int, *, bare: bool = False, code_dir: Path | None = None) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
         self.logs: list[Any] = []
@@ -140,12 +144,17 @@ class Servers:
                 code = ("import cProfile; from bot.cli import main; "
                         f"cProfile.run('main([\"serve\", \"--port\", \"{port}\"])', {str(out)!r})")
                 command = [sys.executable, "-c", code]
+            elif code_dir is not None:   # another version of the code (the baseline), same virtualenv
+                command = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())",
+                           "serve", "--port", str(port)]
+                env = {**env, "PYTHONPATH": str(code_dir)}
             else:
                 command = [str(kurashi) if kurashi.exists() else sys.executable, *([] if kurashi.exists() else [
                     "-c", "import sys; from bot.cli import main; sys.exit(main())"]), "serve", "--port", str(port)]
             log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
             self.logs.append(log)
-            self.procs.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+            self.procs.append(subprocess.Popen(command, env=env, cwd=code_dir or ROOT, stdout=log,
+                                               stderr=subprocess.STDOUT))
             self.urls.append(f"http://127.0.0.1:{port}")
 
     def wait_ready(self, path: str = "/healthz") -> None:
@@ -335,7 +344,7 @@ def _phase(parent: Any, kind: str, rate: int, servers: Servers) -> dict[str, Any
     return result
 
 
-def _postgres_database() -> tuple[str, str] | None:
+def _postgres_database(code_dir: Path | None = None) -> tuple[str, str] | None:
     admin_url = os.environ.get("KURASHI_TEST_POSTGRES_URL")
     if not admin_url:
         return None
@@ -351,7 +360,12 @@ def _postgres_database() -> tuple[str, str] | None:
         c.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    upgrade_database_sync(url)   # once, before several processes start
+    if code_dir is None:
+        upgrade_database_sync(url)   # once, before several processes start
+    else:                            # with that version's migrations
+        code = "import sys; from bot.db.session import upgrade_database_sync; upgrade_database_sync(sys.argv[1])"
+        subprocess.run([sys.executable, "-c", code, url], check=True, cwd=code_dir,
+                       env={**os.environ, "PYTHONPATH": str(code_dir)})
     return url, name
 
 
@@ -396,30 +410,41 @@ def run() -> dict[str, Any]:
         finally:
             bare.stop()
 
-        setups: list[tuple[str, str, int, list[int]]] = [
-            ("sqlite", f"sqlite+aiosqlite:///{tmp.name}/bench.db", 1, SQLITE_RATES)]
-        pg = _postgres_database()
-        if pg is not None:
-            setups.append(("postgresql", pg[0], PG_PROCESSES, PG_RATES))
+        versions: list[tuple[str, Path | None]] = [("current", None)]
+        if BASELINE:
+            baseline_dir = Path(tmp.name) / "baseline"
+            baseline_dir.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE], check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", str(baseline_dir)], input=archive.stdout, check=True)
+            versions.insert(0, (f"baseline {BASELINE[:9]}", baseline_dir))
+        dropped: list[str] = []
         try:
-            for database, url, processes, rates in setups:
-                servers = Servers({**base_env, "DATABASE_URL": url}, processes)
-                try:
-                    servers.wait_ready()
-                    _phase(parent, "line", 10, servers)                       # warm-up (first contacts, caches)
-                    for rate in rates:
-                        run_ = _phase(parent, "line", rate, servers)
-                        results["runs"].append({"platform": "line", "database": database, "processes": processes,
-                                                **run_})
-                    if database == "sqlite":
-                        run_ = _phase(parent, "telegram", TELEGRAM_RATE, servers)
-                        results["runs"].append({"platform": "telegram", "database": database,
-                                                "processes": processes, **run_})
-                finally:
-                    servers.stop()
+            for version, code_dir in versions:
+                setups: list[tuple[str, str, int, list[int]]] = [
+                    ("sqlite", f"sqlite+aiosqlite:///{tmp.name}/bench-{len(dropped)}-{version[:8]}.db", 1,
+                     SQLITE_RATES)]
+                pg = _postgres_database(code_dir)
+                if pg is not None:
+                    dropped.append(pg[1])
+                    setups.append(("postgresql", pg[0], PG_PROCESSES, PG_RATES))
+                for database, url, processes, rates in setups:
+                    servers = Servers({**base_env, "DATABASE_URL": url}, processes, code_dir=code_dir)
+                    try:
+                        servers.wait_ready()
+                        _phase(parent, "line", 10, servers)                   # warm-up (first contacts, caches)
+                        for rate in rates:
+                            run_ = _phase(parent, "line", rate, servers)
+                            results["runs"].append({"version": version, "platform": "line", "database": database,
+                                                    "processes": processes, **run_})
+                        if database == "sqlite":
+                            run_ = _phase(parent, "telegram", TELEGRAM_RATE, servers)
+                            results["runs"].append({"version": version, "platform": "telegram",
+                                                    "database": database, "processes": processes, **run_})
+                    finally:
+                        servers.stop()
         finally:
-            if pg is not None:
-                _drop_postgres(pg[1])
+            for name in dropped:
+                _drop_postgres(name)
         parent.send({"do": "stop"})
     finally:
         loader.join(timeout=30)
@@ -437,7 +462,7 @@ def run() -> dict[str, Any]:
     ceiling = (f"bare ASGI ceiling (closed loop, {CEILING_CONCURRENCY} conns): "
                f"{results['ceiling'].get('ceiling_per_s')} req/s")
     results["table"] = [ceiling] + [
-        f"{r['platform']:<8} {r['database']:<10} ×{r['processes']} @ {r['rate']:>4}/s: answered "
+        f"{r['version'][:18]:<18} {r['platform']:<8} {r['database']:<10} ×{r['processes']} @ {r['rate']:>4}/s: answered "
         f"{r['answered']}/{r['sent']} ({r['answered_per_s']}/s)  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
         f"cpu {r['cpu_ms_per_event']} ms/event" + (f"  refused {r['refused']}" if r["refused"] else "")
         for r in results["runs"]]
