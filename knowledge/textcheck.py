@@ -7,7 +7,8 @@ and cross-file checks stay in ``knowledge.validate``, which calls ``check_texts`
   longer than ``MAX_SENTENCE``; kanji outside the basic list (``kanji_basic.yaml``: the
   240 kanji of grades 1–2) without a reading in the 「かな（漢字）」 convention; plain forms
   (だ/である, dictionary-form endings) where です/ます is expected; double negatives
-  (〜なければ なりません …).
+  (〜なければ なりません …). Not for staff-facing messages (``staff.*``); command keyword lists
+  (``cmd.*``, words residents may type, like samples) get no text check at all.
 - ``glossary_banned`` (error) / ``glossary_word_missing`` (warning) — ``glossary.yaml``
   fixes the resident-facing word for each official Japanese term per language and lists
   banned variants; an answer, message, contact text or alert template using a banned
@@ -43,6 +44,9 @@ MAX_SENTENCE = 40
 GLOSSARY_FILE = "glossary.yaml"
 #: Messages staff read (Telegram group posts, e-mails), not residents: no Easy Japanese check.
 STAFF_MESSAGES = ("message staff.",)
+#: Command keyword lists ("ことば|言葉|言語|…"): words residents may *type*, never shown to them,
+#: so — like samples — they are not prose and no text check applies (glossary, Easy Japanese).
+KEYWORD_MESSAGES = ("message cmd.",)
 KANJI_FILE = Path(__file__).resolve().parent / "kanji_basic.yaml"
 
 _KANJI = "\u3400-\u4dbf\u4e00-\u9fff\u3005\uf900-\ufaff"
@@ -328,6 +332,8 @@ def check_texts(kb: Any, out: Any, *, locate_answer: Callable[[str, str], Where]
     alerts_path = root / "alerts.yaml"
     alerts_doc = _read_quietly(alerts_path) if alerts_path.exists() else None
     for what, lang, text, (file, line) in _texts(kb, locate_answer, locate_message, contacts_doc, alerts_doc):
+        if what.startswith(KEYWORD_MESSAGES):
+            continue
         if glossary is not None:
             for term, variant, preferred in banned_uses(glossary, lang, text):
                 out.add(file, line, "glossary_banned",

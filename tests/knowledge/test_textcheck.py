@@ -235,6 +235,23 @@ def test_staff_messages_are_not_held_to_easy_japanese(make_kb):
     assert any("resident.test" in m for m in kanji) and not any("staff.test" in m for m in kanji)
 
 
+def test_command_keyword_lists_are_not_prose(make_kb):
+    """cmd.* lists words residents may type (like samples): no Easy Japanese or glossary check."""
+    root = make_kb("text")
+    (root / "glossary.yaml").write_text(
+        "terms:\n  転入届:\n    words: {zh: 迁入申报}\n    banned: {zh: [转入届]}\n", encoding="utf-8")
+    with (root / "messages.yaml").open("a", encoding="utf-8") as fh:
+        for key in ("cmd.test", "menu.test"):
+            fh.write(f'  {key}:\n    ja: "言語設定|言葉を変える|ことばを かえる|言語を変えたい|げんごを かえたい|ことばを えらびたい|ことば"\n'
+                     '    en: "language"\n    vi: "ngôn ngữ"\n    zh: "转入届|语言"\n    ko: "언어"\n')
+    report = check_knowledge(root)
+    found = {(p.code, key) for p in report.errors + report.warnings
+             for key in ("cmd.test", "menu.test") if key in p.message}
+    assert {("easy_ja_kanji", "menu.test"), ("easy_ja_long_sentence", "menu.test"),
+            ("glossary_banned", "menu.test")} <= found
+    assert not [f for f in found if f[1] == "cmd.test"]
+
+
 def test_a_contact_word_from_a_translation_file_is_reported_there(make_kb):
     root = make_kb("text")
     (root / "translations").mkdir(exist_ok=True)
