@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -42,7 +42,7 @@ from bot.consult.routing import (
     response_hours,
     route,
 )
-from bot.db.consult_models import CASE_CLOSED, Case, CaseMessage
+from bot.db.consult_models import CASE_CLOSED, DIR_IN, DIR_SYSTEM, Case, CaseMessage
 from delivery.messages import Choice, IncomingMessage, Kind, Reply
 from knowledge.dates import format_datetime
 from knowledge.partners import presentable
@@ -58,6 +58,10 @@ MAX_MEDIA_BYTES = 10 * 1024 * 1024
 #: Kinds whose content is fetched and stored (others are kept as a reference).
 FETCHED_KINDS = {Kind.IMAGE}
 MAX_DRAFT_MESSAGES = 50
+#: consult_messages.kind of the hand-off context line (the question before "Talk to a consultant").
+HANDOFF_KIND = "handoff"
+#: A question asked longer ago than this does not count as the reason for a consultation.
+HANDOFF_CONTEXT_WINDOW = timedelta(hours=2)
 #: Segments a resident can pick (the engine's settings offer the same ones).
 SEGMENTS = ("trainee", "student", "other")
 
@@ -246,7 +250,8 @@ class ConsultationFlow:
             turn.decision = "consult"
             urgent = await self._store(engine, turn, draft, resident=False)
             count = await turn.session.scalar(
-                select(func.count()).select_from(CaseMessage).where(CaseMessage.case_id == draft.id))
+                select(func.count()).select_from(CaseMessage).where(CaseMessage.case_id == draft.id,
+                                                                  CaseMessage.direction == DIR_IN))
             turn.replies += urgent
             turn.replies.append(Reply(engine.t(turn, "consult.draft_ack", count=count),
                                       quick_replies=self._compose_buttons(engine, turn)))
@@ -341,6 +346,27 @@ class ConsultationFlow:
                                     intent=intent, extra=extra, media=media, now=engine.clock())
         return self._urgent_replies(engine, turn, urgent)
 
+    async def _keep_handoff_context(self, engine: Any, turn: Any, case: Case) -> None:
+        """The resident's own question that led here and the bot's answer at the time
+        (users.state["asked"], kept by the engine), as the case's first line for staff: the
+        resident never has to type the problem twice. Only a question of the last
+        HANDOFF_CONTEXT_WINDOW counts; shown to staff, never sent to the resident."""
+        asked = turn.state.get("asked") or {}
+        text = (asked.get("text") or "").strip()
+        try:
+            at = datetime.fromisoformat(asked.get("at") or "")
+        except ValueError:
+            return
+        now = engine.clock()
+        if not text or at.tzinfo is None or not (now - HANDOFF_CONTEXT_WINDOW <= at <= now):
+            return
+        await cases.add_message(turn.session, case, direction=DIR_SYSTEM, kind=HANDOFF_KIND, text=text,
+                                language=turn.lang, intent=asked.get("intent"),
+                                extra={"answer": (asked.get("answer") or "")[:2000],
+                                       "decision": asked.get("decision"), "asked_at": asked.get("at")},
+                                now=now)
+        turn.set_state(asked=None)
+
     async def _fetch(self, msg: IncomingMessage) -> cases.MediaContent:
         assert msg.media is not None
         if self.fetch_media is None:
@@ -388,9 +414,10 @@ class ConsultationFlow:
             draft = await cases.draft_of(turn.session, turn.user)
             if draft is not None:
                 await cases.discard_draft(turn.session, draft)
-            await cases.create_case(turn.session, turn.user, topic=state["topic"], org=state["org"],
-                                    language=turn.lang, segment=turn.user.segment,
-                                    display_name=turn.msg.display_name, now=engine.clock())
+            case = await cases.create_case(turn.session, turn.user, topic=state["topic"], org=state["org"],
+                                           language=turn.lang, segment=turn.user.segment,
+                                           display_name=turn.msg.display_name, now=engine.clock())
+            await self._keep_handoff_context(engine, turn, case)
             self._set(turn, {"step": "compose"})
             return [Reply(engine.t(turn, "consult.compose"), quick_replies=self._compose_buttons(engine, turn))]
         if head == "n":
@@ -412,7 +439,8 @@ class ConsultationFlow:
                                   quick_replies=[self._back(engine, turn)])]
                 return await self(engine, turn, None)
             count = await turn.session.scalar(
-                select(func.count()).select_from(CaseMessage).where(CaseMessage.case_id == draft.id))
+                select(func.count()).select_from(CaseMessage).where(CaseMessage.case_id == draft.id,
+                                                                  CaseMessage.direction == DIR_IN))
             if not count:
                 self._set(turn, {"step": "compose"})
                 return [Reply(engine.t(turn, "consult.empty"), quick_replies=self._compose_buttons(engine, turn))]

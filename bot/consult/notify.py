@@ -90,14 +90,17 @@ async def _messages_text(session: AsyncSession, case: Case) -> str:
 def staff_text(kb: Any, case: Case, event: str, body: str, lang: str) -> str:
     """The staff notification text of ``event`` (new, message, transferred, reminder)."""
     from bot.consult.cases import partner_name
+    from bot.consult.labels import segment_label, topic_label
     from bot.conversation.locale import Texts
 
     texts = Texts(kb)
-    topic = texts.t(f"consult.topic.{case.topic}", lang) if texts.has(f"consult.topic.{case.topic}") else case.topic
+    # Staff read labels in their language ("仕事 Work", "技能実習生 …"), not the residents' easy
+    # Japanese ("しごと") or keys ("trainee").
     return texts.t(
         f"staff.case_{event}", lang,
-        case_no=case.number, org=partner_name(kb, case.org, lang), topic=topic,
-        language=LANGUAGE_NAMES.get(case.language, case.language), segment=case.segment or "-",
+        case_no=case.number, org=partner_name(kb, case.org, lang), topic=topic_label(case.topic, lang),
+        language=LANGUAGE_NAMES.get(case.language, case.language),
+        segment=segment_label(case.segment, lang) if case.segment else "-",
         due=_local(case.due_at), body=body or "-",
     )
 

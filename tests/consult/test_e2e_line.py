@@ -98,7 +98,11 @@ async def test_trainee_unpaid_wages_case_round_trip(consult_app) -> None:
     async with app.services.sessionmaker() as s:
         messages = list((await s.execute(select(CaseMessage).where(CaseMessage.case_id == case.id)
                                          .order_by(CaseMessage.id))).scalars())
-        assert [m.kind for m in messages] == ["text", "image"]
+        # First the question that led to the hand-off with the bot's answer (issue 12), for staff only.
+        assert [m.kind for m in messages] == ["handoff", "text", "image"]
+        handoff = messages.pop(0)
+        assert (handoff.direction, handoff.text) == ("system", "Công ty không trả lương cho tôi 2 tháng")
+        assert handoff.extra["answer"] and handoff.intent == "work.labor_trouble"
         assert messages[0].language == "vi" and messages[0].intent == "work.labor_trouble"
         media = await cases.get_media(s, staff, messages[1].media[0].id)
         assert media.data == JPEG and media.mime_type == "image/jpeg"
@@ -121,7 +125,7 @@ async def test_trainee_unpaid_wages_case_round_trip(consult_app) -> None:
         refreshed = await s.get(Case, case.id)
         assert refreshed.status == "open" and refreshed.first_response_at is not None
         count = len((await s.execute(select(CaseMessage.id).where(CaseMessage.case_id == case.id))).all())
-    assert count == 4                                            # 2 in, 1 staff reply, 1 in
+    assert count == 5                                            # hand-off, 2 in, 1 staff reply, 1 in
 
     # staff close → the rating question → the resident rates
     before = len(app.line_api.messages_for(USER))

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bot.consult import cases as case_service
+from bot.consult.canned import offered_for_case
 from bot.consult.cases import CaseClosed, CaseNotFound, InvalidAction
 from bot.db.consult_models import CASE_CLOSED, Case, Staff
 from bot.web.console import queries
@@ -60,13 +61,14 @@ async def _case_page(request: Request, staff: Staff, case_id: int, *, error: str
             messages = await case_service.list_messages(db, staff, case_id)
         except CaseNotFound:
             return not_found(request)
+        canned = await offered_for_case(db, kb, case.topic, case.language)
         people = await queries.org_staff(db, staff.org)
         names = await queries.staff_names(db, [m.staff_id for m in messages] + [case.assigned_staff_id])
     done = request.query_params.get("done")
     targets = [(key, case_service.partner_name(kb, key, "ja")) for key in case_service.transfer_targets(kb, case)]
     return render(request, "console/case.html", {
         "case": case, "messages": messages, "people": people, "names": names,
-        "canned": case_service.canned_replies(kb, case.language),
+        "canned": canned,
         "outcomes": case_service.OUTCOMES, "targets": targets,
         "org_name": case_service.partner_name(kb, staff.org, "ja"),
         "intent_titles": _intent_titles(kb, [case.intent] + [m.intent for m in messages]),

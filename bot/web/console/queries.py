@@ -8,6 +8,7 @@ Must not write, and must not import the conversation engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,3 +77,43 @@ async def first_response_hours(db: AsyncSession, org: str | None, *, limit: int 
         query = query.where(Case.org == org)
     spans = [(answered - opened).total_seconds() / 3600 for opened, answered in (await db.execute(query)).all()]
     return round(median(spans), 1) if spans else None
+
+
+async def satisfaction(db: AsyncSession, org: str | None, *, months: int = 12,
+                       now: datetime | None = None) -> dict[str, list[tuple[str, int, int, int]]]:
+    """Residents' ratings (the city's satisfaction KGI) grouped three ways:
+    ``{"month": [(YYYY-MM in Japan time, ratings, sum, 4–5 count)], "org": […], "language": […]}``.
+
+    Ratings of the last ``months`` months (by the time they were given); ``org`` limits to one
+    organisation (None: all). Months without ratings are listed too (0), oldest first."""
+    from bot.db.consult_models import Case
+    from bot.timefmt import to_jst
+
+    now = now or datetime.now(UTC)
+    local = to_jst(now)
+    month_keys = []
+    year, month = local.year, local.month
+    for _ in range(months):
+        month_keys.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    month_keys.reverse()
+    since = now - timedelta(days=31 * months + 1)
+    query = select(Case.rating, Case.rated_at, Case.org, Case.language).where(
+        Case.rating.is_not(None), Case.rated_at.is_not(None), Case.rated_at >= since)
+    if org:
+        query = query.where(Case.org == org)
+    groups: dict[str, dict[str, list[int]]] = {"month": {k: [0, 0, 0] for k in month_keys}, "org": {}, "language": {}}
+    for rating, rated_at, case_org, language in (await db.execute(query)).all():
+        score = int(rating)
+        for name, key in (("month", to_jst(rated_at).strftime("%Y-%m")), ("org", case_org), ("language", language)):
+            if name == "month" and key not in groups["month"]:
+                continue
+            acc = groups[name].setdefault(key, [0, 0, 0])
+            acc[0] += 1
+            acc[1] += score
+            acc[2] += score >= 4
+    out: dict[str, list[tuple[str, int, int, int]]] = {}
+    for name, table in groups.items():
+        rows = [(key, n, total, good) for key, (n, total, good) in table.items()]
+        out[name] = rows if name == "month" else sorted(rows, key=lambda r: (-r[1], r[0]))
+    return out

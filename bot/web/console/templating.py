@@ -23,6 +23,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from bot.consult.labels import org_label, segment_label, staff_language, topic_label
 from bot.db.models import utcnow
 from bot.timefmt import jst
 from bot.web.console.auth import PREFIX, csrf_field, is_operator
@@ -105,8 +106,14 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     ``current`` (path), ``now``. Pages extend ``console/base.html``."""
     staff = getattr(request.state, "staff", None)
     visible = [item for item in NAV if not item.operator_only or (staff is not None and is_operator(staff))]
+    kb = getattr(getattr(request.app.state, "services", None), "kb", None)
+    lang = staff_language(kb, staff.org) if staff is not None else "ja"
     ctx: dict[str, Any] = {"staff": staff, "nav": visible if staff is not None else [],
-                           "current": request.url.path, "now": utcnow()}
+                           "current": request.url.path, "now": utcnow(), "staff_lang": lang,
+                           # Readable labels in the staff member's language (bot.consult.labels).
+                           "org_label": lambda key: org_label(kb, key, lang),
+                           "topic_label": lambda key: topic_label(key, lang),
+                           "segment_label": lambda key: segment_label(key, lang)}
     ctx.update(context or {})
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
     # Case pages hold residents' personal data: never cached, never framed.
