@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.scheduler_models import Alert, AlertRecipient, JmaEntry
+from bot.db.scheduler_models import Alert, AlertRecipient, JmaEntry, JmaFeed
 from scheduler.alerts import delivery_report, poll_feeds
 from tests.scheduler.conftest import add_users, outbox_rows, utc
 
@@ -388,6 +388,14 @@ async def test_a_broken_feed_is_reported_and_the_next_feed_still_polled(sessionm
                                    jma_server.feed_url])
 
     assert stats["feed_errors"] == 2 and stats["alerts"] == 1
+    # Issue 12: each failed feed keeps its last error and time (the console shows it, also when
+    # a feed never worked); a feed that works has none.
+    async with sessionmaker() as s:
+        feeds = {f.url: f for f in (await s.execute(select(JmaFeed))).scalars()}
+    broken, missing = feeds[jma_server.document_url("broken.xml")], feeds[jma_server.document_url("missing.xml")]
+    assert broken.checked_at is None and broken.error_at is not None and "ParseError" in broken.last_error
+    assert "404" in missing.last_error
+    assert feeds[jma_server.feed_url].last_error is None and feeds[jma_server.feed_url].checked_at is not None
 
 
 def _quake_pair(jma_dir, event_id: str, intensity_53: str) -> tuple[bytes, bytes]:
