@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.consult import cases as case_service
-from bot.conversation.models import Channel, IncomingMessage, Kind
 from bot.db import repo
 from bot.db.consult_models import Case
 from bot.db.models import User, utcnow
+from delivery.messages import Channel, IncomingMessage, Kind
 from tests.console.conftest import Console, console_settings, csrf_of, start_console
 
 CHROMIUM = Path("/usr/bin/chromium")
