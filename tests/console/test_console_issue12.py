@@ -82,6 +82,9 @@ async def shot(page, name: str) -> None:
 
 async def resident_hands_off(console: Console, user_id: str, question: str) -> Case:
     """A resident asks the bot, then goes through the real consultation flow and sends a case."""
+    from tests.consult.conftest import make_reachable
+
+    await make_reachable(console.services)      # consultations are offered only when staff read them
     engine = console.services.engine
 
     async def say(**fields):
