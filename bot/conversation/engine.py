@@ -26,6 +26,7 @@ Button payloads (``Choice.data``, at most 64 bytes — Telegram's callback_data 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
@@ -141,6 +143,15 @@ class Turn:
         self.user.state = state
 
 
+_ADVISORY_LOCK = sql_text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def user_lock_key(channel: str, user_id: str) -> int:
+    """The PostgreSQL advisory lock key (signed 64-bit) of one resident's turns."""
+    digest = hashlib.blake2b(f"kurashi:turn:{channel}:{user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 class ConversationEngine:
     """The channel-neutral core: ``await engine.handle(msg) -> list[Reply]``."""
 
@@ -187,6 +198,10 @@ class ConversationEngine:
             if msg.kind == Kind.TEXT and msg.text and self.texts.command_of(msg.text) is None:
                 prematch = (msg.text, self.matcher.match(msg.text))
             async with self.sessionmaker() as session, session.begin():
+                if session.get_bind().dialect.name == "postgresql":
+                    # One turn per resident at a time across processes (several `kurashi serve`
+                    # workers on one database): the second waits for the first's commit.
+                    await session.execute(_ADVISORY_LOCK, {"key": user_lock_key(msg.channel.value, msg.user_id)})
                 if msg.kind == Kind.UNFOLLOW:
                     await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
                     return []
