@@ -223,7 +223,8 @@ async def test_a_weak_earthquake_elsewhere_and_old_entries_are_not_pushed(sessio
     async with sessionmaker() as s:
         notes = {e.link.rsplit("/", 1)[-1]: (e.status, e.note) for e in (await s.execute(select(JmaEntry))).scalars()}
     assert notes[YAMAGUCHI_WARNING][0] == "ignored"
-    assert notes["20210217204607_0_VXSE53_270000.xml"] == ("ignored", "nothing new for the city")
+    # 美祢市 and 山口県北部 only: the city (and its area 山口県中部) is not in the telegram (issue 12 wording).
+    assert notes["20210217204607_0_VXSE53_270000.xml"] == ("ignored", "not for Yamaguchi City (hypocentre 山口県北部)")
 
 
 async def test_a_telegram_that_cannot_be_fetched_is_retried_then_given_up(sessionmaker, make_ctx, jma_server):
