@@ -47,7 +47,7 @@ def test_ingest_dry_run_shows_counts_and_languages_and_writes_nothing(cli_db, jm
 
     assert code == 0 and out["queued"] is False and out["reason"] == "dry run"
     assert out["plan"]["recipients"] == len(USERS)
-    assert out["plan"]["by_language"] == {"ja": 1, "en": 3, "vi": 2, "zh": 1, "ko": 1}
+    assert out["plan"]["by_language"] == {"ja": 1, "en": 2, "vi": 2, "zh": 1, "ko": 1, "id": 1}
     assert out["plan"]["by_channel"] == {"line": 5, "telegram": 3}
     assert "高潮警報" in out["messages"]["vi"]
     assert _outbox(cli_db) == []
@@ -56,7 +56,7 @@ def test_ingest_dry_run_shows_counts_and_languages_and_writes_nothing(cli_db, jm
 def test_ingest_queues_and_report_counts_it(cli_db, jma_dir, capsys):
     assert main(["alert", "ingest", str(jma_dir / "official_samples" / YAMAGUCHI_WARNING)]) == 0
     text = capsys.readouterr().out
-    assert "queued as alert 1" in text and "by language: en 3, ja 1, ko 1, vi 2, zh 1" in text
+    assert "queued as alert 1" in text and "by language: en 2, id 1, ja 1, ko 1, vi 2, zh 1" in text
     assert len(_outbox(cli_db)) == 6                  # LINE: ja, en, vi multicasts; Telegram: 3 chats
 
     assert main(["alert", "report", "1", "--json"]) == 0
