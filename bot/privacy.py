@@ -90,8 +90,13 @@ async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
         # Web chat: delivered pushes after a few days, anonymous sessions unseen for 30 days.
         web_pushes = await web_mailbox.prune_web_mailbox(session, now=now)
         web_users = await prune_idle_web_users(session, now=now)
+        # The recent web chat lines a reload shows: only as long as they are shown (2 days).
+        from bot.db.web_turns import prune_web_turns
+
+        web_turns = await prune_web_turns(session, now=now)
     log.info("pruned %s webhook events, %s outbox rows, %s unanswered questions, %s feedback votes",
              events, pushes, unanswered, feedback)
-    log.info("pruned %s delivered web pushes, %s idle web chat users", web_pushes, web_users)
+    log.info("pruned %s delivered web pushes, %s idle web chat users, %s web chat lines",
+             web_pushes, web_users, web_turns)
     return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback,
-            "web_mailbox": web_pushes, "web_users": web_users}
+            "web_mailbox": web_pushes, "web_users": web_users, "web_turns": web_turns}

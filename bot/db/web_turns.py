@@ -59,6 +59,15 @@ async def append_web_turns(
     return len(lines)
 
 
+async def prune_web_turns(session: AsyncSession, *, now: datetime | None = None,
+                          older_than: timedelta = WEB_TURNS_SHOWN_FOR) -> int:
+    """Delete web chat lines older than ``older_than`` (they are never shown again); returns how many."""
+    cutoff = (now or utcnow()) - older_than
+    result = await session.execute(delete(WebTurn).where(WebTurn.created_at < cutoff)
+                                   .execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
 async def recent_web_turns(
     session: AsyncSession, platform_user_id: str, *, now: datetime | None = None,
     within: timedelta = WEB_TURNS_SHOWN_FOR, limit: int = WEB_TURNS_KEPT,

@@ -407,7 +407,8 @@ async def test_the_daily_prune_job_forgets_old_events_and_pushes(sessionmaker):
                           settings=SimpleNamespace(insights_retention_days=180))
 
     assert await prune_stored_rows(ctx=ctx) == {
-        "inbound_events": 1, "outbox": 1, "unanswered": 1, "feedback": 1, "web_mailbox": 0, "web_users": 0}
+        "inbound_events": 1, "outbox": 1, "unanswered": 1, "feedback": 1, "web_mailbox": 0, "web_users": 0,
+        "web_turns": 0}
 
 
 async def test_a_hanging_send_is_abandoned_and_retried(sessionmaker):

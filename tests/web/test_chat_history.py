@@ -4,14 +4,15 @@ privacy banner follows the state (chat / writing a consultation / case). HTTP AP
 headless Chromium (/usr/bin/chromium via Playwright), on the project's real knowledge base."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import User, WebTurn
-from bot.db.web_turns import WEB_TURNS_KEPT, append_web_turns, recent_web_turns
+from bot.db.models import User, WebTurn, utcnow
+from bot.db.web_turns import WEB_TURNS_KEPT, append_web_turns, prune_web_turns, recent_web_turns
 from tests.web.conftest import RunningApp
 from tests.web.test_chat_browser import ARGS, CHROMIUM, SCREENSHOT_DIR
 
@@ -58,6 +59,10 @@ async def test_history_is_per_session_bounded_and_forgotten_with_the_user(sessio
     async with sessionmaker() as session:
         left = (await session.execute(select(WebTurn.payload))).scalars().all()
     assert left == [{"text": "other"}]
+    # The daily prune drops lines once they would no longer be shown (2 days).
+    async with sessionmaker() as session, session.begin():
+        assert await prune_web_turns(session, now=utcnow() + timedelta(days=1)) == 0
+        assert await prune_web_turns(session, now=utcnow() + timedelta(days=3)) == 1
 
 
 # ----------------------------------------------------------------------------- browser
