@@ -91,3 +91,17 @@ async def test_pages_need_an_operator_and_csrf(console):
         assert (await client.get("/console/events")).status_code == 403
     async with console.client() as client:
         assert (await client.get("/console/events")).status_code == 303
+
+
+async def test_segments_are_shown_as_words_not_keys(console):
+    """Issue 12: resident types read as labels in the staff language ("技能実習生 …"), not "trainee"."""
+    starts = (datetime.now(UTC) + timedelta(days=7)).replace(second=0, microsecond=0)
+    async with console.client() as client:
+        await console.login(client, OPERATOR)
+        page = await client.get("/console/events/new")
+        assert "技能実習生 Technical intern trainee" in page.text
+        form = {"csrf_token": csrf_of(page.text), "title_en": "Welcome party", "body_en": "For trainees.",
+                "starts_at": _local(starts), "publish_at": _local(starts - timedelta(days=1)), "segments": "trainee"}
+        assert (await client.post("/console/events/new", data=form)).status_code == 303
+        listing = await client.get("/console/events")
+    assert "技能実習生 Technical intern trainee" in listing.text and "· trainee" not in listing.text
