@@ -78,5 +78,37 @@ def answer_question(args: argparse.Namespace) -> int:
             "confidence": match.confidence, "language": match.language,
             "suggestions": list(match.suggestions),
         }, ensure_ascii=False))
+    item = _garbage_item_line(kb, args.question, match, lang)
+    if item is not None:
+        # As the bot does: a question naming an item of the city data ("where does a frying pan
+        # go") gets that item's category with the sorting answer, instead of "Did you mean…".
+        from dataclasses import replace
+
+        print(f"{item}\n\n{compose_answer(kb, replace(match, intent='garbage.sorting', decision='answer'), lang)}")
+        return 0
     print(compose_answer(kb, match, lang))
     return 0
+
+
+def _garbage_item_line(kb, question: str, match, lang: str) -> str | None:
+    """The bot's garbage item line ("frying pan" goes in: …) when the question names an item
+    by a calendar.yaml alias and the match is about garbage; else None."""
+    from knowledge.render import render_message
+    from scheduler.garbage_jobs import calendar_of, lookup_item
+
+    garbage = calendar_of(kb)
+    families = {c.split(".", 1)[0] for c in [match.intent or "", *(match.suggestions or [])] if c}
+    if garbage is None or "garbage" not in families or "garbage.sorting" not in kb.intents:
+        return None
+    if match.decision == "answer" and match.intent != "garbage.sorting":
+        return None
+    if not garbage.find_by_alias(question) and match.intent != "garbage.sorting":
+        return None
+    found = lookup_item(garbage, question, lang)
+    if found is None:
+        return None
+    name, category, notice = found
+    line = render_message(kb, "garbage.item_found", lang, item=name, category=category)
+    if notice:
+        line += "\n" + render_message(kb, "garbage.item_notice", lang, notice=notice)
+    return line

@@ -45,3 +45,13 @@ def test_one_japan_time_format():
     assert jst(at.replace(tzinfo=None)) == "2026-12-06 08:30 JST"      # naive = UTC (as stored)
     assert jst(None) == "–" and jst_date(at) == "2026-12-06"
     assert jst_iso("2026-12-05T23:30:00+00:00") == "2026-12-06 08:30 JST" and jst_iso("soon") == "soon"
+
+
+def test_ask_answers_a_garbage_item_question_like_the_bot():
+    kb = load_knowledge()
+    done = subprocess.run([*kurashi(), "ask", "where does a frying pan go", "--lang", "en"], capture_output=True,
+                          text=True, cwd=REPO, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first == kb.messages["garbage.item_found"]["en"].format(
+        item="frying pan", category="Metal & small appliances (金属・小型家電)")
