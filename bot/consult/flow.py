@@ -274,21 +274,15 @@ class ConsultationFlow:
 
     @staticmethod
     def _urgent_intent(engine: Any, match: Any) -> str | None:
-        """The urgent intent (kb ``urgent: true``) the matcher found, if any: the answer, or
-        the top "did you mean" suggestion (the engine never clarifies emergencies either)."""
-        decision = getattr(match, "decision", "")
-        candidates: list[str | None] = []
-        if decision == "answer":
-            candidates.append(getattr(match, "intent", None))
-        if decision in ("answer", "clarify"):
-            suggestions = list(getattr(match, "suggestions", None) or [])
-            candidates.append(getattr(match, "intent", None) if decision == "clarify" else None)
-            candidates.append(suggestions[0] if suggestions else None)
-        for intent_id in candidates:
-            intent = engine.kb.intents.get(intent_id or "")
-            if intent is not None and intent.urgent:
-                return str(intent_id)
-        return None
+        """The urgent intent (kb ``urgent: true``) the matcher answered with, if any. The
+        matcher answers an emergency at once only when it is sure (its own calibrated
+        threshold); an everyday message that merely shares words with one is asked back, and
+        must not put 110/119 into a consultation either."""
+        if getattr(match, "decision", "") != "answer":
+            return None
+        intent_id = getattr(match, "intent", None)
+        intent = engine.kb.intents.get(intent_id or "")
+        return str(intent_id) if intent is not None and intent.urgent else None
 
     def _urgent_replies(self, engine: Any, turn: Any, intent_id: str | None) -> list[Reply]:
         """An emergency written into a consultation is still answered at once: 110/119 and

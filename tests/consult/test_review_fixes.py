@@ -45,7 +45,7 @@ async def test_an_emergency_typed_while_composing_gets_110_119_first(consult_app
     assert "(1)" in _texts(replies[-1:]) and _buttons(replies) == ["k:s", "k:x"]   # and it is in the draft
     draft = await _case(app)
     stored = await _messages(app, draft.id)
-    assert [m.text for m in stored] == [FIRE_VI] and stored[0].intent == "medical.emergency"
+    assert [m.text for m in stored] == [FIRE_VI] and stored[0].intent == "emergency.fire"
 
 
 async def test_an_emergency_typed_into_an_open_case_gets_110_119_first(consult_app) -> None:
