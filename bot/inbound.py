@@ -15,6 +15,7 @@ adapters in ``services.channels``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
@@ -347,19 +348,43 @@ async def renew_leases(services: Any) -> int:
 async def process_pending_events(services: Any, *, interval: float = RESUME_INTERVAL_SECONDS) -> None:
     """Background sweep started with the app: resume pending events now, then every
     ``interval`` seconds, so an event whose processor died (its lease ran out) is answered
-    without waiting for the next restart."""
+    without waiting for the next restart. The leases of this process's events are renewed
+    by a heartbeat of their own, so a long resume (hundreds of events after a restart) does
+    not let the webhook path's leases run out meanwhile."""
+    heartbeat = asyncio.ensure_future(_renew_leases_forever(services, interval))
+    try:
+        while not services.closing:
+            try:
+                resumed = await resume_pending_events(services)
+                if resumed:
+                    log.info("resumed pending inbound events", extra={"count": resumed})
+            except Exception:  # the database may be briefly unavailable; try again next round
+                log.exception("resuming inbound events failed")
+            if not await _pause(services, interval):
+                return
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+
+async def _pause(services: Any, seconds: float) -> bool:
+    """Sleep, but end at once when shutdown begins (the drain waits for these tasks); False then."""
+    try:
+        await asyncio.wait_for(services.closing_event.wait(), seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def _renew_leases_forever(services: Any, interval: float) -> None:
     while not services.closing:
         try:
             await renew_leases(services)
-            resumed = await resume_pending_events(services)
-            if resumed:
-                log.info("resumed pending inbound events", extra={"count": resumed})
-        except Exception:  # the database may be briefly unavailable; try again next round
-            log.exception("resuming inbound events failed")
-        try:  # sleep, but end at once when shutdown begins (the drain waits for this task)
-            await asyncio.wait_for(services.closing_event.wait(), interval)
-        except TimeoutError:
-            pass
+        except Exception:  # the database may be briefly unavailable; the leases last 15 s
+            log.exception("renewing inbound leases failed")
+        if not await _pause(services, interval):
+            return
 
 
 def _age_seconds(row: InboundEvent) -> float:

@@ -92,3 +92,24 @@ async def test_a_dead_processors_events_are_answered_within_seconds(kurashi) -> 
     started = asyncio.get_running_loop().time()
     await app.line_api.wait_for_reply(token, timeout=2 + RESUME_INTERVAL_SECONDS + 10)
     assert asyncio.get_running_loop().time() - started < 2 + RESUME_INTERVAL_SECONDS + 5
+
+
+async def test_leases_of_events_being_answered_are_renewed(kurashi) -> None:
+    """A slow turn (longer than the 15 s lease) keeps its event: another process's sweep
+    would otherwise answer it a second time. Here: the held row's lease is pushed forward."""
+    from bot.inbound import _inflight, renew_leases
+
+    app = kurashi
+    body = line_body(line_text_event(USER, "hello", reply_token=app.line_api.issue_reply_token(USER)))
+    event_id, payload = app.services.channels["line"].split_body(body)[0]
+    async with app.services.sessionmaker() as session, session.begin():
+        [row_id] = await repo.store_claimed_inbound_events(session, [("line", event_id, payload, utcnow())],
+                                                           lease=timedelta(seconds=1))
+    _inflight(app.services)[row_id] = False          # being answered by this process
+    try:
+        assert await renew_leases(app.services) >= 1
+        async with app.services.sessionmaker() as session:
+            (until,) = (await session.execute(select(InboundEvent.claimed_until))).scalars()
+        assert (until - utcnow()).total_seconds() > 10
+    finally:
+        _inflight(app.services).pop(row_id, None)
