@@ -441,9 +441,11 @@ class ConversationEngine:
         intent = match.intent
         decision = match.decision if intent or match.decision == "decline" else "decline"
         suggestions = list(match.suggestions or [])
-        if decision != "decline" and not self._is_urgent(intent) \
+        if decision == "clarify" and not self._is_urgent(intent) \
                 and (named := self._named_item_intent(text, intent, suggestions)):
-            intent, decision = named, "answer"   # "where does a frying pan go": the item's category
+            # "where does a frying pan go": the item's category instead of "Did you mean…" (a sure
+            # answer stays: "vứt ghế sofa thế nào" is about bulky garbage, not sorting).
+            intent, decision = named, "answer"
         lang, offer_switch = self._reply_language(turn, text, detected, confidence, decision, intent)
         if lang:
             turn.lang = lang

@@ -113,3 +113,15 @@ async def test_the_last_question_and_answer_are_kept_for_a_hand_off(resident, re
     asked = (await resident.user()).state["asked"]
     assert asked["text"] == "where does a frying pan go" and asked["intent"] == "garbage.sorting"
     assert "frying pan" in asked["answer"]
+
+
+async def test_a_sure_answer_of_another_garbage_topic_is_not_replaced_by_the_item(resident, real):
+    """"vứt ghế sofa thế nào" names an item (sofa → 粗大ごみ row) but is surely about bulky garbage."""
+    kb, matcher = real
+    text = "vứt ghế sofa thế nào"
+    match = matcher.match(text)
+    if not (match.decision == "answer" and match.intent == "garbage.bulky"):
+        pytest.skip(f"the model does not answer {text!r} with garbage.bulky ({match.decision} {match.intent})")
+    await resident.follow(hint="vi")
+    replies = await resident.say(text)
+    assert "fb:-:garbage.bulky" in payloads(replies[0])
