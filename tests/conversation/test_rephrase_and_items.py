@@ -117,7 +117,7 @@ async def test_the_last_question_and_answer_are_kept_for_a_hand_off(resident, re
 
 async def test_a_sure_answer_of_another_garbage_topic_is_not_replaced_by_the_item(resident, real):
     """"vứt ghế sofa thế nào" names an item (sofa → 粗大ごみ row) but is surely about bulky garbage."""
-    kb, matcher = real
+    _, matcher = real
     text = "vứt ghế sofa thế nào"
     match = matcher.match(text)
     if not (match.decision == "answer" and match.intent == "garbage.bulky"):
