@@ -28,11 +28,14 @@ from sqlalchemy import text
 
 import bot.web
 from bot.db.session import upgrade_database
+from bot.inbound import ingest_events, process_pending_events
 from bot.logging import configure_logging
 from bot.metrics import render_latest
-from bot.services import Services, build_services
+from bot.services import Services, build_services, run_scheduler
 from bot.settings import Settings
 from bot.web._security import SecurityHeaders
+from delivery.budget import build_limiter
+from delivery.outbox import OutboxRelay
 from knowledge.loader import KnowledgeBase
 
 log = logging.getLogger("kurashi.app")
@@ -57,45 +60,24 @@ def _web_routers() -> list[tuple[str, Any]]:
 async def _start_background(app: FastAPI, services: Services) -> None:
     """Pending inbound events, outbox relay, scheduler, Telegram polling — whatever exists and is enabled."""
     settings = services.settings
-    try:
-        inbound = importlib.import_module("bot.inbound")
-    except ModuleNotFoundError:
-        inbound = None
-    resume = getattr(inbound, "process_pending_events", None) if inbound else None
-    if resume is not None:
-        # Events stored before a crash are answered now (DESIGN.md: nothing is lost).
-        services.spawn(resume(services), name="inbound-resume")
+    # Events stored before a crash are answered now (DESIGN.md: nothing is lost).
+    services.spawn(process_pending_events(services), name="inbound-resume")
 
     if settings.run_sender:
-        try:
-            outbox = importlib.import_module("delivery.outbox")
-        except ModuleNotFoundError:
-            outbox = None
-        relay_cls = getattr(outbox, "OutboxRelay", None) if outbox else None
-        if relay_cls is not None:
-            from delivery.budget import build_limiter
-
-            # On PostgreSQL the Telegram budget is one for every process (delivery/budget.py).
-            services.relay = relay_cls(services.sessionmaker, dict(services.channels),
-                                       limits=build_limiter(services.sessionmaker))
-            services.spawn(services.relay.run(), name="outbox-relay")
+        # The relay gets what it needs here; delivery imports nothing of the app. On PostgreSQL
+        # the Telegram budget is one for every process (delivery/budget.py).
+        services.relay = OutboxRelay(services.sessionmaker, dict(services.channels),
+                                     limits=build_limiter(services.sessionmaker))
+        services.spawn(services.relay.run(), name="outbox-relay")
 
     if settings.run_scheduler:
-        try:
-            runner = importlib.import_module("scheduler.runner")
-        except ModuleNotFoundError:
-            runner = None
-        start = getattr(runner, "run_scheduler", None) if runner else None
-        if start is not None:
-            services.spawn(start(services), name="scheduler")
+        services.spawn(run_scheduler(services), name="scheduler")
 
     if getattr(app.state, "telegram_polling", False):
         telegram = services.channels.get("telegram")
         if telegram is None:
             log.error("telegram polling requested but Telegram is not configured (TELEGRAM_BOT_TOKEN)")
         else:
-            from bot.inbound import ingest_events
-
             async def ingest_update(update: dict[str, Any]) -> None:
                 # Polled updates take the webhook's path: stored (deduplicated) first, then processed.
                 payload = json.dumps(update, ensure_ascii=False)

@@ -419,7 +419,7 @@ async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: d
     try:
         if row.channel == "telegram":
             # Replies in a partner organisation's staff group relay to residents (bot/consult/notify.py).
-            from bot.consult.notify import handle_staff_group_update
+            from bot.consult.staff_group import handle_staff_group_update
 
             if await handle_staff_group_update(services, row.channel, event):
                 return

@@ -184,7 +184,7 @@ def build_channels(services: Services) -> dict[str, Any]:
 
         channels["telegram"] = TelegramChannel.from_settings(settings)
     if settings.smtp_url:
-        from bot.consult.notify import EmailSender  # staff e-mail goes through the outbox too
+        from bot.channels.email import EmailSender  # staff e-mail goes through the outbox too
 
         channels["email"] = EmailSender.from_settings(settings)
     return channels
@@ -205,6 +205,26 @@ async def build_services(
 
         media_fetcher(services)   # images sent during a consultation are fetched through the adapters
     return services
+
+
+async def run_scheduler(services: Services) -> None:
+    """The app lifespan's scheduler task (RUN_SCHEDULER): lead or wait to lead until cancelled.
+
+    The runner gets its job context (database, knowledge base, settings, the local relay's
+    wake-up) and the recurring jobs from here; scheduler/ imports no app object."""
+    from scheduler.jobs import RECURRING_JOBS
+    from scheduler.runner import JobContext, SchedulerRunner
+
+    ctx = JobContext(
+        database_url=services.settings.database_url,
+        sessionmaker=services.sessionmaker,
+        kb=services.kb,
+        settings=services.settings,
+        notify=getattr(services.relay, "notify", None),
+    )
+    runner = SchedulerRunner(ctx, recurring=RECURRING_JOBS)
+    services.extras["scheduler"] = runner
+    await runner.run()
 
 
 def get_services(request: Any) -> Services:

@@ -7,39 +7,21 @@ notices sweep, garbage reminders, consultation SLA reminders). To add one, appen
 of a module this file imports. One-off jobs (an event's publish time) are scheduled with
 ``scheduler.runner.schedule_job`` instead.
 
-Every job: ``async def verb_noun(*ids, ctx: JobContext | None = None)``, referenced by
-"module:function", writes only database rows (outbox rows via delivery.outbox.enqueue).
+Every job: ``async def verb_noun(*ids, ctx: JobContext)`` (the runner's executor passes
+``ctx``), referenced by "module:function", writes only database rows (outbox rows via
+delivery.outbox.enqueue). The leader gets this list from whoever starts it
+(``bot.services.run_scheduler``, ``kurashi scheduler``): the runner imports no job.
 
 Must not import the conversation core, channel adapters, FastAPI or platform SDKs.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-
-from scheduler.runner import JobContext, get_context
+from scheduler.alerts import poll_feeds
+from scheduler.runner import JobContext, RecurringJob
 
 log = logging.getLogger("kurashi.jobs")
-
-
-@dataclass(frozen=True)
-class RecurringJob:
-    """A job installed by the leader: ``seconds`` (interval) or ``cron`` (crontab fields, UTC)."""
-
-    id: str
-    func: str                                   # "module:function"
-    seconds: float | None = None
-    cron: dict[str, Any] = field(default_factory=dict)
-    args: tuple[Any, ...] = ()
-
-    def build_trigger(self) -> Any:
-        if self.seconds is not None:
-            return IntervalTrigger(seconds=self.seconds, timezone="UTC")
-        return CronTrigger(timezone="UTC", **self.cron)
 
 
 RECURRING_JOBS: list[RecurringJob] = [
@@ -57,11 +39,8 @@ def register_recurring(job: RecurringJob) -> None:
     RECURRING_JOBS[:] = [j for j in RECURRING_JOBS if j.id != job.id] + [job]
 
 
-async def poll_jma_feeds(*, ctx: JobContext | None = None) -> dict[str, int]:
+async def poll_jma_feeds(*, ctx: JobContext) -> dict[str, int]:
     """Poll every JMA_FEED_URL once (conditional GET) and queue alerts for new relevant entries."""
-    from scheduler.alerts import poll_feeds
-
-    ctx = ctx or get_context()
     urls = list(ctx.settings.jma_feed_urls) if ctx.settings is not None else list(ctx.extras.get("feed_urls", []))
     stats = await poll_feeds(ctx, urls)
     if stats.get("alerts"):

@@ -1,17 +1,18 @@
 """The job scheduler: APScheduler 3 with a persistent job store, one leader at a time.
 
 Owns: ``SchedulerRunner`` (leader election + an ``AsyncIOScheduler`` whose
-``SQLAlchemyJobStore`` is shared by all processes, see ``job_store_url``), ``run_scheduler(services)`` (what the app's lifespan
-starts when RUN_SCHEDULER), ``JobContext`` (what jobs get instead of objects), and the
-public functions other features use to schedule one-off jobs: ``schedule_job``,
-``cancel_job``, ``get_job``, ``list_jobs``.
+``SQLAlchemyJobStore`` is shared by all processes, see ``job_store_url``; started by
+``bot.services.run_scheduler`` when RUN_SCHEDULER, or by ``kurashi scheduler``, with the
+recurring jobs of scheduler/jobs.py), ``JobContext`` (what jobs get instead of objects),
+``RecurringJob``, and the public functions features use to schedule one-off jobs:
+``schedule_job``, ``cancel_job``, ``get_job``, ``list_jobs`` (given the database URL).
 
 Rules for jobs (read before adding one):
 - A job is referenced by its textual id ``"module:function"`` (so the stored job survives
   restarts and code reloads) and takes ids/strings only as arguments. Its function is
-  ``async def fn(*ids, ctx: JobContext | None = None)``; the scheduler calls it without
-  ``ctx`` and the job uses ``ctx or get_context()``; tests pass their own ``ctx`` with a
-  fixed clock and never start APScheduler.
+  ``async def fn(*ids, ctx: JobContext)``: the leader's executor passes its runner's
+  ``ctx`` to every job it runs (there is no process-global context); tests pass their own
+  ``ctx`` with a fixed clock and never start APScheduler.
 - Jobs only write database rows (outbox rows through delivery.outbox.enqueue, in the same
   transaction as the state change); they never call a platform.
 - A job may fire late (misfires run when a leader comes back: ``misfire_grace_time=None``,
@@ -37,6 +38,8 @@ the application database (created by migration 0003). SQLite — a sibling file
 loop, and in the same file a job-store write would wait for an aiosqlite write transaction
 that cannot finish while the loop is blocked ("database is locked" after the busy timeout).
 
+Imports no job: the jobs (scheduler/jobs.py, events, alerts, garbage reminders and the
+features' jobs) are named by text and get ``ctx`` from the executor.
 Must not import the conversation core, channel adapters, FastAPI or platform SDKs.
 """
 from __future__ import annotations
@@ -44,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import threading
@@ -53,10 +57,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -95,21 +102,47 @@ class JobContext:
                 self.notify()
 
 
-_context: JobContext | None = None
+@dataclass(frozen=True)
+class RecurringJob:
+    """A job the leader installs: ``seconds`` (interval) or ``cron`` (crontab fields, UTC).
+    The list of them is scheduler/jobs.py ``RECURRING_JOBS``, handed to ``SchedulerRunner``."""
+
+    id: str
+    func: str                                   # "module:function"
+    seconds: float | None = None
+    cron: dict[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+
+    def build_trigger(self) -> Any:
+        if self.seconds is not None:
+            return IntervalTrigger(seconds=self.seconds, timezone="UTC")
+        return CronTrigger(timezone="UTC", **self.cron)
 
 
-def set_context(ctx: JobContext | None) -> None:
-    """Make ``ctx`` the process-wide context of scheduled jobs (the runner does this)."""
-    global _context
-    _context = ctx
+class _JobView:
+    """A stored job as the executor runs it: the same job with ``ctx`` added to its kwargs."""
+
+    def __init__(self, job: Any, ctx: JobContext) -> None:
+        self._job = job
+        self.func = functools.partial(job.func, ctx=ctx)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+    def __str__(self) -> str:
+        return str(self._job)
 
 
-def get_context() -> JobContext:
-    """The JobContext of the running process; RuntimeError when none was set."""
-    ctx = _context
-    if ctx is None:
-        raise RuntimeError("no JobContext: start a SchedulerRunner or pass ctx= to the job")
-    return ctx
+class _ContextExecutor(AsyncIOExecutor):
+    """APScheduler's asyncio executor, passing the runner's JobContext to every job it runs
+    (jobs are stored as "module:function" plus ids; the context is never stored)."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def _do_submit_job(self, job: Any, run_times: Any) -> Any:
+        return super()._do_submit_job(_JobView(job, self.ctx), run_times)
 
 
 # --- writing jobs from any process --------------------------------------------------------
@@ -156,10 +189,10 @@ def _writer(database_url: str) -> _StoreWriter:
         return writer
 
 
-def _resolve_url(database_url: str | None) -> str:
-    if database_url:
-        return database_url
-    return get_context().database_url
+def _resolve_url(database_url: str) -> str:
+    if not database_url:
+        raise ValueError("database_url is required (jobs pass ctx.database_url)")
+    return database_url
 
 
 def _wake_local_leaders() -> None:
@@ -186,7 +219,7 @@ async def schedule_job(
     run_at: datetime,
     args: Sequence[Any] = (),
     *,
-    database_url: str | None = None,
+    database_url: str,
 ) -> ScheduledJob:
     """Run ``func`` ("module:function") once at ``run_at`` (aware) with ``args`` (ids).
 
@@ -210,7 +243,7 @@ async def schedule_job(
     return result
 
 
-async def cancel_job(job_id: str, *, database_url: str | None = None) -> bool:
+async def cancel_job(job_id: str, *, database_url: str) -> bool:
     """Remove the job ``job_id``; False when there was none (already fired or never scheduled)."""
     url = _resolve_url(database_url)
 
@@ -226,7 +259,7 @@ async def cancel_job(job_id: str, *, database_url: str | None = None) -> bool:
     return removed
 
 
-async def get_job(job_id: str, *, database_url: str | None = None) -> ScheduledJob | None:
+async def get_job(job_id: str, *, database_url: str) -> ScheduledJob | None:
     """The stored job ``job_id`` (function, args, next run time) or None."""
     url = _resolve_url(database_url)
 
@@ -237,7 +270,7 @@ async def get_job(job_id: str, *, database_url: str | None = None) -> ScheduledJ
     return await asyncio.to_thread(_get)
 
 
-async def list_jobs(*, database_url: str | None = None) -> list[ScheduledJob]:
+async def list_jobs(*, database_url: str) -> list[ScheduledJob]:
     """Every stored job, soonest first."""
     url = _resolve_url(database_url)
     return await asyncio.to_thread(lambda: [_describe(j) for j in _writer(url).get_jobs(jobstore="default")])
@@ -366,7 +399,7 @@ class SchedulerRunner:
         retry_interval: float = 5.0,
         health_interval: float = 5.0,
         store_poll_interval: float = 5.0,
-        install_recurring: bool = True,
+        recurring: Sequence[RecurringJob] = (),
         on_leadership: Callable[[bool], None] | None = None,
     ) -> None:
         self.ctx = ctx
@@ -375,7 +408,7 @@ class SchedulerRunner:
         self.retry_interval = retry_interval
         self.health_interval = health_interval
         self.store_poll_interval = store_poll_interval
-        self.install_recurring = install_recurring
+        self.recurring = list(recurring)
         self.scheduler: AsyncIOScheduler | None = None
         self._task: asyncio.Task[None] | None = None
         self._leader = asyncio.Event()
@@ -401,7 +434,6 @@ class SchedulerRunner:
                 scheduler.wakeup()
 
     async def start(self) -> None:
-        set_context(self.ctx)
         self._stopping.clear()
         _local_runners.add(self)
         self._task = asyncio.create_task(self._contend(), name="scheduler-contend")
@@ -453,12 +485,13 @@ class SchedulerRunner:
 
     async def _lead(self, lock: _Lock) -> None:
         log.info("scheduler: leading", extra={"pid": os.getpid()})
-        scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
+        scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS,
+                                     executors={"default": _ContextExecutor(self.ctx)})
         scheduler.add_jobstore(SQLAlchemyJobStore(url=job_store_url(self.ctx.database_url), tablename=JOB_TABLE),
                                "default")
         scheduler.start()
         self.scheduler = scheduler
-        if self.install_recurring:
+        if self.recurring:
             self._install_recurring(scheduler)
         self._leader.set()
         self._announce(True)
@@ -470,9 +503,7 @@ class SchedulerRunner:
             self.wakeup()
 
     def _install_recurring(self, scheduler: AsyncIOScheduler) -> None:
-        from scheduler.jobs import RECURRING_JOBS
-
-        for job in RECURRING_JOBS:
+        for job in self.recurring:
             try:
                 existing = scheduler.get_job(job.id)
                 if (existing is not None and str(existing.trigger) == str(job.build_trigger())
@@ -497,18 +528,3 @@ class SchedulerRunner:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-
-
-async def run_scheduler(services: Any) -> None:
-    """The app lifespan's scheduler task (RUN_SCHEDULER): lead or wait to lead until cancelled."""
-    relay = getattr(services, "relay", None)
-    ctx = JobContext(
-        database_url=services.settings.database_url,
-        sessionmaker=services.sessionmaker,
-        kb=services.kb,
-        settings=services.settings,
-        notify=getattr(relay, "notify", None),
-    )
-    runner = SchedulerRunner(ctx)
-    services.extras["scheduler"] = runner
-    await runner.run()

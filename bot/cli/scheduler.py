@@ -58,6 +58,7 @@ async def _list(settings) -> int:
 async def _run(settings, args: argparse.Namespace) -> int:
     from bot.db.session import upgrade_database
     from bot.services import build_services
+    from scheduler.jobs import RECURRING_JOBS
     from scheduler.runner import JobContext, SchedulerRunner, close_writers
 
     await upgrade_database(settings.database_url)
@@ -86,7 +87,7 @@ async def _run(settings, args: argparse.Namespace) -> int:
         print(f"scheduler: {'leading' if leading else 'standing by'} (pid {os.getpid()})", flush=True)
 
     runner = SchedulerRunner(ctx, retry_interval=args.interval, health_interval=args.interval,
-                             store_poll_interval=args.interval, install_recurring=not args.no_recurring,
+                             store_poll_interval=args.interval, recurring=() if args.no_recurring else RECURRING_JOBS,
                              on_leadership=announce)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -36,6 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from bot.cleaning import clean_text
+from bot.consult import notify
+from bot.consult.routing import due_at, organisations, partner_name, response_hours
+from bot.conversation.locale import Texts  # texts only; not the engine
 from bot.db.consult_models import (
     CASE_ANSWERED,
     CASE_CLOSED,
@@ -54,6 +57,7 @@ from bot.db.consult_models import (
 )
 from bot.db.models import User, utcnow
 from delivery.messages import Choice, Reply
+from delivery.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
 
 log = logging.getLogger("kurashi.consult")
 
@@ -139,47 +143,8 @@ def _clean(text: str | None, what: str) -> str:
     return text
 
 
-# --------------------------------------------------------------------------- knowledge look-ups
-
-def partner_name(kb: Any, org: str, lang: str | None) -> str:
-    """The organisation's name in ``lang`` (fallback en, ja; the key itself if unknown)."""
-    partners = getattr(kb, "partners", None)
-    partner = partners.partners.get(org) if partners is not None else None
-    if partner is None:
-        return org
-    for code in (lang, "en", "ja"):
-        if code and partner.name.get(code):
-            return partner.name[code]
-    return org
-
-
-def organisations(kb: Any) -> dict[str, Any]:
-    """Every partner organisation (key → knowledge.schema.Partner)."""
-    partners = getattr(kb, "partners", None)
-    return dict(partners.partners) if partners is not None else {}
-
-
-def canned_replies(kb: Any, language: str) -> dict[str, str]:
-    """Canned staff replies (key → text) in ``language`` (fallback en) for the reply box."""
-    partners = getattr(kb, "partners", None)
-    out: dict[str, str] = {}
-    for key, texts in (partners.canned_replies if partners is not None else {}).items():
-        text = texts.get(language) or texts.get("en") or texts.get("ja")
-        if text:
-            out[key] = text
-    return out
-
-
 def _texts(kb: Any) -> Any:
-    from bot.conversation.locale import Texts  # texts only; not the engine
-
     return Texts(kb)
-
-
-def _staff_notify() -> Any:
-    from bot.consult import notify  # notify imports this module's names lazily too
-
-    return notify
 
 
 # --------------------------------------------------------------------------- resident side
@@ -246,8 +211,6 @@ async def add_message(
 
 
 def _due(kb: Any, case: Case, at: datetime) -> datetime | None:
-    from bot.consult.routing import due_at, response_hours
-
     partner = organisations(kb).get(case.org)
     if partner is None:
         return None
@@ -266,7 +229,7 @@ async def submit_case(session: AsyncSession, kb: Any, case: Case, *, now: dateti
     # The resident pressed "Yes, send" to the organisation named on screen, then Send: consent.
     await audit(session, case, A_OPENED, RESIDENT, detail={"org": case.org, "topic": case.topic, "consent": True},
                 now=now)
-    await _staff_notify().notify_staff(session, kb, case, "new", now=now)
+    await notify.notify_staff(session, kb, case, "new", now=now)
     return case
 
 
@@ -298,7 +261,7 @@ async def resident_message(
         case.staff_reminded_at = None
     case.status = CASE_OPEN
     await audit(session, case, A_RESIDENT_WROTE, RESIDENT, detail={"kind": kind}, now=now)
-    await _staff_notify().notify_staff(session, kb, case, "message", message=message, now=now)
+    await notify.notify_staff(session, kb, case, "message", message=message, now=now)
     return message
 
 
@@ -454,8 +417,6 @@ def set_resident_mode(user: User, case_id: int | None, mode: str = "case") -> No
 
 async def _push(session: AsyncSession, case: Case, replies: list[Reply], kind: str,
                 now: datetime) -> list[int]:
-    from delivery.outbox import enqueue  # the outbox owns pushes (STYLE.md §5)
-
     user = await _resident(session, case)
     if user is None:
         return []
@@ -547,7 +508,7 @@ async def transfer(session: AsyncSession, kb: Any, who: Staff | Actor, case_id: 
                         org=partner_name(kb, to_org, case.language), reason=reason)
     await _push(session, case, [Reply(body, quick_replies=[_write_button(kb, case)])], "consult_transfer", now)
     await audit(session, case, A_TRANSFERRED, actor, detail={"from": from_org, "to": to_org}, now=now)
-    await _staff_notify().notify_staff(session, kb, case, "transferred", now=now)
+    await notify.notify_staff(session, kb, case, "transferred", now=now)
     return case
 
 

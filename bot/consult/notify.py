@@ -1,52 +1,37 @@
-"""Staff notifications of consultation cases, and the staff Telegram group relay.
+"""Staff notifications of consultation cases.
 
-Owns:
-- ``notify_staff``: a new case, a resident's follow-up, a transfer or an SLA reminder is
-  written to the outbox for the organisation's staff — a post in its staff Telegram group
-  (always carrying the case number ``K-00042``) and, for new/transferred/overdue cases,
-  an e-mail to the organisation's addresses and active staff accounts. Targets are
-  deployment data (``consult_org_settings``, set with ``kurashi staff notify``); which
-  kinds an organisation uses is ``notify`` in knowledge/partners.yaml.
-- ``EmailSender``: the outbox's ``ChannelSender`` for channel "email" (aiosmtplib to
-  ``SMTP_URL``: ``smtp://user:pass@host:port``, ``smtps://`` for implicit TLS).
-- ``handle_staff_group_update``: a Telegram update from a configured staff group. A
-  message that *replies to the bot's post about a case* is relayed to the resident as a
-  staff reply (``cases.staff_reply``); the bot confirms in the group. Two commands work the
-  same way, as a reply to a case post: ``/close`` (closes it with outcome "resolved"; the
-  resident is asked for a rating) and ``/note TEXT`` (an internal note, not sent).
+Owns ``notify_staff``: a new case, a resident's follow-up, a transfer or an SLA reminder is
+written to the outbox for the organisation's staff — a post in its staff Telegram group
+(always carrying the case number ``K-00042``) and, for new/transferred/overdue cases, an
+e-mail to the organisation's addresses and active staff accounts. Targets are deployment
+data (``consult_org_settings``, set with ``kurashi staff notify``); which kinds an
+organisation uses is ``notify`` in knowledge/partners.yaml. Also the reachability checks
+routing and ``kurashi serve`` use (``reachable_orgs``, ``unreachable_orgs``).
 
-Who may answer from the group (the choice asked for in issue 4): **any member of the
-organisation's configured staff group**. The group is the organisation's private staff
-room, so posting there is treated as acting for the organisation. Replies are accepted
-only for cases of the organisation(s) that configured that group, only as replies to the
-bot's own post, and are audited as ``telegram:<user id> <first name>`` — attributed to a
-staff account when its ``telegram_user_id`` is linked (``kurashi staff add --telegram-id``).
-Bots in groups with privacy mode on still receive replies to their own messages, so no
-BotFather change is needed.
-
-Must not import the conversation engine, FastAPI or platform SDKs (the Telegram update is
-read as the raw JSON the webhook stored).
+The e-mail itself is sent by ``bot.channels.email.EmailSender`` (the outbox's "email"
+channel); answers from a staff Telegram group are ``bot.consult.staff_group``.
+Below ``bot.consult.cases`` (which calls ``notify_staff``); must not import cases, the
+conversation engine, FastAPI or platform SDKs.
 """
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any
-from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.consult.labels import segment_label, topic_label
+from bot.consult.routing import organisations, partner_name
+from bot.conversation.locale import Texts
 from bot.db.consult_models import Case, CaseMessage, OrgSettings, Staff
 from bot.db.models import utcnow
 from bot.timefmt import jst
 from delivery.messages import Card, Reply
-from delivery.senders import PermanentFailure, RetryLater
+from delivery.outbox import enqueue
 from knowledge.schema import LANGUAGE_NAMES
 
 log = logging.getLogger("kurashi.consult.notify")
@@ -62,8 +47,8 @@ def _local(at: datetime | None) -> str:
     return jst(at)
 
 
-def _staff_language(kb: Any, org: str) -> str:
-    from bot.consult.cases import organisations
+def staff_language(kb: Any, org: str) -> str:
+    """The language ``org``'s staff read (knowledge/partners.yaml ``staff_language``, default ja)."""
 
     partner = organisations(kb).get(org)
     return partner.staff_language if partner is not None else "ja"
@@ -89,9 +74,6 @@ async def _messages_text(session: AsyncSession, case: Case) -> str:
 
 def staff_text(kb: Any, case: Case, event: str, body: str, lang: str) -> str:
     """The staff notification text of ``event`` (new, message, transferred, reminder)."""
-    from bot.consult.cases import partner_name
-    from bot.consult.labels import segment_label, topic_label
-    from bot.conversation.locale import Texts
 
     texts = Texts(kb)
     # Staff read labels in their language ("仕事 Work", "技能実習生 …"), not the residents' easy
@@ -133,7 +115,6 @@ async def reachable_orgs(session: AsyncSession) -> set[str]:
 async def unreachable_orgs(session: AsyncSession, kb: Any) -> frozenset[str]:
     """Partner organisations (knowledge/partners.yaml) nobody would hear a case for: no
     notification target and no active staff account."""
-    from bot.consult.cases import organisations
 
     return frozenset(set(organisations(kb)) - await reachable_orgs(session))
 
@@ -185,8 +166,6 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
     Runs in the caller's transaction (the outbox row commits with the case change).
     ``targets_cache`` (org → targets) lets a job notifying many cases look targets up once.
     """
-    from delivery.outbox import enqueue
-
     now = now or utcnow()
     if targets_cache is not None and case.org in targets_cache:
         chat_id, emails = targets_cache[case.org]
@@ -194,7 +173,7 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
         chat_id, emails = await targets(session, case.org)
         if targets_cache is not None:
             targets_cache[case.org] = (chat_id, emails)
-    lang = _staff_language(kb, case.org)
+    lang = staff_language(kb, case.org)
     if message is not None:
         body = _describe(message.kind, message.text, message.extra)
     else:
@@ -205,8 +184,6 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
         ids += await enqueue(session, channel="telegram", recipients=[chat_id], replies=[Reply(text)],
                              kind="staff_telegram", ref=f"case:{case.id}", now=now)
     if emails and event in EMAIL_EVENTS:
-        from bot.conversation.locale import Texts
-
         subject = Texts(kb).t("staff.email_subject", lang, case_no=case.number,
                               event=Texts(kb).t(f"staff.event.{event}", lang))
         ids += await enqueue(session, channel="email", recipients=emails,
@@ -218,155 +195,3 @@ async def notify_staff(session: AsyncSession, kb: Any, case: Case, event: str, *
         log.error("no staff notification target for organisation: the case waits unseen",
                   extra={"org": case.org, "event": event, "case": case.number})
     return ids
-
-
-# --------------------------------------------------------------------------- e-mail sender
-
-class EmailSender:
-    """``ChannelSender`` for channel "email": one message per outbox row, through SMTP_URL."""
-
-    channel = "email"
-    max_recipients = 1
-
-    def __init__(self, smtp_url: str, sender: str = "kurashi@localhost", *, timeout: float = 30.0) -> None:
-        parts = urlsplit(smtp_url)
-        if parts.scheme not in ("smtp", "smtps"):
-            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
-        self.hostname = parts.hostname or "localhost"
-        self.use_tls = parts.scheme == "smtps"
-        self.port = parts.port or (465 if self.use_tls else 25)
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
-        self.sender = sender
-        self.timeout = timeout
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> EmailSender | None:
-        url = getattr(settings, "smtp_url", None)
-        return cls(url, getattr(settings, "smtp_from", "kurashi@localhost")) if url else None
-
-    def build(self, recipients: Sequence[str], replies: Sequence[Reply], retry_key: str) -> EmailMessage:
-        first = replies[0] if replies else Reply("")
-        subject = first.card.title if first.card is not None else (first.text.splitlines() or ["kurashi"])[0]
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = ", ".join(recipients)
-        message["Subject"] = subject[:200]
-        message["Date"] = formatdate(localtime=False)
-        # The outbox row's retry key: the same e-mail retried keeps its Message-ID.
-        message["Message-ID"] = f"<{retry_key}@kurashi.local>"
-        message.set_content("\n\n".join(r.text for r in replies if r.text))
-        return message
-
-    async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
-        import aiosmtplib
-
-        message = self.build(recipients, replies, retry_key)
-        try:
-            await aiosmtplib.send(message, hostname=self.hostname, port=self.port, username=self.username,
-                                  password=self.password, use_tls=self.use_tls, timeout=self.timeout)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentFailure(f"recipients refused: {exc}") from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                raise PermanentFailure(f"SMTP {exc.code}") from exc
-            raise RetryLater(f"SMTP {exc.code}") from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise RetryLater(f"SMTP unavailable: {type(exc).__name__}") from exc
-
-    async def close(self) -> None:  # nothing kept open between messages
-        return None
-
-
-# --------------------------------------------------------------------------- staff group relay
-
-def _group_message(event: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """(message, chat id) of a Telegram update from a group, else (None, None)."""
-    for key in ("message", "edited_message"):
-        message = event.get(key)
-        if isinstance(message, dict):
-            chat = message.get("chat") or {}
-            if chat.get("type") in ("group", "supergroup"):
-                return (message if key == "message" else None), str(chat.get("id"))
-            return None, None
-    query = event.get("callback_query")
-    if isinstance(query, dict):
-        chat = ((query.get("message") or {}).get("chat")) or {}
-        if chat.get("type") in ("group", "supergroup"):
-            return None, str(chat.get("id"))
-    member = event.get("my_chat_member")
-    if isinstance(member, dict):
-        chat = member.get("chat") or {}
-        if chat.get("type") in ("group", "supergroup"):
-            return None, str(chat.get("id"))
-    return None, None
-
-
-async def handle_staff_group_update(services: Any, channel: str, event: dict[str, Any]) -> bool:
-    """Handle a Telegram update coming from a configured staff group; True when it was one
-    (then nothing else must handle it), False for every other update."""
-    if channel != "telegram" or not isinstance(event, dict):
-        return False
-    message, chat_id = _group_message(event)
-    if chat_id is None:
-        return False
-    from bot.consult import cases
-    from bot.conversation.locale import Texts
-    from delivery.outbox import enqueue
-
-    adapter = services.channels.get("telegram")
-    bot_id = getattr(adapter, "bot_id", None)
-    answer_key: str | None = None
-    case_no = ""
-    async with services.sessionmaker() as session, session.begin():
-        orgs = list((await session.execute(
-            select(OrgSettings.org).where(OrgSettings.telegram_chat_id == chat_id))).scalars())
-        if not orgs:
-            if message is None and isinstance(event.get("my_chat_member"), dict):
-                # Tell the operator how to make this group an organisation's staff group.
-                log.info("telegram group is not a staff group; register it with "
-                         "`kurashi staff notify --org ORG --telegram-chat %s`", chat_id)
-            return False
-        if message is None:
-            return True                                   # edits, buttons, membership changes
-        reply_to = message.get("reply_to_message") or {}
-        text = message.get("text") or message.get("caption")
-        sender = message.get("from") or {}
-        if not reply_to or not text or sender.get("is_bot"):
-            return True                                   # staff talking among themselves
-        if bot_id is not None and (reply_to.get("from") or {}).get("id") != bot_id:
-            return True                                   # a reply to a colleague, not to a case post
-        match = CASE_NUMBER.search(reply_to.get("text") or "")
-        lang = _staff_language(services.kb, orgs[0])
-        case = await session.get(Case, int(match.group(1))) if match else None
-        if case is None or case.org not in orgs:
-            answer_key = "staff.relay_unknown"
-        else:
-            case_no = case.number
-            lang = _staff_language(services.kb, case.org)
-            staff = await session.scalar(select(Staff).where(
-                Staff.telegram_user_id == sender.get("id"), Staff.org == case.org, Staff.active.is_(True)))
-            actor = cases.Actor.telegram(case.org, sender.get("id", "?"), sender.get("first_name"), staff)
-            command, _, rest = text.strip().partition(" ")
-            command = command.split("@", 1)[0].lower()
-            try:
-                if command == "/close":
-                    await cases.close(session, services.kb, actor, case.id, "resolved")
-                    answer_key = "staff.closed_ok"
-                elif command == "/note" and rest.strip():
-                    await cases.add_note(session, actor, case.id, rest)
-                    answer_key = "staff.noted_ok"
-                else:
-                    await cases.staff_reply(session, services.kb, actor, case.id, text)
-                    answer_key = "staff.relay_ok"
-            except (cases.CaseClosed, cases.CaseNotFound):
-                answer_key = "staff.relay_closed"
-            except cases.InvalidAction:
-                answer_key = "staff.relay_unknown"
-        note = Texts(services.kb).t(answer_key, lang, case_no=case_no or "-")
-        await enqueue(session, channel="telegram", recipients=[chat_id], replies=[Reply(note)],
-                      kind="staff_telegram", ref=f"case:{case.id}" if case is not None else None)
-    notify = getattr(services.relay, "notify", None)
-    if notify is not None:
-        notify()
-    return True

@@ -39,11 +39,8 @@ async def prune_expired_cases(sessionmaker: async_sessionmaker[AsyncSession], no
     return total
 
 
-async def prune_case_content(*, ctx: Any = None) -> int:
-    """Daily scheduler job: ``prune_expired_cases`` with Settings.case_retention_days."""
-    if ctx is None:
-        from scheduler.runner import get_context  # lazy: the scheduler imports jobs by name
-
-        ctx = get_context()
+async def prune_case_content(*, ctx: Any) -> int:
+    """Daily scheduler job: ``prune_expired_cases`` with Settings.case_retention_days
+    (``ctx``: the runner's ``scheduler.runner.JobContext``, passed by its executor)."""
     days = getattr(getattr(ctx, "settings", None), "case_retention_days", DEFAULT_RETENTION_DAYS)
     return await prune_expired_cases(ctx.sessionmaker, ctx.now(), days)

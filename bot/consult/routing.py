@@ -3,7 +3,9 @@ an answer is due. Pure functions over ``knowledge.schema.PartnersFile`` and an i
 
 Owns: opening-hours arithmetic in Asia/Tokyo (weekday spans, per-language spans, Japanese
 public holidays from the ``holidays`` package), ``route`` (first matching rule, else the
-default), ``due_at`` (the SLA promise, counted in opening hours). No I/O, no database, no clock of its own: callers
+default), ``due_at`` (the SLA promise, counted in opening hours), and the look-ups of
+partner organisations in the knowledge base (``organisations``, ``partner_name``,
+``canned_replies``). No I/O, no database, no clock of its own: callers
 pass ``at`` (timezone-aware). Must not import the conversation core, the database or
 channel adapters.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from knowledge.schema import WEEKDAYS, Partner, PartnersFile
@@ -230,3 +233,34 @@ def route(partners: PartnersFile, topic: str, segment: str | None, language: str
             continue
         return Route(rule.org, partner, index, rule.why or f"rule {index + 1}")
     return Route(partners.default, partners.partners[partners.default], None, "default")
+
+
+# --------------------------------------------------------------------------- knowledge look-ups
+
+def partner_name(kb: Any, org: str, lang: str | None) -> str:
+    """The organisation's name in ``lang`` (fallback en, ja; the key itself if unknown)."""
+    partners = getattr(kb, "partners", None)
+    partner = partners.partners.get(org) if partners is not None else None
+    if partner is None:
+        return org
+    for code in (lang, "en", "ja"):
+        if code and partner.name.get(code):
+            return partner.name[code]
+    return org
+
+
+def organisations(kb: Any) -> dict[str, Any]:
+    """Every partner organisation (key → knowledge.schema.Partner)."""
+    partners = getattr(kb, "partners", None)
+    return dict(partners.partners) if partners is not None else {}
+
+
+def canned_replies(kb: Any, language: str) -> dict[str, str]:
+    """Canned staff replies (key → text) in ``language`` (fallback en) for the reply box."""
+    partners = getattr(kb, "partners", None)
+    out: dict[str, str] = {}
+    for key, texts in (partners.canned_replies if partners is not None else {}).items():
+        text = texts.get(language) or texts.get("en") or texts.get("ja")
+        if text:
+            out[key] = text
+    return out

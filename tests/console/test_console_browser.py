@@ -9,6 +9,7 @@ import pytest
 
 from bot.consult import cases as case_service
 from bot.consult.cases import MediaContent
+from bot.consult.routing import canned_replies
 from bot.db.consult_models import Case
 from tests.console.conftest import Console, console_settings, start_console
 from tests.console.test_console_http import make_png
@@ -84,7 +85,7 @@ async def test_staff_log_in_reply_and_close_a_case_and_the_resident_gets_it_on_l
     await page.screenshot(path=str(SCREENSHOT_DIR / "console-case-tablet.png"), full_page=True)
 
     # Reply: a canned reply in Vietnamese, plus a line of one's own.
-    received = case_service.canned_replies(kb, "vi")["received"]
+    received = canned_replies(kb, "vi")["received"]
     await page.locator("#canned button[data-key='received']").tap()
     assert await page.input_value("#reply-text") == received
     await page.locator("#reply-text").press("End")

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from bot.consult.notify import EmailSender
+from bot.channels.email import EmailSender
 from delivery.messages import Card, Reply
 from delivery.senders import PermanentFailure, RetryLater
 
