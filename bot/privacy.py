@@ -66,13 +66,15 @@ async def prune_idle_web_users(
     return len(users)
 
 
-async def prune_stored_rows(*, ctx: Any) -> dict[str, int]:
+async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
     """Daily job: forget webhook events after 7 days and finished outbox rows after 30 days,
     residents' words after INSIGHTS_RETENTION_DAYS, delivered web pushes and idle web sessions.
 
     A scheduler job (scheduler/jobs.py RECURRING_JOBS): ``ctx`` is the runner's JobContext,
     passed by its executor.
     """
+    if ctx is None:
+        raise TypeError("a job needs ctx=JobContext (the scheduler runner passes it)")
     now = ctx.now() if callable(getattr(ctx, "now", None)) else utcnow()
     retention_days = getattr(getattr(ctx, "settings", None), "insights_retention_days", 180)
     unanswered = feedback = 0

@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
+from knowledge.placeholders import check_placeholders
 from knowledge.schema import CORE_LANGUAGES, EXTRA_LANGUAGES, PLACEHOLDER, AlertsFile, Contact, Intent
+from knowledge.yamlio import read_optional_model
 
 FILE = "alerts.yaml"
 
@@ -76,8 +78,6 @@ def check_alerts(root: Path, contacts: dict[str, Contact] | None, intents: dict[
     A knowledge base without the file is valid (no disaster alerts can be pushed; the
     scheduler refuses to start the JMA poll); a file that exists must be complete.
     """
-    from knowledge.validate import _check_placeholders, read_optional_model  # validate imports us
-
     loaded = read_optional_model(root / FILE, AlertsFile, out)
     if loaded is None:
         return None
@@ -101,7 +101,7 @@ def check_alerts(root: Path, contacts: dict[str, Contact] | None, intents: dict[
                         f"{section}.{key} has no text in {lang!r}, although alerts are written in {lang!r} "
                         "(templates.weather.issued has it): translate it or remove the language")
         for lang, text in values.items():
-            _check_placeholders(text, contacts, doc, where + (lang,), out, f"alerts {section}.{key} {lang}")
+            check_placeholders(text, contacts, doc, where + (lang,), out, f"alerts {section}.{key} {lang}")
             try:
                 used = _fields(text)
             except ValueError as exc:

@@ -3,32 +3,19 @@
 Owns reading files; everything else in the project works on the returned
 ``KnowledgeBase``. All parsing and checking happens in ``knowledge.validate`` (the same
 code ``kurashi kb check`` runs), so the app refuses to start on exactly the problems the
-operator sees. Imports nothing from bot/, intents/ or scheduler/.
+operator sees. The top of knowledge/: it imports the checks, nothing imports it back
+(``KnowledgeBase`` itself lives in knowledge/base.py and is re-exported here). Imports
+nothing from bot/, intents/ or scheduler/.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from knowledge.schema import Contact, Intent
+from knowledge.base import DEFAULT_DIR, KnowledgeBase
+from knowledge.validate import check_knowledge
+from knowledge.yamlio import Problem
 
-if TYPE_CHECKING:  # pragma: no cover
-    from knowledge.validate import Problem
-
-DEFAULT_DIR = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class KnowledgeBase:
-    intents: dict[str, Intent]
-    groups: dict[str, list[str]]                    # group -> intent ids, in file order
-    contacts: dict[str, Contact] = field(default_factory=dict)
-    messages: dict[str, dict[str, str]] = field(default_factory=dict)
-    root: Path = DEFAULT_DIR
-    partners: Any = None                            # knowledge.schema.PartnersFile (partners.yaml) or None
-    #: Garbage calendars under knowledge/garbage/: name -> knowledge.garbage.GarbageSet.
-    garbage: dict[str, Any] = field(default_factory=dict)
+__all__ = ["DEFAULT_DIR", "KnowledgeBase", "KnowledgeError", "load_knowledge"]
 
 
 class KnowledgeError(Exception):
@@ -50,8 +37,6 @@ def load_knowledge(root: Path | str | None = None) -> KnowledgeBase:
     Raises ``KnowledgeError`` carrying every error (with file and line) when the knowledge
     base is invalid — the same list ``kurashi kb check`` reports. Warnings do not stop it.
     """
-    from knowledge.validate import check_knowledge  # validate builds KnowledgeBase: import late
-
     report = check_knowledge(root)
     if report.errors:
         raise KnowledgeError(report.errors)

@@ -19,6 +19,7 @@ from knowledge.schema import (
     Contact,
     PartnersFile,
 )
+from knowledge.yamlio import read_optional_model
 
 FILE = "partners.yaml"
 
@@ -39,8 +40,6 @@ def check_partners(root: Path, contacts: dict[str, Contact] | None, out: Any) ->
     A knowledge base without the file is valid (the consultation flow then offers only the
     consultation centre's contact); a file that exists must be complete.
     """
-    from knowledge.validate import read_optional_model  # validate imports this module
-
     loaded = read_optional_model(root / FILE, PartnersFile, out)
     if loaded is None:
         return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from knowledge.loader import KnowledgeBase
+from knowledge.base import KnowledgeBase
 from knowledge.schema import PLACEHOLDER, SECTION_BREAK, Contact
 
 #: Fallback order for a missing translation (DESIGN.md, "Languages").

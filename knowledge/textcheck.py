@@ -32,7 +32,9 @@ from typing import Any
 
 import yaml
 
+from knowledge.render import RenderError, render_sections
 from knowledge.schema import PLACEHOLDER, SECTION_BREAK, GlossaryFile
+from knowledge.yamlio import read_optional_model, read_yaml
 
 #: Rendered characters per section a phone shows comfortably (about one screen).
 RENDERED_BUDGET: dict[str, int] = {
@@ -300,15 +302,11 @@ def _texts(kb: Any, locate_answer: Callable[[str, str], Where], locate_message: 
 
 def _read_quietly(path: Path) -> Any:
     """A second, line-keeping read of a file validate already reported on (problems dropped)."""
-    from knowledge.validate import read_yaml
-
     return read_yaml(path, _Discard())
 
 
 def read_glossary(root: Path, out: Any) -> GlossaryFile | None:
     """``<root>/glossary.yaml`` validated (problems go to ``out``); None when absent/invalid."""
-    from knowledge.validate import read_optional_model  # validate calls this module
-
     loaded = read_optional_model(root / GLOSSARY_FILE, GlossaryFile, out)
     if loaded is None:
         return None
@@ -355,8 +353,6 @@ def check_texts(kb: Any, out: Any, *, locate_answer: Callable[[str, str], Where]
 
 
 def _check_rendered_length(kb: Any, out: Any, locate_answer: Callable[[str, str], Where]) -> None:
-    from knowledge.render import RenderError, render_sections
-
     for intent_id, intent in kb.intents.items():
         for lang, text in intent.answers.items():
             if not (text or "").strip():

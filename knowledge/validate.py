@@ -1,8 +1,8 @@
 """Validate the knowledge base and say exactly what is wrong, with file and line.
 
-Owns: line-aware YAML reading (every mapping key and sequence item keeps the line it
-came from, duplicate keys are caught instead of silently overwritten), mapping pydantic
-errors back to those lines, and every cross-file check (duplicate ids, dangling related
+Owns ``check_knowledge``: reading every file (through knowledge/yamlio.py, which keeps
+lines and reports problems), the checks of the optional files (partners, alerts, texts,
+garbage calendars — each in its own module, called from here), and every cross-file check (duplicate ids, dangling related
 ids and contact placeholders, required intents from the spec, core-language coverage,
 sample counts, message format fields, escalation flags). ``kurashi kb check`` prints the
 ``Report``; ``knowledge.loader.load_knowledge`` raises ``KnowledgeError`` from it.
@@ -12,24 +12,24 @@ repository). Imports nothing from bot/, intents/ or scheduler/.
 """
 from __future__ import annotations
 
-import os
-import re
 import string
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from knowledge.alerts import check_alerts
+from knowledge.base import KnowledgeBase
+from knowledge.garbage import GarbageFormatError, load_garbage_set
+from knowledge.partners import check_partners
+from knowledge.placeholders import check_placeholders
 from knowledge.schema import (
     CORE_LANGUAGES,
     LANGUAGES,
     MIN_SAMPLES_PER_LANGUAGE,
     PENDING_LANGUAGES,
-    PLACEHOLDER,
     Contact,
     ContactsFile,
     Intent,
@@ -37,9 +37,16 @@ from knowledge.schema import (
     TopicFile,
     TranslationFile,
 )
-
-#: The C loader composes several times faster; both keep node marks (line numbers).
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from knowledge.textcheck import check_texts
+from knowledge.yamlio import (
+    Collector,
+    Path_,
+    Report,
+    SourceDoc,
+    display_path,
+    read_yaml,
+    validate_model,
+)
 
 #: Knowledge root of the installed package, and the spec beside the repository
 #: (``<repo>/../shared/spec/intents.yaml``) when this is a checkout next to /shared.
@@ -52,253 +59,6 @@ REQUIRED_FILE = "required_intents.yaml"
 #: Message keys the project's code looks up itself (render.py); the rest belong to
 #: whoever uses them and are checked only for language coverage and format fields.
 REQUIRED_MESSAGES: tuple[str, ...] = ("fact.unverified",)
-#: Fields a ``{{contact.field}}`` placeholder may name.
-PLACEHOLDER_FIELDS: frozenset[str] = frozenset({"name", "phone", "address", "hours", "url", "email", "note"})
-#: Anything that looks like a placeholder, well-formed or not.
-_PLACEHOLDER_LIKE = re.compile(r"\{\{[^{}]*\}\}")
-
-Path_ = tuple[Any, ...]
-
-
-# --------------------------------------------------------------------------------------
-# Problems and the report
-# --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Problem:
-    """One error or warning, pointing at a file and (when known) a 1-based line."""
-
-    file: str
-    line: int | None
-    code: str
-    message: str
-    severity: str = "error"          # "error" | "warning"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "code": self.code, "message": self.message}
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.severity} [{self.code}] {self.message}"
-
-
-@dataclass
-class Report:
-    """Everything ``kurashi kb check`` prints; ``kb`` is the loaded base (valid parts only)."""
-
-    root: Path
-    intents: int = 0
-    languages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    kb: Any = None                   # knowledge.loader.KnowledgeBase
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "intents": self.intents,
-            "languages": self.languages,
-            "errors": [p.as_dict() for p in self.errors],
-            "warnings": [p.as_dict() for p in self.warnings],
-        }
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-        self._seen: set[tuple] = set()
-
-    def add(self, file: str, line: int | None, code: str, message: str, severity: str = "error") -> None:
-        key = (file, line, code, message)
-        if key not in self._seen:        # pydantic reports union failures once per member
-            self._seen.add(key)
-            self.problems.append(Problem(file, line, code, message, severity))
-
-    def warn(self, file: str, line: int | None, code: str, message: str) -> None:
-        self.add(file, line, code, message, "warning")
-
-
-def _display(path: Path) -> str:
-    """A path operators can open: relative to the working directory when below it."""
-    try:
-        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
-    except ValueError:                      # another drive (Windows)
-        return str(path)
-
-
-# --------------------------------------------------------------------------------------
-# Line-aware YAML
-# --------------------------------------------------------------------------------------
-
-@dataclass
-class SourceDoc:
-    """A YAML document as plain Python data plus the line of every key / item path."""
-
-    path: Path
-    name: str                                # display name
-    data: Any
-    lines: dict[Path_, int]
-
-    def line(self, path: Iterable[Any]) -> int | None:
-        """Line of ``path`` or of its longest known prefix (pydantic locations can point
-        below what exists, e.g. at a missing key or a union member)."""
-        parts = tuple(p for p in path if p != "[key]")
-        while parts:
-            if parts in self.lines:
-                return self.lines[parts]
-            parts = parts[:-1]
-        return self.lines.get((), 1)
-
-
-def read_yaml(path: Path, out: _Collector) -> SourceDoc | None:
-    """Parse one YAML file keeping lines; reports syntax errors and duplicate keys."""
-    name = _display(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        out.add(name, None, "unreadable_file", f"cannot read file: {exc}")
-        return None
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        # The problem mark is where the parser noticed; the context mark (e.g. where an
-        # unclosed bracket opened) is often where the fix goes, so both are shown.
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        detail = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
-            detail += f" (the construct started at line {exc.context_mark.line + 1})"
-        out.add(name, line, "yaml_syntax", f"YAML syntax error: {detail}")
-        return None
-    except yaml.YAMLError as exc:
-        out.add(name, None, "yaml_syntax", f"YAML syntax error: {exc}")
-        return None
-    finally:
-        loader.dispose()
-    lines: dict[Path_, int] = {}
-    if node is None:
-        return SourceDoc(path, name, None, {(): 1})
-    alias_line = _first_alias(node)
-    if alias_line is not None:
-        # An alias repeats a whole subtree: a few lines can stand for billions of nodes (an
-        # "alias bomb"). Knowledge files are written out in full.
-        out.add(name, alias_line, "yaml_alias", "YAML anchors/aliases (&name, *name, <<) are not allowed "
-                "in knowledge files: write the values out")
-        return None
-    try:
-        data = _construct(node, (), lines, loader, name, out)
-    except yaml.YAMLError as exc:           # e.g. an unknown !tag
-        mark = getattr(exc, "problem_mark", None)
-        out.add(name, mark.line + 1 if mark else None, "yaml_syntax", f"YAML error: {exc}")
-        return None
-    return SourceDoc(path, name, data, lines)
-
-
-def _first_alias(root: yaml.Node) -> int | None:
-    """Line of a node the composed document reaches twice (what an alias is), else None."""
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            return node.start_mark.line + 1
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                stack += (key, value)
-        elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
-    return None
-
-
-def _construct(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader, name: str, out: _Collector) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)        # honour "<<" merge keys like safe_load does
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            key_line = key_node.start_mark.line + 1
-            if isinstance(key, (list, dict)):
-                out.add(name, key_line, "invalid", "a mapping key must be a plain value")
-                continue
-            child = path + (key,)
-            if key in result:
-                out.add(name, key_line, "duplicate_key",
-                        f"duplicate key {key!r} (first at line {lines.get(child)}); "
-                        "YAML would silently keep only the last one")
-                # The later value wins (as in yaml.safe_load): forget the earlier lines.
-                for stale in [p for p in lines if p[:len(child)] == child]:
-                    del lines[stale]
-            lines[child] = key_line
-            result[key] = _construct(value_node, child, lines, loader, name, out)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            items.append(_construct(item, path + (index,), lines, loader, name, out))
-        return items
-    return loader.construct_object(node, deep=True)
-
-
-# --------------------------------------------------------------------------------------
-# Schema validation with lines
-# --------------------------------------------------------------------------------------
-
-_CODE_BY_PYDANTIC = {"extra_forbidden": "unknown_key", "missing": "missing_field"}
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if part == "[key]":
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def read_optional_model(path: Path, model: type[BaseModel], out: _Collector) -> tuple[SourceDoc, BaseModel] | None:
-    """Read and validate an optional knowledge file (partners.yaml, alerts.yaml).
-
-    None when the file is absent, unreadable or invalid (problems are reported to ``out``).
-    """
-    if not path.exists():
-        return None
-    doc = read_yaml(path, out)
-    if doc is None:
-        return None
-    parsed = _validate(model, doc, out)
-    if parsed is None:
-        return None
-    return doc, parsed
-
-
-def _validate(model: type[BaseModel], doc: SourceDoc, out: _Collector, prefix: Path_ = (), data: Any = None,
-              context: str = "") -> BaseModel | None:
-    """Validate ``data`` (default the whole document) against ``model``; errors get lines."""
-    try:
-        return model.model_validate(doc.data if data is None else data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = prefix + tuple(err["loc"])
-            code = _CODE_BY_PYDANTIC.get(err["type"], "invalid")
-            if err["type"] == "literal_error" and loc and loc[-1] == "[key]":
-                code = "unknown_language"
-            where = _where(loc)
-            if code == "unknown_key":
-                message = f"unknown key {loc[-1]!r} at {where}"
-            elif code == "missing_field":
-                message = f"missing required field {where}"
-            elif code == "unknown_language":
-                message = f"unknown language {loc[-2]!r} at {where} (allowed: {', '.join(LANGUAGES)})"
-            else:
-                message = f"{where}: {err['msg']}"
-            out.add(doc.name, doc.line(loc), code, message + context)
-        return None
 
 
 # --------------------------------------------------------------------------------------
@@ -313,7 +73,7 @@ class Required:
     line: int | None
 
 
-def read_required(path: Path, out: _Collector) -> list[Required] | None:
+def read_required(path: Path, out: Collector) -> list[Required] | None:
     doc = read_yaml(path, out)
     if doc is None:
         return None
@@ -355,36 +115,11 @@ class _PartialContacts(dict):
         self.broken: set[str] = set()
 
 
-def _check_placeholders(text: str, contacts: dict[str, Contact] | None, doc: SourceDoc, path: Path_,
-                        out: _Collector, what: str) -> None:
-    for raw in _PLACEHOLDER_LIKE.findall(text):
-        match = PLACEHOLDER.fullmatch(raw)
-        if not match:
-            out.add(doc.name, doc.line(path), "bad_placeholder",
-                    f"{what}: {raw} is not a placeholder of the form {{{{contact_key.field}}}}")
-            continue
-        key, fld = match.group(1), match.group(2)
-        if contacts is None:
-            continue                        # contacts.yaml itself is broken; reported there
-        contact = contacts.get(key)
-        if contact is None and key in getattr(contacts, "broken", ()):
-            continue                        # the contact exists but is invalid; reported in contacts.yaml
-        if contact is None:
-            out.add(doc.name, doc.line(path), "dangling_contact",
-                    f"{what}: {raw} names contact {key!r}, which is not in contacts.yaml")
-        elif fld not in PLACEHOLDER_FIELDS:
-            out.add(doc.name, doc.line(path), "dangling_contact_field",
-                    f"{what}: {raw}: {fld!r} is not a contact field ({', '.join(sorted(PLACEHOLDER_FIELDS))})")
-        elif getattr(contact, fld) in (None, "", {}):
-            out.add(doc.name, doc.line(path), "dangling_contact_field",
-                    f"{what}: {raw}: contact {key!r} has no {fld!r}")
-
-
 def _merge_translations(folder: Path, intents: dict[str, Intent],
                         intent_where: dict[str, tuple[SourceDoc, Path_]],
                         answer_where: dict[tuple[str, str], tuple[SourceDoc, Path_]],
                         message_overlays: list[tuple[SourceDoc, str, dict[str, str]]],
-                        out: _Collector, contacts: dict[str, Contact] | None = None) -> dict[str, Intent]:
+                        out: Collector, contacts: dict[str, Contact] | None = None) -> dict[str, Intent]:
     """Merge ``translations/<lang>.yaml`` into the intents and (in place) the contacts;
     collect their messages.
 
@@ -398,7 +133,7 @@ def _merge_translations(folder: Path, intents: dict[str, Intent],
         doc = read_yaml(path, out)
         if doc is None:
             continue
-        parsed = _validate(TranslationFile, doc, out)
+        parsed = validate_model(TranslationFile, doc, out)
         if parsed is None:
             continue
         lang = parsed.language
@@ -444,7 +179,7 @@ _PHONE_LIKE = re.compile(r"#\d{3,5}\b|\b\d{2,5}(?:-\d{2,4}){1,2}\b")
 
 
 def _merge_contact_translations(doc: SourceDoc, lang: str, translated: dict,
-                                contacts: dict[str, Contact], out: _Collector) -> None:
+                                contacts: dict[str, Contact], out: Collector) -> None:
     """Add one language's contact names, hours and notes to ``contacts`` (in place)."""
     for key, fields in translated.items():
         cpath: Path_ = ("contacts", key)
@@ -469,7 +204,7 @@ def _merge_contact_translations(doc: SourceDoc, lang: str, translated: dict,
                         f"contact {key}.{fld} ({lang}) is also in contacts.yaml; keep one")
             else:
                 if fld != "name":
-                    _check_placeholders(text, contacts, doc, fpath, out, f"contact {key}.{fld}.{lang}")
+                    check_placeholders(text, contacts, doc, fpath, out, f"contact {key}.{fld}.{lang}")
                 source = " ".join([*current.values(), contact.phone or ""])
                 stale = [n for n in _PHONE_LIKE.findall(text) if n not in source]
                 if stale:
@@ -481,7 +216,7 @@ def _merge_contact_translations(doc: SourceDoc, lang: str, translated: dict,
             contacts[key] = contact.model_copy(update=update)
 
 
-def _pending_languages(root: Path, out: _Collector) -> tuple[str, ...]:
+def _pending_languages(root: Path, out: Collector) -> tuple[str, ...]:
     """Languages still being translated in the knowledge base under ``root``.
 
     The project's knowledge base uses ``schema.PENDING_LANGUAGES``. A knowledge root written
@@ -515,10 +250,8 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     knowledge base, also from ``../shared/spec/intents.yaml`` when that exists; ``spec``
     names a spec file explicitly.
     """
-    from knowledge.loader import KnowledgeBase  # loader imports this module lazily too
-
     root = Path(root) if root else DEFAULT_DIR
-    out = _Collector()
+    out = Collector()
     report = Report(root=root)
 
     # ---- contacts -------------------------------------------------------------------
@@ -527,7 +260,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     contacts_path = root / "contacts.yaml"
     if contacts_path.exists():
         contacts_doc = read_yaml(contacts_path, out)
-        parsed = _validate(ContactsFile, contacts_doc, out) if contacts_doc else None
+        parsed = validate_model(ContactsFile, contacts_doc, out) if contacts_doc else None
         if parsed is None:
             contacts = None
             # Keep the valid contacts so one broken entry does not hide every placeholder.
@@ -549,10 +282,10 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
             for fld in ("note", "hours"):
                 value = getattr(contact, fld)
                 for lang, text in (value or {}).items():
-                    _check_placeholders(text, contacts, contacts_doc, ("contacts", key, fld, lang), out,
+                    check_placeholders(text, contacts, contacts_doc, ("contacts", key, fld, lang), out,
                                         f"contact {key}.{fld}.{lang}")
     else:
-        out.add(_display(contacts_path), None, "missing_file", "contacts.yaml is missing")
+        out.add(display_path(contacts_path), None, "missing_file", "contacts.yaml is missing")
 
     # ---- topics ---------------------------------------------------------------------
     intents: dict[str, Intent] = {}
@@ -561,7 +294,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     topics_dir = root / "topics"
     topic_paths = sorted(topics_dir.glob("*.yaml")) + sorted(topics_dir.glob("*.yml"))
     if not topic_paths:
-        out.add(_display(topics_dir), None, "missing_file", "no topic files (topics/*.yaml)")
+        out.add(display_path(topics_dir), None, "missing_file", "no topic files (topics/*.yaml)")
     for path in topic_paths:
         doc = read_yaml(path, out)
         if doc is None:
@@ -569,7 +302,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
         if not isinstance(doc.data, dict):
             out.add(doc.name, 1, "invalid", "a topic file is a mapping with 'group' and 'intents'")
             continue
-        whole = _validate(TopicFile, doc, out)
+        whole = validate_model(TopicFile, doc, out)
         if whole is not None:
             valid = list(enumerate(whole.intents))
             group = whole.group
@@ -622,7 +355,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
                         f"need at least {MIN_SAMPLES_PER_LANGUAGE}")
         for lang, text in intent.answers.items():
             adoc, apath = answer_where.get((intent_id, lang), (doc, ipath + ("answers", lang)))
-            _check_placeholders(text, contacts, adoc, apath, out, f"{intent_id} answer {lang}")
+            check_placeholders(text, contacts, adoc, apath, out, f"{intent_id} answer {lang}")
         for pos, related in enumerate(intent.related):
             if related not in intents:
                 out.add(doc.name, doc.line(ipath + ("related", pos)), "dangling_related",
@@ -659,7 +392,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     if spec_path is not None:
         required_sources.append(spec_path)
     if not required_sources:
-        out.add(_display(own_copy), None, "missing_file",
+        out.add(display_path(own_copy), None, "missing_file",
                 f"{REQUIRED_FILE} is missing (the list of intent ids the knowledge base must answer)")
     required_lists = [(src, read_required(src, out)) for src in required_sources]
     required: dict[str, Required] = {}
@@ -671,8 +404,8 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
         copy_ids = {(r.id, r.escalates) for r in required_lists[0][1]}
         spec_ids = {(r.id, r.escalates) for r in required_lists[1][1]}
         if copy_ids != spec_ids:
-            out.warn(_display(own_copy), 1, "required_list_outdated",
-                     f"{REQUIRED_FILE} differs from {_display(spec_path)}; update the copy "
+            out.warn(display_path(own_copy), 1, "required_list_outdated",
+                     f"{REQUIRED_FILE} differs from {display_path(spec_path)}; update the copy "
                      f"(only in spec: {sorted(i for i, _ in spec_ids - copy_ids)}, "
                      f"only in copy: {sorted(i for i, _ in copy_ids - spec_ids)})")
     for item in required.values():
@@ -693,7 +426,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
     message_where: dict[tuple[str, str], tuple[SourceDoc, Path_]] = {}
     if messages_path.exists():
         mdoc = read_yaml(messages_path, out)
-        parsed_messages = _validate(MessagesFile, mdoc, out) if mdoc else None
+        parsed_messages = validate_model(MessagesFile, mdoc, out) if mdoc else None
         if parsed_messages is not None:
             messages = {k: dict(v) for k, v in parsed_messages.messages.items()}
         elif mdoc and isinstance(mdoc.data, dict) and isinstance(mdoc.data.get("messages"), dict):
@@ -721,7 +454,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
                 fields_by_lang: dict[str, set[str]] = {}
                 for lang, text in texts.items():
                     wdoc, wpath = message_where.get((key, lang), (mdoc, mpath + (lang,)))
-                    _check_placeholders(text, contacts, wdoc, wpath, out, f"message {key} {lang}")
+                    check_placeholders(text, contacts, wdoc, wpath, out, f"message {key} {lang}")
                     try:
                         fields_by_lang[lang] = _format_fields(text)
                     except ValueError as exc:
@@ -737,17 +470,15 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
                     out.add(mdoc.name, mdoc.line(("messages",)), "missing_message",
                             f"message {key!r} is required (used by knowledge/render.py)")
     else:
-        out.add(_display(messages_path), None, "missing_file", "messages.yaml is missing")
+        out.add(display_path(messages_path), None, "missing_file", "messages.yaml is missing")
 
     # ---- garbage calendars (5374 format) ---------------------------------------------
     garbage = _check_garbage(root / "garbage", out)
 
     # ---- consultation partners (knowledge/partners.py) ----------------------------------
-    from knowledge.partners import check_partners
     partners = check_partners(root, contacts, out)
 
     # ---- disaster alert templates (knowledge/alerts.py) ---------------------------------
-    from knowledge.alerts import check_alerts
     check_alerts(root, contacts, intents, out)
 
     # ---- language coverage ----------------------------------------------------------
@@ -758,7 +489,7 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
         missing_ids = report.languages[lang]["missing"]
         missing_msgs = [k for k, v in messages.items() if not (v.get(lang) or "").strip()]
         if intents and (missing_ids or missing_msgs):
-            out.warn(_display(topics_dir), None, "extra_language_incomplete",
+            out.warn(display_path(topics_dir), None, "extra_language_incomplete",
                      f"{lang}: {len(intents) - len(missing_ids)}/{len(intents)} answers, "
                      f"{len(messages) - len(missing_msgs)}/{len(messages)} messages translated "
                      "(residents get English + Easy Japanese for the rest)")
@@ -768,10 +499,8 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
                               partners=partners, garbage=garbage)
 
     # ---- Easy Japanese, glossary, rendered length, dates (knowledge/textcheck.py) --------
-    from knowledge.textcheck import check_texts
-
     def _at(where: tuple[SourceDoc, Path_] | None) -> tuple[str, int | None]:
-        return (where[0].name, where[0].line(where[1])) if where else (_display(messages_path), None)
+        return (where[0].name, where[0].line(where[1])) if where else (display_path(messages_path), None)
 
     check_texts(report.kb, out, contacts_doc=contacts_doc,
                 locate_answer=lambda i, lang: _at(answer_where.get((i, lang)) or (
@@ -785,35 +514,33 @@ def check_knowledge(root: Path | str | None = None, *, spec: Path | str | None =
 
 
 
-def _check_garbage(garbage_root: Path, out: _Collector) -> dict[str, Any]:
+def _check_garbage(garbage_root: Path, out: Collector) -> dict[str, Any]:
     """Each calendar under knowledge/garbage must read; a SAMPLE calendar is a warning so
     the operator is reminded to replace it with the city's real data. Returns the valid
     calendars by directory name (they become ``KnowledgeBase.garbage``)."""
     loaded: dict[str, Any] = {}
     if not garbage_root.is_dir():
         return loaded
-    from knowledge.garbage import GarbageFormatError, load_garbage_set
-
     for directory in sorted(p for p in garbage_root.iterdir() if p.is_dir()):
         try:
             garbage = load_garbage_set(directory)
         except GarbageFormatError as exc:
             for problem in exc.problems:
-                out.add(_display(Path(problem.file)), problem.line, "garbage_invalid", problem.message)
+                out.add(display_path(Path(problem.file)), problem.line, "garbage_invalid", problem.message)
             continue
         loaded[directory.name] = garbage
         for calendar in garbage.calendars.values():
             for warning in calendar.warnings:
-                out.warn(_display(Path(warning.file)), warning.line, "garbage_warning", warning.message)
+                out.warn(display_path(Path(warning.file)), warning.line, "garbage_warning", warning.message)
         if garbage.sample:
-            out.warn(_display(directory / "calendar.yaml"), None, "garbage_sample",
+            out.warn(display_path(directory / "calendar.yaml"), None, "garbage_sample",
                      f"garbage calendar {garbage.name!r} is a SAMPLE (invented collection days); "
                      "replace it with the city's data (kurashi garbage import DIR)")
     return loaded
 
 
 def _check_eval_overlap(eval_path: Path, intents: dict[str, Intent],
-                        intent_where: dict[str, tuple[SourceDoc, Path_]], out: _Collector) -> None:
+                        intent_where: dict[str, tuple[SourceDoc, Path_]], out: Collector) -> None:
     """Warn about sample questions that are (after normalisation) a text of the labelled
     evaluation set: the matcher would be tested on what it memorised."""
     import json
@@ -826,7 +553,7 @@ def _check_eval_overlap(eval_path: Path, intents: dict[str, Intent],
                 if isinstance(text, str) and text.strip():
                     texts.add(_norm_sample(text))
     except (OSError, ValueError, AttributeError) as exc:
-        out.warn(_display(eval_path), None, "eval_unreadable", f"cannot read the evaluation set: {exc}")
+        out.warn(display_path(eval_path), None, "eval_unreadable", f"cannot read the evaluation set: {exc}")
         return
     for intent_id, intent in intents.items():
         doc, ipath = intent_where[intent_id]
@@ -834,5 +561,5 @@ def _check_eval_overlap(eval_path: Path, intents: dict[str, Intent],
             for pos, sample in enumerate(samples):
                 if _norm_sample(sample) in texts:
                     out.warn(doc.name, doc.line(ipath + ("samples", lang, pos)), "sample_in_eval_set",
-                             f"{intent_id}: sample {sample!r} ({lang}) is a text of {_display(eval_path.resolve())}; "
+                             f"{intent_id}: sample {sample!r} ({lang}) is a text of {display_path(eval_path.resolve())}; "
                              "write your own wording so the evaluation stays honest")

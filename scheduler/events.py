@@ -42,7 +42,7 @@ from bot.db.events_models import (
 from bot.db.models import OUTBOX_PENDING, STATUS_ACTIVE, OutboxMessage, User, utcnow
 from delivery.outbox import enqueue
 from knowledge.schema import LANGUAGES
-from scheduler.runner import JobContext, cancel_job, schedule_job
+from scheduler.runner import JobContext, cancel_job, need_context, schedule_job
 
 log = logging.getLogger("kurashi.events")
 
@@ -451,12 +451,13 @@ def _kb(ctx: JobContext) -> Any:
     return ctx.kb
 
 
-async def publish_event(event_id: int, *, ctx: JobContext) -> int | None:
+async def publish_event(event_id: int, *, ctx: JobContext | None = None) -> int | None:
     """Job ``event:<id>:publish``: queue the notice for every targeted resident (once).
 
     Returns the number of residents, or None when the event is not due (cancelled, draft,
     already sent, publish time moved later, or the event is over).
     """
+    ctx = need_context(ctx)
     now = ctx.now()
     async with ctx.sessionmaker() as session, session.begin():
         count = await _publish(session, _kb(ctx), int(event_id), now)
@@ -466,8 +467,9 @@ async def publish_event(event_id: int, *, ctx: JobContext) -> int | None:
     return count
 
 
-async def remind_event(event_id: int, *, ctx: JobContext) -> int | None:
+async def remind_event(event_id: int, *, ctx: JobContext | None = None) -> int | None:
     """Job ``event:<id>:remind``: the day-before reminder (once; only for published events)."""
+    ctx = need_context(ctx)
     now = ctx.now()
     async with ctx.sessionmaker() as session, session.begin():
         count = await _remind(session, _kb(ctx), int(event_id), now)
@@ -477,8 +479,9 @@ async def remind_event(event_id: int, *, ctx: JobContext) -> int | None:
     return count
 
 
-async def sweep_events(*, ctx: JobContext) -> dict[str, int]:
+async def sweep_events(*, ctx: JobContext | None = None) -> dict[str, int]:
     """Recurring safety net: publish/remind every due event a lost or missed job left behind."""
+    ctx = need_context(ctx)
     now = ctx.now()
     async with ctx.sessionmaker() as session:
         due_publish = list((await session.execute(

@@ -38,7 +38,7 @@ from bot.db.models import STATUS_ACTIVE, User
 from delivery.outbox import enqueue
 from knowledge.garbage import GarbageSet, Item, city_calendar
 from scheduler.events import format_when
-from scheduler.runner import JobContext
+from scheduler.runner import JobContext, need_context
 
 log = logging.getLogger("kurashi.garbage")
 
@@ -161,8 +161,9 @@ def compose_reminder(texts: Any, garbage: GarbageSet, categories: list[str], day
 # --- the reminder job --------------------------------------------------------------------------
 
 
-async def send_garbage_reminders(*, ctx: JobContext) -> dict[str, int]:
+async def send_garbage_reminders(*, ctx: JobContext | None = None) -> dict[str, int]:
     """Recurring job: queue the garbage reminders that are due now (each user/date once)."""
+    ctx = need_context(ctx)
     now = ctx.now()
     kb = ctx.kb
     if kb is None:

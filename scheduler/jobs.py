@@ -7,9 +7,9 @@ notices sweep, garbage reminders, consultation SLA reminders). To add one, appen
 of a module this file imports. One-off jobs (an event's publish time) are scheduled with
 ``scheduler.runner.schedule_job`` instead.
 
-Every job: ``async def verb_noun(*ids, ctx: JobContext)`` (the runner's executor passes
-``ctx``), referenced by "module:function", writes only database rows (outbox rows via
-delivery.outbox.enqueue). The leader gets this list from whoever starts it
+Every job: ``async def verb_noun(*ids, ctx: JobContext | None = None)``, first line
+``ctx = need_context(ctx)`` (the runner's executor passes ``ctx``), referenced by
+"module:function", writes only database rows (outbox rows via delivery.outbox.enqueue). The leader gets this list from whoever starts it
 (``bot.services.run_scheduler``, ``kurashi scheduler``): the runner imports no job.
 
 Must not import the conversation core, channel adapters, FastAPI or platform SDKs.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 from scheduler.alerts import poll_feeds
-from scheduler.runner import JobContext, RecurringJob
+from scheduler.runner import JobContext, RecurringJob, need_context
 
 log = logging.getLogger("kurashi.jobs")
 
@@ -39,8 +39,9 @@ def register_recurring(job: RecurringJob) -> None:
     RECURRING_JOBS[:] = [j for j in RECURRING_JOBS if j.id != job.id] + [job]
 
 
-async def poll_jma_feeds(*, ctx: JobContext) -> dict[str, int]:
+async def poll_jma_feeds(*, ctx: JobContext | None = None) -> dict[str, int]:
     """Poll every JMA_FEED_URL once (conditional GET) and queue alerts for new relevant entries."""
+    ctx = need_context(ctx)
     urls = list(ctx.settings.jma_feed_urls) if ctx.settings is not None else list(ctx.extras.get("feed_urls", []))
     stats = await poll_feeds(ctx, urls)
     if stats.get("alerts"):

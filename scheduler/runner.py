@@ -10,9 +10,11 @@ recurring jobs of scheduler/jobs.py), ``JobContext`` (what jobs get instead of o
 Rules for jobs (read before adding one):
 - A job is referenced by its textual id ``"module:function"`` (so the stored job survives
   restarts and code reloads) and takes ids/strings only as arguments. Its function is
-  ``async def fn(*ids, ctx: JobContext)``: the leader's executor passes its runner's
-  ``ctx`` to every job it runs (there is no process-global context); tests pass their own
-  ``ctx`` with a fixed clock and never start APScheduler.
+  ``async def fn(*ids, ctx: JobContext | None = None)`` starting with
+  ``ctx = need_context(ctx)``: the leader's executor passes its runner's ``ctx`` to every
+  job it runs (there is no process-global context; the default only lets APScheduler
+  store the job without it); tests pass their own ``ctx`` with a fixed clock and never
+  start APScheduler.
 - Jobs only write database rows (outbox rows through delivery.outbox.enqueue, in the same
   transaction as the state change); they never call a platform.
 - A job may fire late (misfires run when a leader comes back: ``misfire_grace_time=None``,
@@ -100,6 +102,14 @@ class JobContext:
         if self.notify is not None:
             with contextlib.suppress(Exception):
                 self.notify()
+
+
+def need_context(ctx: Any) -> Any:
+    """A job's first line: the ``ctx`` the runner's executor (or a test) passed; TypeError when
+    a job is called without one."""
+    if ctx is None:
+        raise TypeError("a job needs ctx=JobContext (the scheduler runner passes it)")
+    return ctx
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,10 @@ async def prune_expired_cases(sessionmaker: async_sessionmaker[AsyncSession], no
     return total
 
 
-async def prune_case_content(*, ctx: Any) -> int:
+async def prune_case_content(*, ctx: Any = None) -> int:
     """Daily scheduler job: ``prune_expired_cases`` with Settings.case_retention_days
     (``ctx``: the runner's ``scheduler.runner.JobContext``, passed by its executor)."""
+    if ctx is None:
+        raise TypeError("a job needs ctx=JobContext (the scheduler runner passes it)")
     days = getattr(getattr(ctx, "settings", None), "case_retention_days", DEFAULT_RETENTION_DAYS)
     return await prune_expired_cases(ctx.sessionmaker, ctx.now(), days)

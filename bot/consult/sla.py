@@ -76,10 +76,12 @@ async def remind_overdue_cases(sessionmaker: async_sessionmaker[AsyncSession], n
     return total
 
 
-async def remind_overdue_consultations(*, ctx: Any) -> int:
+async def remind_overdue_consultations(*, ctx: Any = None) -> int:
     """The recurring scheduler job (scheduler/jobs.py, every 5 minutes): ``remind_overdue_cases``
     with the job context's database, knowledge base and clock; wakes the local outbox relay.
     ``ctx`` is the runner's ``scheduler.runner.JobContext`` (passed by its executor)."""
+    if ctx is None:
+        raise TypeError("a job needs ctx=JobContext (the scheduler runner passes it)")
     count = await remind_overdue_cases(ctx.sessionmaker, ctx.now(), kb=ctx.kb)
     if count:
         ctx.wake_sender()

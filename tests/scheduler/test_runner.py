@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 
 from bot.db.models import utcnow
-from scheduler.jobs import RECURRING_JOBS, RecurringJob, register_recurring
-from scheduler.runner import cancel_job, close_writers, get_job, list_jobs, schedule_job
+from scheduler.jobs import RECURRING_JOBS, RecurringJob, poll_jma_feeds, register_recurring
+from scheduler.runner import (
+    JobContext,
+    SchedulerRunner,
+    cancel_job,
+    close_writers,
+    get_job,
+    list_jobs,
+    schedule_job,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = "tests.scheduler.probe_jobs:record_fire"
@@ -51,6 +59,28 @@ async def test_bad_job_references_and_naive_times_are_refused(database_url):
         await schedule_job("x", "tests.scheduler.probe_jobs.record_fire", utcnow(), database_url=database_url)
     with pytest.raises(ValueError):
         await schedule_job("x", PROBE, utcnow().replace(tzinfo=None), database_url=database_url)
+
+
+async def test_the_leader_passes_its_job_context_to_every_job(tmp_path):
+    """No process-global context: the runner's executor hands its JobContext to the job."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ctx.db'}"
+    out = tmp_path / "ctx.txt"
+    runner = SchedulerRunner(JobContext(database_url=url, sessionmaker=None), retry_interval=0.1,
+                             health_interval=0.1, store_poll_interval=0.1)
+    await runner.start()
+    try:
+        assert await runner.wait_leader(30)
+        await schedule_job("probe:ctx", "tests.scheduler.probe_jobs:record_context", utcnow(), [str(out)],
+                           database_url=url)
+        await _until(out.exists, "the job to run")
+        assert out.read_text() == url
+    finally:
+        await runner.stop()
+
+
+async def test_a_job_called_without_its_context_says_so():
+    with pytest.raises(TypeError, match="ctx=JobContext"):
+        await poll_jma_feeds()
 
 
 def test_recurring_registry_replaces_by_id():
