@@ -28,15 +28,14 @@ Owns nothing but this measurement; imports the fakes from tests/.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
-import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
+
+from bench.platforms import close_senders, run_against_fakes, start_fake_platforms, start_senders
 
 USERS = 100_000
 TELEGRAM_SHARE = 0.03
@@ -74,15 +73,11 @@ async def _fakes_main(conn: Any) -> None:
     # the killed relay's connections drop mid-request: expected here, not worth a traceback
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
 
-    from tests.fakes.line_api import FakeLineAPI
-    from tests.fakes.telegram_api import FakeTelegramAPI
     from tests.scheduler.fake_jma import FakeJMA
 
-    line_api = await FakeLineAPI(validate=False).start()
-    telegram_api = await FakeTelegramAPI(validate=False).start()
+    line_api, telegram_api, reach = await start_fake_platforms()
     jma = await FakeJMA().start()
-    conn.send({"line": line_api.base_url, "line_token": line_api.access_token,
-               "telegram": telegram_api.base_url, "telegram_token": telegram_api.token, "feed": jma.feed_url})
+    conn.send({**reach, "feed": jma.feed_url})
     loop = asyncio.get_running_loop()
     while True:
         command = await loop.run_in_executor(None, conn.recv)
@@ -116,40 +111,6 @@ async def _fakes_main(conn: Any) -> None:
     await telegram_api.stop()
 
 
-# --- the database ------------------------------------------------------------------------------
-
-
-def _make_database(tmp: Path) -> tuple[str, str | None]:
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    from bot.db.session import sync_url
-
-    admin_url = os.environ.get("KURASHI_TEST_POSTGRES_URL")
-    if not admin_url:
-        return f"sqlite+aiosqlite:///{tmp / 'bench-alerts.db'}", None
-    name = f"kurashi_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(sync_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_database(name: str) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    from bot.db.session import sync_url
-
-    admin = create_engine(sync_url(os.environ["KURASHI_TEST_POSTGRES_URL"]), isolation_level="AUTOCOMMIT",
-                          poolclass=NullPool)
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
-
-
 async def _create_users(maker: Any, n: int) -> tuple[list[str], list[str]]:
     from bot.db.models import User, utcnow
 
@@ -179,8 +140,6 @@ async def _create_users(maker: Any, n: int) -> tuple[list[str], list[str]]:
 async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from bot.channels.line import LineChannel
-    from bot.channels.telegram import TelegramChannel
     from bot.db.models import OutboxMessage
     from bot.db.session import create_engine_and_sessionmaker, upgrade_database
     from delivery.outbox import OutboxRelay
@@ -196,11 +155,7 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
     line_ids, telegram_ids = await _create_users(maker, n_users)
     users_seconds = time.perf_counter() - t
     ctx = JobContext(database_url=url, sessionmaker=maker, kb=load_knowledge())
-    line = LineChannel(channel_secret="bench-secret", access_token=fakes["line_token"], api_base_url=fakes["line"])
-    telegram = TelegramChannel(token=fakes["telegram_token"], api_base_url=fakes["telegram"])
-    await line.start()
-    await telegram.start()
-    senders = {"line": line, "telegram": telegram}
+    senders = await start_senders(fakes)
     limits = {"line": ChannelLimit(rate=LINE_RATE), "telegram": ChannelLimit(rate=TELEGRAM_RATE, per_recipient_rate=1.0)}
 
     def new_relay() -> OutboxRelay:
@@ -254,8 +209,7 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
     async with maker() as s:
         failed = await s.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.status == "failed")) or 0
-    await line.close()
-    await telegram.close()
+    await close_senders(senders)
     await engine.dispose()
 
     conn.send(("report",))
@@ -289,24 +243,8 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
 
 def run() -> dict[str, Any]:
     scale = float(os.environ.get("KURASHI_BENCH_ALERTS_SCALE", "1"))
-    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    mp = multiprocessing.get_context("spawn")
-    parent, child = mp.Pipe()
-    process = mp.Process(target=_serve_fakes, args=(child,), daemon=True)
-    process.start()
-    drop: str | None = None
-    try:
-        fakes = parent.recv()
-        with tempfile.TemporaryDirectory() as tmp:
-            url, drop = _make_database(Path(tmp))
-            result = asyncio.run(_bench(url, fakes, parent, scale))
-    finally:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
-        if drop:
-            _drop_database(drop)
-    backend = "PostgreSQL" if drop else "SQLite"
+    result, backend = run_against_fakes(
+        _serve_fakes, lambda url, fakes, conn: _bench(url, fakes, conn, scale), "bench-alerts.db")
     result["database"] = backend
     line, tg = result["line"], result["telegram"]
     result["table"] = [

@@ -26,15 +26,13 @@ Owns nothing but this measurement; imports the fakes from tests/.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
-import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
+
+from bench.platforms import close_senders, run_against_fakes, start_fake_platforms, start_senders
 
 TOTAL_PUSHES = 100_000
 RUN_SECONDS = 60.0            # how long each channel should need at its allowed rate
@@ -53,13 +51,8 @@ def _serve_fakes(conn: Any) -> None:
 
 
 async def _fakes_main(conn: Any) -> None:
-    from tests.fakes.line_api import FakeLineAPI
-    from tests.fakes.telegram_api import FakeTelegramAPI
-
-    line_api = await FakeLineAPI(validate=False).start()
-    telegram_api = await FakeTelegramAPI(validate=False).start()
-    conn.send({"line": line_api.base_url, "line_token": line_api.access_token,
-               "telegram": telegram_api.base_url, "telegram_token": telegram_api.token})
+    line_api, telegram_api, reach = await start_fake_platforms()
+    conn.send(reach)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, conn.recv)  # "report"
     line = Counter((user, m.get("text")) for d in line_api.deliveries if d.kind != "reply"
@@ -72,49 +65,12 @@ async def _fakes_main(conn: Any) -> None:
     await telegram_api.stop()
 
 
-# --- the database ----------------------------------------------------------------------------
-
-
-def _make_database(tmp: Path) -> tuple[str, str | None]:
-    """(async URL, PostgreSQL database name to drop or None)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    from bot.db.session import sync_url
-
-    admin_url = os.environ.get("KURASHI_TEST_POSTGRES_URL")
-    if not admin_url:
-        return f"sqlite+aiosqlite:///{tmp / 'bench-outbox.db'}", None
-    name = f"kurashi_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(sync_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_database(name: str) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    from bot.db.session import sync_url
-
-    admin = create_engine(sync_url(os.environ["KURASHI_TEST_POSTGRES_URL"]), isolation_level="AUTOCOMMIT",
-                          poolclass=NullPool)
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
-
-
 # --- the run --------------------------------------------------------------------------------
 
 
 async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from bot.channels.line import LineChannel
-    from bot.channels.telegram import TelegramChannel
     from bot.db.models import OutboxMessage
     from bot.db.session import create_engine_and_sessionmaker, upgrade_database
     from delivery.messages import Reply
@@ -123,11 +79,7 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
 
     await upgrade_database(url)
     engine, maker = create_engine_and_sessionmaker(url)
-    line = LineChannel(channel_secret="bench-secret", access_token=fakes["line_token"], api_base_url=fakes["line"])
-    telegram = TelegramChannel(token=fakes["telegram_token"], api_base_url=fakes["telegram"])
-    await line.start()
-    await telegram.start()
-    senders = {"line": line, "telegram": telegram}
+    senders = await start_senders(fakes)
     M = OutboxMessage
 
     def done(*relays: OutboxRelay) -> int:
@@ -216,8 +168,7 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
     second_relay.stop()
     await second
     stats = await channel_stats(t0, calibration=False)
-    await line.close()
-    await telegram.close()
+    await close_senders(senders)
     await engine.dispose()
 
     conn.send("report")
@@ -247,24 +198,8 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float) -> di
 
 def run() -> dict[str, Any]:
     scale = float(os.environ.get("KURASHI_BENCH_OUTBOX_SCALE", "1"))
-    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=_serve_fakes, args=(child,), daemon=True)
-    process.start()
-    drop: str | None = None
-    try:
-        fakes = parent.recv()
-        with tempfile.TemporaryDirectory() as tmp:
-            url, drop = _make_database(Path(tmp))
-            result = asyncio.run(_bench(url, fakes, parent, scale))
-    finally:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
-        if drop:
-            _drop_database(drop)
-    backend = "PostgreSQL" if drop else "SQLite"
+    result, backend = run_against_fakes(
+        _serve_fakes, lambda url, fakes, conn: _bench(url, fakes, conn, scale), "bench-outbox.db")
     result["database"] = backend
     cap = result["calibrated_capacity_per_s"]
     line, tg = result["line"], result["telegram"]

@@ -370,16 +370,9 @@ def _postgres_database(code_dir: Path | None = None) -> tuple[str, str] | None:
 
 
 def _drop_postgres(name: str) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
+    from bench.platforms import drop_database
 
-    from bot.db.session import sync_url
-
-    admin = create_engine(sync_url(os.environ["KURASHI_TEST_POSTGRES_URL"]), isolation_level="AUTOCOMMIT",
-                          poolclass=NullPool)
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    drop_database(name)
 
 
 def run() -> dict[str, Any]:

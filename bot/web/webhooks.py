@@ -14,9 +14,12 @@ Thin: no conversation logic, no SDK imports; adapters verify and split bodies.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 
 from bot.channels.line import InvalidWebhookBody
 from bot.channels.telegram import SECRET_HEADER, InvalidUpdateBody
@@ -58,54 +61,72 @@ def _stored(channel: str, events: int, stored: int) -> JSONResponse:
     return JSONResponse({"ok": True, "stored": stored})
 
 
-@router.post("/webhooks/line", include_in_schema=False)
-async def receive_line_webhook(request: Request) -> JSONResponse:
-    """LINE delivers events here; verify, store, answer 200, process in the background."""
+#: A check of one delivery: (adapter, request headers[, body]) -> the refusal, or None to go on.
+HeaderCheck = Callable[[Any, Headers], "JSONResponse | None"]
+BodyCheck = Callable[[Any, Headers, bytes], "JSONResponse | None"]
+
+
+async def _receive(request: Request, channel: str, platform: str, malformed: type[Exception],
+                   check_headers: HeaderCheck, check_body: BodyCheck | None = None) -> JSONResponse:
+    """The one webhook path: configured? running? headers, then the (capped) body, checked by
+    the platform's rules; split by the adapter; stored; answered with what was stored."""
     services = get_services(request)
-    line = services.channels.get("line")
-    if line is None:
-        return _error(404, "LINE is not configured")
+    adapter = services.channels.get(channel)
+    if adapter is None:
+        return _error(404, f"{platform} is not configured")
     if services.closed:
-        return _shut_down("line")
-    signature = request.headers.get(LINE_SIGNATURE_HEADER)
-    if not signature:
-        return _error(400, "missing X-Line-Signature", "line")
+        return _shut_down(channel)
+    refusal = check_headers(adapter, request.headers)
+    if refusal is not None:
+        return refusal
     body = await _read_body(request)
     if body is None:
-        return _error(413, "body too large", "line")
-    if not line.verify(body, signature):
+        return _error(413, "body too large", channel)
+    refusal = check_body(adapter, request.headers, body) if check_body is not None else None
+    if refusal is not None:
+        return refusal
+    try:
+        events = adapter.split_body(body)
+    except malformed as exc:
+        return _error(400, str(exc), channel, "malformed")
+    # LINE's "verify" button in the console sends an empty events list: 200, nothing to do.
+    stored = await ingest_events(services, channel, events) if events else []
+    return _stored(channel, len(events), len(stored))
+
+
+def _line_signature_present(line: Any, headers: Headers) -> JSONResponse | None:
+    if not headers.get(LINE_SIGNATURE_HEADER):
+        return _error(400, "missing X-Line-Signature", "line")
+    return None
+
+
+def _line_signature_valid(line: Any, headers: Headers, body: bytes) -> JSONResponse | None:
+    if not line.verify(body, headers[LINE_SIGNATURE_HEADER]):
         log.warning("line webhook with a wrong signature refused")
         return _error(401, "invalid signature", "line")
-    try:
-        events = line.split_body(body)
-    except InvalidWebhookBody as exc:
-        return _error(400, str(exc), "line", "malformed")
-    # LINE's "verify" button in the console sends an empty events list: 200, nothing to do.
-    stored = await ingest_events(services, "line", events) if events else []
-    return _stored("line", len(events), len(stored))
+    return None
 
 
-@router.post("/webhooks/telegram", include_in_schema=False)
-async def receive_telegram_webhook(request: Request) -> JSONResponse:
-    """Telegram delivers one Update here; check the secret, store, answer 200, process later."""
-    services = get_services(request)
-    telegram = services.channels.get("telegram")
-    if telegram is None:
-        return _error(404, "Telegram is not configured")
-    if services.closed:
-        return _shut_down("telegram")
-    secret = request.headers.get(SECRET_HEADER)
+def _telegram_secret_valid(telegram: Any, headers: Headers) -> JSONResponse | None:
+    secret = headers.get(SECRET_HEADER)
     if not secret:
         return _error(401, "missing secret token", "telegram")
     if not telegram.verify(secret):
         log.warning("telegram webhook with a wrong secret refused")
         return _error(403, "invalid secret token", "telegram")
-    body = await _read_body(request)
-    if body is None:
-        return _error(413, "body too large", "telegram")
-    try:
-        events = telegram.split_body(body)
-    except InvalidUpdateBody as exc:
-        return _error(400, str(exc), "telegram", "malformed")
-    stored = await ingest_events(services, "telegram", events)
-    return _stored("telegram", len(events), len(stored))
+    return None
+
+
+@router.post("/webhooks/line", include_in_schema=False)
+async def receive_line_webhook(request: Request) -> JSONResponse:
+    """LINE delivers events here; the signature (over the body) is checked, events stored,
+    200 answered, each processed in the background."""
+    return await _receive(request, "line", "LINE", InvalidWebhookBody,
+                          _line_signature_present, _line_signature_valid)
+
+
+@router.post("/webhooks/telegram", include_in_schema=False)
+async def receive_telegram_webhook(request: Request) -> JSONResponse:
+    """Telegram delivers one Update here; the secret is checked before the body is read,
+    the update stored, 200 answered, processed later."""
+    return await _receive(request, "telegram", "Telegram", InvalidUpdateBody, _telegram_secret_valid)

@@ -111,6 +111,19 @@ def spec_errors(record: RecordedRequest, content_type: str = "application/json")
     return messages
 
 
+def _check_text(problems: list[str], where: str, value: Any, limit: int, *, what: str,
+                need: str | None = None) -> None:
+    """One string field of a request: ``need`` is the problem when it is missing or empty
+    (None: optional), and it may be at most ``limit`` UTF-16 code units (``what`` names it)."""
+    if not isinstance(value, str) or not value:
+        if need is not None:
+            problems.append(f"{where}: {need}")
+        return
+    length = utf16_len(value)
+    if length > limit:
+        problems.append(f"{where}: {what} longer than {limit} ({length}): {value[:40]!r}")
+
+
 def _check_action(action: Any, where: str, problems: list[str], label_required: bool) -> None:
     if not isinstance(action, dict):
         problems.append(f"{where}: action is not an object")
@@ -118,24 +131,15 @@ def _check_action(action: Any, where: str, problems: list[str], label_required: 
     label = action.get("label")
     if label_required and action.get("type") not in ("camera", "cameraRoll", "location") and not label:
         problems.append(f"{where}: action label is required")
-    if isinstance(label, str) and utf16_len(label) > MAX_ACTION_LABEL:
-        problems.append(f"{where}: action label longer than {MAX_ACTION_LABEL}: {label!r}")
+    _check_text(problems, where, label, MAX_ACTION_LABEL, what="action label")
     kind = action.get("type")
     if kind == "postback":
-        data = action.get("data")
-        if not isinstance(data, str) or not data:
-            problems.append(f"{where}: postback action needs data")
-        elif utf16_len(data) > MAX_POSTBACK_DATA:
-            problems.append(f"{where}: postback data longer than {MAX_POSTBACK_DATA}")
-        display = action.get("displayText")
-        if isinstance(display, str) and utf16_len(display) > MAX_MESSAGE_ACTION_TEXT:
-            problems.append(f"{where}: displayText longer than {MAX_MESSAGE_ACTION_TEXT}")
+        _check_text(problems, where, action.get("data"), MAX_POSTBACK_DATA, what="postback data",
+                    need="postback action needs data")
+        _check_text(problems, where, action.get("displayText"), MAX_MESSAGE_ACTION_TEXT, what="displayText")
     elif kind == "message":
-        text = action.get("text")
-        if not isinstance(text, str) or not text:
-            problems.append(f"{where}: message action needs text")
-        elif utf16_len(text) > MAX_MESSAGE_ACTION_TEXT:
-            problems.append(f"{where}: message action text longer than {MAX_MESSAGE_ACTION_TEXT}")
+        _check_text(problems, where, action.get("text"), MAX_MESSAGE_ACTION_TEXT, what="message action text",
+                    need="message action needs text")
     elif kind == "uri" and not action.get("uri"):
         problems.append(f"{where}: uri action needs uri")
 
@@ -152,17 +156,11 @@ def limit_errors(body: Any) -> list[str]:
             continue
         kind = message.get("type")
         if kind == "text":
-            text = message.get("text")
-            if not isinstance(text, str) or not text:
-                problems.append(f"{where}: text message needs a non-empty text")
-            elif utf16_len(text) > MAX_TEXT:
-                problems.append(f"{where}: text longer than {MAX_TEXT} characters ({utf16_len(text)})")
+            _check_text(problems, where, message.get("text"), MAX_TEXT, what="text",
+                        need="text message needs a non-empty text")
         elif kind in ("template", "flex"):
-            alt = message.get("altText")
-            if not isinstance(alt, str) or not alt:
-                problems.append(f"{where}: {kind} message needs altText")
-            elif utf16_len(alt) > MAX_ALT_TEXT:
-                problems.append(f"{where}: altText longer than {MAX_ALT_TEXT}")
+            _check_text(problems, where, message.get("altText"), MAX_ALT_TEXT, what="altText",
+                        need=f"{kind} message needs altText")
             if kind == "template":
                 template = message.get("template") or {}
                 if template.get("type") == "buttons":
@@ -172,8 +170,7 @@ def limit_errors(body: Any) -> list[str]:
                     for j, action in enumerate(actions):
                         _check_action(action, f"{where}.template.actions[{j}]", problems, True)
                     title = template.get("title")
-                    if isinstance(title, str) and utf16_len(title) > MAX_BUTTONS_TITLE:
-                        problems.append(f"{where}: buttons title longer than {MAX_BUTTONS_TITLE}")
+                    _check_text(problems, where, title, MAX_BUTTONS_TITLE, what="buttons title")
                     text = template.get("text") or ""
                     limit = (MAX_BUTTONS_TEXT_WITH_TITLE_OR_IMAGE
                              if title or template.get("thumbnailImageUrl") else MAX_BUTTONS_TEXT)
