@@ -12,6 +12,7 @@ repository). Imports nothing from bot/, intents/ or scheduler/.
 """
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 from dataclasses import dataclass
