@@ -71,9 +71,10 @@ async def test_real_knowledge_base_in_the_browser(real_web_app: RunningApp, phon
 
     services = real_web_app.services
     kb, matcher = services.kb, services.matcher
+    detectors = services.engine.item_detectors      # "vứt ghế sofa": the item's own answer instead
     question = next(s for s in kb.intents["garbage.bulky"].samples["vi"]
                     if (m := matcher.match(s)).intent == "garbage.bulky" and m.decision == "answer"
-                    and m.language == "vi")
+                    and m.language == "vi" and not any(detect(s) for detect in detectors))
     first_line = render_answer(kb, "garbage.bulky", "vi").splitlines()[0]
     related = kb.intents["garbage.bulky"].related[0]
 
