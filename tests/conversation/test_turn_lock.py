@@ -6,10 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import httpx
 from sqlalchemy.engine import make_url
 
-from bot.app import create_app
+from bot.services import build_services
+from delivery.messages import Channel, IncomingMessage, Kind
 from intents.matcher import Matcher
 from tests.conversation.kbfixture import load_fixture_kb
 from tests.web.conftest import make_settings
@@ -39,12 +39,14 @@ class LockProbe:
 
 
 async def test_matching_runs_outside_the_turns_write_transaction(sqlite_url) -> None:
+    # The engine alone (no background sweeps, whose own short transactions would show too).
     kb = load_fixture_kb()
     probe = LockProbe(Matcher.from_knowledge(kb), Path(make_url(sqlite_url).database))
-    app = create_app(make_settings(sqlite_url), kb=kb, matcher=probe)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kurashi.test") as http:
-            for text in ("where do I put plastic bottles", "zqxv blorfen", "residence card lost"):
-                assert (await http.post("/api/chat", json={"text": text, "lang": "en"})).status_code == 200
+    services = await build_services(make_settings(sqlite_url), kb=kb, matcher=probe)
+    try:
+        for text in ("where do I put plastic bottles", "zqxv blorfen", "residence card lost"):
+            assert await services.engine.handle(IncomingMessage(Channel.WEB, "a" * 32, Kind.TEXT, text=text,
+                                                                language_hint="en"))
+    finally:
+        await services.aclose()
     assert probe.locked and not any(probe.locked)
