@@ -131,7 +131,7 @@ async def test_claim_finish_and_reclaim_after_an_expired_lease(sessionmaker):
         claimed = await repo.claim_inbound_events(s, limit=2, now=T0, lease=timedelta(seconds=60))
         ids = [r.id for r in claimed]
     async with sessionmaker() as s, s.begin():
-        rest = await repo.claim_inbound_events(s, now=T0 + timedelta(seconds=10))
+        rest = await repo.claim_inbound_events(s, now=T0 + timedelta(seconds=10), lease=timedelta(seconds=120))
         await repo.finish_inbound_event(s, ids[0])
     async with sessionmaker() as s, s.begin():
         nothing = await repo.claim_inbound_events(s, now=T0 + timedelta(seconds=30))
