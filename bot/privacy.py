@@ -12,12 +12,13 @@ Owns:
   as above, unless a consultation of theirs is still open.
 - ``prune_stored_rows`` — the daily job "storage:prune" (scheduler/jobs.py): webhook events
   after 7 days, finished outbox rows after 30, insights after INSIGHTS_RETENTION_DAYS,
-  delivered web pushes after 3 days, idle web sessions. Consultation content has its own
-  job (bot/consult/retention.py, CASE_RETENTION_DAYS).
+  delivered web pushes after 3 days, idle web sessions.
+- ``prune_case_content`` — the daily job "consult:retention": consultation content after
+  CASE_RETENTION_DAYS (the batches are bot/consult/retention.py's).
 
 Nothing below imports this module: storage (bot/db) and delivery never import a feature,
 and the conversation engine gets ``forget_user`` passed in by bot/services.py.
-None of these functions commits except the job, which runs one transaction.
+``forget_user`` and ``prune_idle_web_users`` run in the caller's transaction; the jobs open their own.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import insights
-from bot.consult import cases
+from bot.consult import cases, retention
 from bot.db import repo
 from bot.db.models import User, utcnow
 from delivery import outbox, web_mailbox
@@ -99,3 +100,12 @@ async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
              web_pushes, web_users, web_turns)
     return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback,
             "web_mailbox": web_pushes, "web_users": web_users, "web_turns": web_turns}
+
+
+async def prune_case_content(*, ctx: Any = None) -> int:
+    """Daily job "consult:retention" (scheduler/jobs.py): consultations closed more than
+    CASE_RETENTION_DAYS ago lose their messages and images (``bot.consult.retention``)."""
+    if ctx is None:
+        raise TypeError("a job needs ctx=JobContext (the scheduler runner passes it)")
+    days = getattr(getattr(ctx, "settings", None), "case_retention_days", retention.DEFAULT_RETENTION_DAYS)
+    return await retention.prune_expired_cases(ctx.sessionmaker, ctx.now(), days)

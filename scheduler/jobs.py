@@ -30,7 +30,7 @@ RECURRING_JOBS: list[RecurringJob] = [
     RecurringJob("events:sweep", "scheduler.events:sweep_events", seconds=300),
     RecurringJob("garbage:remind", "scheduler.garbage_jobs:send_garbage_reminders", cron={"minute": "*/5"}),
     RecurringJob("storage:prune", "bot.privacy:prune_stored_rows", cron={"hour": 18, "minute": 30}),  # 03:30 JST
-    RecurringJob("consult:retention", "bot.consult.retention:prune_case_content", cron={"hour": 18, "minute": 40}),
+    RecurringJob("consult:retention", "bot.privacy:prune_case_content", cron={"hour": 18, "minute": 40}),
 ]
 
 

@@ -13,12 +13,13 @@ from sqlalchemy import func, select
 
 from bot.cli.consult import collect_stats
 from bot.consult import cases
-from bot.consult.retention import prune_case_content, prune_expired_cases
+from bot.consult.retention import prune_expired_cases
 from bot.consult.routing import TOKYO
 from bot.consult.staff import add_staff
 from bot.db import repo
 from bot.db.consult_models import AuditEntry, Case, CaseMedia, CaseMessage, Staff
 from bot.db.models import User
+from bot.privacy import prune_case_content
 from knowledge.loader import load_knowledge
 from tests.consult.conftest import make_reachable
 from tests.consult.test_e2e_line import USER, _buttons, _case, _texts, open_case_as_trainee, press, say
@@ -292,7 +293,7 @@ async def test_case_content_is_removed_after_the_retention_period(sessionmaker, 
     from scheduler.jobs import RECURRING_JOBS
     from scheduler.runner import JobContext
 
-    assert any(j.func == "bot.consult.retention:prune_case_content" for j in RECURRING_JOBS)
+    assert any(j.func == "bot.privacy:prune_case_content" for j in RECURRING_JOBS)
     kb = load_knowledge()
     now = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
     old = await _closed_case(sessionmaker, kb, "U" + "1" * 32, now - timedelta(days=400), 4)
