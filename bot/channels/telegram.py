@@ -311,10 +311,50 @@ class TelegramChannel:
             rows.append(pending)
         return InlineKeyboardMarkup(rows) if rows else None
 
-    def render(self, replies: Sequence[Reply]) -> list[tuple[str, InlineKeyboardMarkup | None]]:
-        """(text, keyboard) per sendMessage, in order; a reply's keyboard rides on its last part."""
-        out: list[tuple[str, InlineKeyboardMarkup | None]] = []
+    @staticmethod
+    def groups(replies: Sequence[Reply]) -> list[list[Reply]]:
+        """Replies that go out as one message: consecutive texts without a card, while the
+        joined text fits one message (a first contact's welcome, answer and onboarding offer
+        arrive as one message, their buttons under it)."""
+        out: list[list[Reply]] = []
+        size = 0
         for reply in replies:
+            length = len(reply.text or "")
+            if (out and reply.card is None and all(r.card is None for r in out[-1])
+                    and size + 2 + length <= MAX_TEXT):
+                out[-1].append(reply)
+                size += 2 + length
+            else:
+                out.append([reply])
+                size = length
+        return out
+
+    @staticmethod
+    def _joined(group: Sequence[Reply]) -> Reply:
+        if len(group) == 1:
+            return group[0]
+        seen: set[str] = set()
+
+        def fresh(choices: Sequence[Any]) -> list[Any]:
+            kept = []
+            for choice in choices:
+                if choice.data not in seen:
+                    seen.add(choice.data)
+                    kept.append(choice)
+            return kept
+
+        buttons = fresh([b for r in group for b in r.buttons])
+        quick = fresh([q for r in group for q in r.quick_replies])
+        joined = Reply(text="\n\n".join(r.text for r in group if r.text), buttons=buttons,
+                       language=group[-1].language)
+        joined.quick_replies = quick          # no 13-item cap: Telegram keyboards hold many rows
+        return joined
+
+    def render(self, replies: Sequence[Reply]) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+        """(text, keyboard) per sendMessage, in order; a reply's keyboard rides on its last part.
+        Consecutive replies are joined into one message where they fit (``groups``)."""
+        out: list[tuple[str, InlineKeyboardMarkup | None]] = []
+        for reply in (self._joined(group) for group in self.groups(replies)):
             parts = split_text(readings_once(reply.text or ""), MAX_TEXT)
             if reply.card is not None:
                 card = "\n".join(p for p in (reply.card.title, reply.card.text, reply.card.url) if p)
@@ -351,11 +391,12 @@ class TelegramChannel:
 
     def unsent(self, replies: Sequence[Reply], parts_sent: int) -> list[Reply]:
         """The replies not completely delivered once ``parts_sent`` rendered parts went out."""
-        out, end = [], 0
-        for reply in replies:
-            end += len(self.render([reply]))
+        out: list[Reply] = []
+        end = 0
+        for group in self.groups(replies):
+            end += len(self.render(group))
             if end > parts_sent:
-                out.append(reply)
+                out.extend(group)
         return out
 
     async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:

@@ -82,12 +82,22 @@ async def test_send_errors_are_translated(telegram, telegram_api, status, error)
 
 
 async def test_retry_of_a_half_sent_push_does_not_repeat_the_sent_part(telegram, telegram_api) -> None:
-    replies = [Reply(text="one"), Reply(text="two")]
+    # too long for one message together: two sendMessage calls
+    replies = [Reply(text="one " * 1000), Reply(text="two " * 100)]
     telegram_api.fail_next("sendMessage", 500, skip=1)
     with pytest.raises(RetryLater):
         await telegram.push([CHAT], replies, retry_key="k7")
     await telegram.push([CHAT], replies, retry_key="k7")
-    assert telegram_api.texts_to(CHAT) == ["one", "two"]
+    assert telegram_api.texts_to(CHAT) == ["one " * 1000, "two " * 100]
+
+
+async def test_short_replies_are_joined_into_one_message(telegram, telegram_api) -> None:
+    replies = [Reply(text="one", quick_replies=[Choice("Menu", "m")]),
+               Reply(text="two", quick_replies=[Choice("Yes", "ob:y"), Choice("Menu", "m")])]
+    await telegram.push([CHAT], replies, retry_key="k8")
+    (message,) = telegram_api.messages_to(CHAT)
+    assert message["text"] == "one\n\ntwo"
+    assert [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row] == ["m", "ob:y"]
 
 
 async def test_polling_hands_every_update_to_ingest(telegram, telegram_api) -> None:

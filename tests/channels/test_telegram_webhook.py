@@ -166,26 +166,40 @@ async def test_metrics_count_webhook_outcomes(kurashi) -> None:
     assert 'kurashi_webhook_events_total{channel="telegram",outcome="rejected"}' in metrics
 
 
-async def test_flood_control_half_way_sends_only_the_rest_later(kurashi) -> None:
-    from sqlalchemy import select
-
-    from bot.db.models import OutboxMessage
-    from delivery.outbox import reply_from_dict
-
-    # First contact answers with several messages (greeting, then the area/segment offer);
-    # the second sendMessage meets flood control.
-    kurashi.telegram_api.fail_next("sendMessage", 429, retry_after=1, skip=1)
-    await kurashi.post_telegram(telegram_text_update(CHAT, "/start", language_code="en"))
+async def test_first_contact_arrives_as_one_message(kurashi) -> None:
+    """Welcome, answer and onboarding offer of a first contact: one sendMessage, every button under it."""
+    await kurashi.post_telegram(telegram_text_update(CHAT, "how do I sort my garbage", language_code="en"))
     await kurashi.settle()
-    async with kurashi.services.sessionmaker() as session:
-        (row,) = (await session.execute(select(OutboxMessage))).scalars()
-    direct = kurashi.telegram_api.texts_to(CHAT)
-    assert len(direct) == 1
-    assert direct[0] not in [r["text"] for r in row.payload]      # what went out is not queued again
+    (message,) = kurashi.telegram_api.messages_to(CHAT)
+    data = [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
+    assert any(d.startswith("i:") or d.startswith("mo:") for d in data), data     # the answer's buttons
+    assert any(d.startswith("ob") or d.startswith("s:") for d in data), data     # the onboarding offer's
+    assert len(data) == len(set(data))                                             # no button twice
+
+
+async def test_flood_control_half_way_sends_only_the_rest_later(kurashi) -> None:
+    """Replies too long for one message go as several; flood control on the second part
+    leaves exactly the undelivered replies for the outbox."""
+    from delivery.senders import RetryLater
+    from delivery.messages import Reply
+
     telegram = kurashi.services.channels["telegram"]
-    pushed_parts = sum(len(telegram.render([reply_from_dict(p)])) for p in row.payload)
-    texts = await kurashi.telegram_api.wait_for_messages(CHAT, 1 + pushed_parts, timeout=30)
-    assert len(texts) == 1 + pushed_parts
+    replies = [Reply("a" * 4000), Reply("b" * 300), Reply("c" * 50)]
+    assert [len(g) for g in telegram.groups(replies)] == [1, 2]
+    kurashi.telegram_api.fail_next("sendMessage", 429, retry_after=1, skip=1)
+    sent = 0
+
+    def progress(n: int) -> None:
+        nonlocal sent
+        sent = n
+
+    with pytest.raises(RetryLater):
+        await telegram.reply(str(CHAT), replies, progress=progress)
+    assert sent == 1 and kurashi.telegram_api.texts_to(CHAT) == ["a" * 4000]
+    rest = telegram.unsent(replies, sent)
+    assert [r.text for r in rest] == ["b" * 300, "c" * 50]
+    await telegram.reply(str(CHAT), rest)
+    assert kurashi.telegram_api.texts_to(CHAT) == ["a" * 4000, "b" * 300 + "\n\n" + "c" * 50]
 
 
 async def test_direct_replies_do_not_wait_for_the_broadcast_budget(kurashi) -> None:
