@@ -172,16 +172,16 @@ async def test_first_contact_arrives_as_one_message(kurashi) -> None:
     await kurashi.settle()
     (message,) = kurashi.telegram_api.messages_to(CHAT)
     data = [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
-    assert any(d.startswith("i:") or d.startswith("mo:") for d in data), data     # the answer's buttons
-    assert any(d.startswith("ob") or d.startswith("s:") for d in data), data     # the onboarding offer's
+    assert any(d.startswith(("i:", "mo:")) for d in data), data     # the answer's buttons
+    assert any(d.startswith(("ob", "s:")) for d in data), data     # the onboarding offer's
     assert len(data) == len(set(data))                                             # no button twice
 
 
 async def test_flood_control_half_way_sends_only_the_rest_later(kurashi) -> None:
     """Replies too long for one message go as several; flood control on the second part
     leaves exactly the undelivered replies for the outbox."""
-    from delivery.senders import RetryLater
     from delivery.messages import Reply
+    from delivery.senders import RetryLater
 
     telegram = kurashi.services.channels["telegram"]
     replies = [Reply("a" * 4000), Reply("b" * 300), Reply("c" * 50)]
