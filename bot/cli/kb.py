@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="knowledge directory to check (default: $KNOWLEDGE_DIR, else the installed knowledge/)")
     check.add_argument("--spec", type=Path, default=None,
                        help="spec/intents.yaml with the required intents (default: ../shared/spec when present)")
+    check.add_argument("--no-train", action="store_true",
+                       help="do not (re)build the intent model's cache after a clean check")
     check.set_defaults(func=check_kb)
 
     evaluate = kb_sub.add_parser("eval", help="matcher accuracy on the labelled evaluation set")
@@ -68,8 +70,27 @@ def check_kb(args: argparse.Namespace) -> int:
     for code, (errors, warnings) in per_check(report).items():
         print(f"  {code:<28} {errors:>4} error(s) {warnings:>5} warning(s)")
     print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    if report.ok and not args.no_train:
+        _prime_model_cache(report.kb)
     print("OK" if report.ok else "FAILED", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _prime_model_cache(kb) -> None:
+    """Train (or find) the intent model of this knowledge base and cache it, so the restart
+    that follows an edit (edit samples → kb check → restart) loads it instead of training."""
+    try:
+        from intents.model import IntentModel
+
+        model = IntentModel.load_or_train(kb)
+    except Exception as exc:  # noqa: BLE001 - the check itself passed; serve would train and say why
+        print(f"intent model: not cached ({type(exc).__name__}: {exc})")
+        return
+    if model.cache_hit:
+        print("intent model: up to date in the cache")
+    else:
+        print(f"intent model: trained in {model.load_seconds:.1f} s and cached; "
+              "the next start loads it instead of training")
 
 
 def per_check(report) -> dict[str, tuple[int, int]]:

@@ -87,3 +87,24 @@ def test_kb_calibrate_without_write_changes_nothing():
     result = run_kurashi("kb", "calibrate", "--knowledge", str(GOOD))
     assert result.returncode == 0, result.stderr
     assert (thresholds.read_bytes() if thresholds.exists() else None) == before
+
+
+def test_a_clean_kb_check_caches_the_intent_model_for_the_next_start(make_kb, tmp_path):
+    """Operators edit samples → `kurashi kb check` → restart: the check trains and caches the
+    model, so the restart only loads it."""
+    import os
+
+    cache = tmp_path / "model-cache"
+    env = {**os.environ, "KURASHI_MODEL_CACHE": str(cache), "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())",
+               "kb", "check", "--root", str(make_kb())]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300, env=env, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "intent model: trained in" in first.stdout
+    assert len(list(cache.glob("intent-model-*.pickle"))) == 1
+    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300, env=env, check=False)
+    assert "intent model: up to date in the cache" in again.stdout
+    skipped = subprocess.run([*command, "--no-train"], capture_output=True, text=True, cwd=REPO, timeout=300,
+                             env={**env, "KURASHI_MODEL_CACHE": str(tmp_path / "other")}, check=False)
+    assert skipped.returncode == 0 and "intent model" not in skipped.stdout
+    assert not (tmp_path / "other").exists()
