@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# train and cache the intent model now, so `make run` only loads it (kurashi kb check does this)
+	-$(BIN)/kurashi kb check > /dev/null 2>&1
 	touch $(STAMP)
 
 setup: $(STAMP)
