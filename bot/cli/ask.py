@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from intents.crisis import CRISIS_INTENT
 from knowledge.schema import LANGUAGES
 
 
@@ -37,7 +38,7 @@ def compose_answer(kb, match, lang: str) -> str:
     if match.decision == "answer" and match.intent:
         parts = []
         intent = kb.intents[match.intent]
-        if intent.urgent and "urgent.numbers" in kb.messages:
+        if intent.urgent and match.intent != CRISIS_INTENT and "urgent.numbers" in kb.messages:
             parts.append(render_message(kb, "urgent.numbers", lang))
         parts.append(render_answer(kb, match.intent, lang))
         terms = render_terms(kb, match.intent)

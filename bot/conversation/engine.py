@@ -612,7 +612,8 @@ class ConversationEngine:
         terms = render_terms(self.kb, intent_id)
         if terms:
             text = f"{text}\n\n{self.t(turn, 'answer.terms', terms=terms)}"
-        if intent.urgent:
+        if intent.urgent and intent_id != CRISIS_INTENT:
+            # The crisis answer opens with "you are not alone" and carries 119/110 itself.
             text = f"{self.t(turn, 'urgent.numbers')}\n\n{text}"
         choices: list[Choice] = [Choice(self.t(turn, "answer.more"), f"mo:{intent_id}:1")] if len(sections) > 1 else []
         if intent.escalates:

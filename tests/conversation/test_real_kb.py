@@ -156,6 +156,8 @@ async def test_crisis_is_answered_at_once_in_the_residents_language_and_never_st
     try:
         replies = await say(text)
         assert shown(kb, "emergency.crisis", lang) in replies[0].text
+        # the answer opens with its own words ("you are not alone"), not the generic 🚨 banner
+        assert replies[0].text.startswith(shown(kb, "emergency.crisis", lang)[:15])
         assert not any(c.data.startswith("fb:") for c in replies[0].quick_replies)   # no "what did you want?"
         assert await unanswered() == []
     finally:
