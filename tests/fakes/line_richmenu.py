@@ -68,6 +68,14 @@ class RichMenuRoutes:
         menu = self.richmenus.menus.get(menu_id)
         return None if menu is None or menu.deleted else menu
 
+    def _rm_ready(self, menu_id: str | None) -> FakeRichMenu | None:
+        """A live menu with its image: only those can be aliased, made default or linked."""
+        menu = self._rm_lookup(menu_id or "")
+        return menu if menu is not None and menu.image is not None else None
+
+    async def _rm_not_ready(self, record: Any) -> web.Response:
+        return await self._answer(record, 400, {"message": "richmenu not found or image not uploaded"})
+
     async def _rm_create(self, request: web.Request) -> web.Response:
         record, early, _ = await self._prelude(request, "richmenu")
         if early is not None:
@@ -150,9 +158,8 @@ class RichMenuRoutes:
         alias, menu_id = body.get("richMenuAliasId"), body.get("richMenuId")
         if alias in self.richmenus.aliases:
             return await self._answer(record, 400, {"message": "conflict richmenu alias id"})
-        menu = self._rm_lookup(menu_id or "")
-        if menu is None or menu.image is None:
-            return await self._answer(record, 400, {"message": "richmenu not found or image not uploaded"})
+        if self._rm_ready(menu_id) is None:
+            return await self._rm_not_ready(record)
         self.richmenus.aliases[alias] = menu_id
         return await self._answer(record, 200, {})
 
@@ -171,11 +178,11 @@ class RichMenuRoutes:
         if early is not None:
             return early
         alias = request.match_info["alias"]
-        menu = self._rm_lookup((record.json or {}).get("richMenuId") or "")
+        menu = self._rm_ready((record.json or {}).get("richMenuId"))
         if alias not in self.richmenus.aliases:
             return await self._answer(record, 404, {"message": "richmenu alias not found"})
-        if menu is None or menu.image is None:
-            return await self._answer(record, 400, {"message": "richmenu not found or image not uploaded"})
+        if menu is None:
+            return await self._rm_not_ready(record)
         self.richmenus.aliases[alias] = menu.rich_menu_id
         return await self._answer(record, 200, {})
 
@@ -183,9 +190,9 @@ class RichMenuRoutes:
         record, early, _ = await self._prelude(request, "richmenu")
         if early is not None:
             return early
-        menu = self._rm_lookup(request.match_info["menu"])
-        if menu is None or menu.image is None:
-            return await self._answer(record, 400, {"message": "richmenu not found or image not uploaded"})
+        menu = self._rm_ready(request.match_info["menu"])
+        if menu is None:
+            return await self._rm_not_ready(record)
         self.richmenus.default = menu.rich_menu_id
         return await self._answer(record, 200, {})
 
@@ -201,8 +208,8 @@ class RichMenuRoutes:
         record, early, _ = await self._prelude(request, "richmenu_link")
         if early is not None:
             return early
-        menu = self._rm_lookup(request.match_info["menu"])
-        if menu is None or menu.image is None:
-            return await self._answer(record, 400, {"message": "richmenu not found or image not uploaded"})
+        menu = self._rm_ready(request.match_info["menu"])
+        if menu is None:
+            return await self._rm_not_ready(record)
         self.richmenus.links[request.match_info["user"]] = menu.rich_menu_id
         return await self._answer(record, 200, {})
