@@ -205,13 +205,17 @@ class ConversationEngine:
                 if msg.kind == Kind.UNFOLLOW:
                     await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
                     return []
-                user, created = await repo.get_or_create_user(
+                # The resident through plain Core SQL, not the ORM's unit of work (bot/db/repo.py):
+                # one SELECT (+ INSERT on first contact) now, one UPDATE of what changed below.
+                user, created, snapshot = await repo.load_turn_user(
                     session, msg.channel.value, msg.user_id, now=self.clock()
                 )
                 if user.status != STATUS_ACTIVE:
                     user.status = STATUS_ACTIVE   # they wrote again: they can be reached again
                 turn = Turn(session, user, created, msg, lang=user.language or "en", prematch=prematch)
                 await self._dispatch(turn)
+                if not turn.deleted:
+                    await repo.save_turn_user(session, user, snapshot)
                 decision, lang = turn.decision, turn.lang
                 # No message text and no user id at INFO: channel, kind, decision, intent only.
                 log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,

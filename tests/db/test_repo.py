@@ -50,6 +50,56 @@ async def test_state_changes_are_saved(sessionmaker):
     assert user.state == {"step": "ask_area"}
 
 
+async def test_turn_user_is_created_once_under_concurrent_first_messages(sessionmaker):
+    async def contact() -> tuple[int, bool]:
+        async with sessionmaker() as s, s.begin():
+            user, created, _ = await repo.load_turn_user(s, "line", "Uturn", now=T0)
+            await asyncio.sleep(0.05)  # hold the transaction open so the first contacts overlap
+            return user.id, created
+
+    results = await asyncio.gather(*(contact() for _ in range(4)))
+    assert len({uid for uid, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    async with sessionmaker() as s:
+        row = await repo.get_user(s, "line", "Uturn")
+    assert row.created_at == T0 and row.opt_alerts is True and row.garbage_time == "19:00" and row.state == {}
+
+
+async def test_turn_user_writes_back_exactly_what_the_turn_changed(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        user, created, snapshot = await repo.load_turn_user(s, "line", "U2", now=T0)
+        assert created and user not in s   # never in the unit of work: nothing flushed behind the turn's back
+        user.language = "vi"
+        user.state["step"] = {"ask": ["area"]}
+        assert await repo.save_turn_user(s, user, snapshot)
+    async with sessionmaker() as s, s.begin():
+        user, created, snapshot = await repo.load_turn_user(s, "line", "U2", now=T0)
+        assert not created
+        # last_seen_at is the same instant: nothing changed, nothing written
+        assert not await repo.save_turn_user(s, user, snapshot)
+        user.state["step"]["ask"].append("segment")      # a nested change counts too
+        assert await repo.save_turn_user(s, user, snapshot)
+    async with sessionmaker() as s, s.begin():
+        user, _, snapshot = await repo.load_turn_user(s, "line", "U2", now=T0 + timedelta(hours=2))
+        assert await repo.save_turn_user(s, user, snapshot)   # last_seen_at moved
+    async with sessionmaker() as s:
+        row = await repo.get_user(s, "line", "U2")
+    assert row.language == "vi" and row.state == {"step": {"ask": ["area", "segment"]}}
+    assert row.last_seen_at == T0 + timedelta(hours=2) and row.created_at == T0
+
+
+async def test_forget_me_deletes_a_turn_user_that_is_not_in_the_session(sessionmaker):
+    async with sessionmaker() as s, s.begin():
+        user, _, _ = await repo.load_turn_user(s, "line", "U3", now=T0)
+        await repo.record_unanswered(s, user, "???", language="en", decision="decline")
+    async with sessionmaker() as s, s.begin():
+        user, _, _ = await repo.load_turn_user(s, "line", "U3", now=T0)
+        await repo.delete_user_data(s, user)
+    async with sessionmaker() as s:
+        assert await repo.get_user(s, "line", "U3") is None
+        assert await s.scalar(select(func.count()).select_from(Unanswered)) == 0
+
+
 async def test_mark_status_changes_only_named_users_of_that_channel(sessionmaker):
     async with sessionmaker() as s, s.begin():
         for pid in ("A", "B", "C"):
