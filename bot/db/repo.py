@@ -320,27 +320,28 @@ async def store_claimed_inbound_events(
     the commit leaves the lease to run out, like a claim."""
     if not items:
         return []
-    insert_fn = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    conn = await session.connection()   # Core on the table, not the ORM's bulk insert (the webhook path)
+    events = InboundEvent.__table__
+    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        insert_fn(InboundEvent)
+        insert_fn(events)
         .values([{"channel": channel, "event_id": event_id, "payload": payload, "status": EVENT_PROCESSING,
                   "attempts": 1, "received_at": received, "claimed_until": received + lease}
                  for channel, event_id, payload, received in items])
         .on_conflict_do_nothing(index_elements=["channel", "event_id"])
-        .returning(InboundEvent.id, InboundEvent.channel, InboundEvent.event_id)
+        .returning(events.c.id, events.c.channel, events.c.event_id)
     )
-    stored = {(channel, event_id): row_id for row_id, channel, event_id in (await session.execute(stmt)).all()}
+    stored = {(channel, event_id): row_id for row_id, channel, event_id in (await conn.execute(stmt)).all()}
     # Popped: a key twice in one batch is new only the first time.
     return [stored.pop((channel, event_id), None) for channel, event_id, _, _ in items]
 
 
 async def finish_inbound_events(session: AsyncSession, row_ids: Sequence[int], *, now: datetime | None = None) -> None:
     """Stamp many claimed events done at once (``finish_inbound_event`` without an error)."""
-    await session.execute(
-        update(InboundEvent)
-        .where(InboundEvent.id.in_(list(row_ids)))
+    events = InboundEvent.__table__
+    await (await session.connection()).execute(
+        events.update().where(events.c.id.in_(list(row_ids)))
         .values(status=EVENT_DONE, error=None, processed_at=now or utcnow(), claimed_until=None)
-        .execution_options(synchronize_session=False)
     )
 
 
