@@ -8,6 +8,11 @@ per call), replying with the free reply token, pushing/multicasting with
 ``X-Line-Retry-Key`` (the outbox's ``ChannelSender``), and fetching message content.
 Reply tokens stay inside this module.
 
+Messages are plain JSON-ready dicts in the Messaging API's own shape (camelCase keys), and
+reply, push and multicast are plain JSON POSTs on one shared aiohttp session: no SDK
+models on the webhook path. The SDK serves the rest (profile, content, loading animation,
+rich menus).
+
 Must not import the conversation core's engine, Starlette/FastAPI or the database; SDK
 exceptions are translated into delivery.senders errors here.
 """
@@ -20,7 +25,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -29,21 +34,7 @@ from linebot.v3.messaging import (
     AsyncMessagingApi,
     AsyncMessagingApiBlob,
     Configuration,
-    FlexBox,
-    FlexBubble,
-    FlexButton,
-    FlexImage,
-    FlexMessage,
-    FlexText,
-    Message,
-    MulticastRequest,
-    PostbackAction,
-    PushMessageRequest,
-    QuickReply,
-    QuickReplyItem,
     ShowLoadingAnimationRequest,
-    TextMessage,
-    URIAction,
 )
 from linebot.v3.messaging.exceptions import ApiException
 
@@ -67,6 +58,9 @@ MAX_MULTICAST = 500
 #: A reply token is usable for a short time only (about a minute); an event older than
 #: this (e.g. left pending by a crash) is answered with a push instead of a doomed reply.
 REPLY_TOKEN_TTL_SECONDS = 50.0
+
+#: A LINE message object as the Messaging API takes it (JSON-ready: str, bool, dict, list).
+Message = dict[str, Any]
 
 _MEDIA_KINDS = {"sticker": Kind.STICKER, "image": Kind.IMAGE, "video": Kind.VIDEO,
                 "audio": Kind.AUDIO, "file": Kind.FILE}
@@ -306,75 +300,101 @@ class LineChannel:
 
     # -- rendering ---------------------------------------------------------------------------------
     @staticmethod
-    def _postback(choice: Choice) -> PostbackAction:
-        return PostbackAction(
-            label=shorten(choice.label, MAX_LABEL),
-            data=choice.data[:MAX_POSTBACK_DATA],
-            display_text=shorten(choice.label, MAX_DISPLAY_TEXT),
-        )
+    def _postback(choice: Choice) -> Message:
+        return {
+            "type": "postback",
+            "label": shorten(choice.label, MAX_LABEL),
+            "data": choice.data[:MAX_POSTBACK_DATA],
+            "displayText": shorten(choice.label, MAX_DISPLAY_TEXT),
+        }
 
     @staticmethod
-    def _card_bubble(reply: Reply) -> FlexMessage:
+    def _card_bubble(reply: Reply) -> Message:
         card = reply.card
         assert card is not None
-        body: list[Any] = [FlexText(text=card.title or " ", weight="bold", wrap=True, size="md")]
+        body: list[Message] = [{"type": "text", "text": card.title or " ", "size": "md", "weight": "bold",
+                                "wrap": True}]
         if card.text:
-            body.append(FlexText(text=card.text, wrap=True, size="sm", margin="md"))
+            body.append({"type": "text", "text": card.text, "size": "sm", "wrap": True, "margin": "md"})
         if card.url:
-            body.append(FlexText(text=card.url, wrap=True, size="xs", color="#1a73e8", margin="md",
-                                 action=URIAction(uri=card.url)))
-        bubble = FlexBubble(
-            hero=FlexImage(url=card.image_url, size="full", aspect_mode="cover") if card.image_url else None,
-            body=FlexBox(layout="vertical", contents=body),
-            action=URIAction(uri=card.url) if card.url else None,
-        )
+            body.append({"type": "text", "text": card.url, "size": "xs", "color": "#1a73e8", "wrap": True,
+                         "margin": "md", "action": {"type": "uri", "uri": card.url}})
+        bubble: Message = {"type": "bubble"}
+        if card.image_url:
+            bubble["hero"] = {"type": "image", "url": card.image_url, "size": "full", "aspectMode": "cover",
+                              "animated": False}
+        bubble["body"] = {"type": "box", "layout": "vertical", "contents": body}
+        if card.url:
+            bubble["action"] = {"type": "uri", "uri": card.url}
         alt = shorten(f"{card.title}\n{card.text}".strip() or card.title or "…", MAX_ALT_TEXT)
-        return FlexMessage(alt_text=alt, contents=bubble)
+        return {"type": "flex", "altText": alt, "contents": bubble}
 
     @classmethod
-    def _buttons_bubble(cls, choices: Sequence[Choice], alt_text: str) -> FlexMessage:
-        buttons = [FlexButton(action=cls._postback(c), style="link", height="sm") for c in choices]
-        bubble = FlexBubble(body=FlexBox(layout="vertical", spacing="sm", contents=buttons))
-        return FlexMessage(alt_text=shorten(alt_text or "…", MAX_ALT_TEXT), contents=bubble)
+    def _buttons_bubble(cls, choices: Sequence[Choice], alt_text: str) -> Message:
+        buttons = [{"type": "button", "action": cls._postback(c), "style": "link", "height": "sm"} for c in choices]
+        bubble = {"type": "bubble", "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": buttons}}
+        return {"type": "flex", "altText": shorten(alt_text or "…", MAX_ALT_TEXT), "contents": bubble}
 
-    def render(self, replies: Sequence[Reply]) -> list[Message]:
-        """LINE messages for ``replies``, in order; quick replies ride on the last message
-        (LINE shows them only there). Buttons become quick-reply items while they fit the
-        13 items, the rest a Flex bubble of buttons."""
-        messages: list[Message] = []
-        quick: list[Choice] = []
+    @classmethod
+    def _each(cls, replies: Sequence[Reply]) -> Iterator[tuple[list[Message], list[Choice]]]:
+        """Per reply, in order: its messages (without quick replies) and the choices it adds
+        to the quick replies. Lazy, so a caller that stops early renders no further reply.
+        Buttons become quick-reply items while they fit the 13 items (counting what the
+        replies before added), the rest a Flex bubble of buttons."""
+        quick_count = 0
         for reply in replies:
             chunks = split_text(readings_once(reply.text or ""), MAX_TEXT)
-            messages.extend(TextMessage(text=chunk) for chunk in chunks)
+            messages: list[Message] = [{"type": "text", "text": chunk} for chunk in chunks]
             if reply.card is not None:
-                messages.append(self._card_bubble(reply))
-            room = MAX_QUICK_REPLIES - len(quick) - len(reply.quick_replies)
-            inline = list(reply.buttons[: max(room, 0)])
-            overflow = list(reply.buttons[max(room, 0):])
-            if overflow:
-                messages.append(self._buttons_bubble(overflow, chunks[0] if chunks else ""))
-            quick.extend(inline)
-            quick.extend(reply.quick_replies)
+                messages.append(cls._card_bubble(reply))
+            room = max(MAX_QUICK_REPLIES - quick_count - len(reply.quick_replies), 0)
+            if len(reply.buttons) > room:
+                messages.append(cls._buttons_bubble(reply.buttons[room:], chunks[0] if chunks else ""))
+            added = [*reply.buttons[:room], *reply.quick_replies]
+            quick_count += len(added)
+            yield messages, added
+
+    @classmethod
+    def _with_quick_replies(cls, messages: list[Message], quick: list[Choice]) -> list[Message]:
+        """Quick replies ride on the last message (LINE shows them only there)."""
         quick = quick[:MAX_QUICK_REPLIES]
         if quick and messages:
-            items = [QuickReplyItem(action=self._postback(c)) for c in quick]
-            messages[-1].quick_reply = QuickReply(items=items)
+            messages[-1]["quickReply"] = {"items": [{"type": "action", "action": cls._postback(c)} for c in quick]}
         return messages
+
+    def render(self, replies: Sequence[Reply]) -> list[Message]:
+        """LINE message objects (JSON-ready dicts) for ``replies``, in order; quick replies
+        ride on the last message. Buttons become quick-reply items while they fit the 13
+        items, the rest a Flex bubble of buttons."""
+        messages: list[Message] = []
+        quick: list[Choice] = []
+        for own, added in self._each(replies):
+            messages.extend(own)
+            quick.extend(added)
+        return self._with_quick_replies(messages, quick)
 
     @staticmethod
     def batches(messages: Sequence[Message]) -> list[list[Message]]:
         return [list(messages[i:i + MAX_MESSAGES_PER_CALL]) for i in range(0, len(messages), MAX_MESSAGES_PER_CALL)]
 
     # -- outbound ---------------------------------------------------------------------------------
+    def _split_rendered(self, replies: Sequence[Reply]) -> tuple[list[Reply], list[Reply], list[Message]]:
+        """(replies that fit one reply call of 5 messages, the rest, the head's messages):
+        each reply is rendered once and its messages counted once."""
+        messages: list[Message] = []
+        quick: list[Choice] = []
+        for index, (own, added) in enumerate(self._each(replies)):
+            if index and len(messages) + len(own) > MAX_MESSAGES_PER_CALL:
+                return list(replies[:index]), list(replies[index:]), self._with_quick_replies(messages, quick)
+            messages.extend(own)
+            quick.extend(added)
+        return list(replies), [], self._with_quick_replies(messages, quick)
+
     def split_for_reply(self, replies: Sequence[Reply]) -> tuple[list[Reply], list[Reply]]:
         """(replies that fit one reply call of 5 messages, the rest). At least the first reply
         is taken, even when it alone renders to more than 5 messages."""
-        head: list[Reply] = []
-        for index, reply in enumerate(replies):
-            if head and len(self.render([*head, reply])) > MAX_MESSAGES_PER_CALL:
-                return head, list(replies[index:])
-            head.append(reply)
-        return head, []
+        head, rest, _ = self._split_rendered(replies)
+        return head, rest
 
     async def reply(self, reply_token: str, user_id: str, replies: Sequence[Reply], *,
                     retry_key: str | None = None) -> list[Reply]:
@@ -385,12 +405,11 @@ class LineChannel:
         completed here by direct pushes. Raises ReplyTokenUnusable when the token is refused
         (expired/used, 400) or LINE fails; the caller then pushes all replies instead.
         """
-        head, rest = self.split_for_reply(replies)
-        batches = self.batches(self.render(head))
+        head, rest, messages = self._split_rendered(replies)
+        batches = self.batches(messages)
         if not batches:
             return rest
-        body = json.dumps({"replyToken": reply_token, "messages": [m.to_dict() for m in batches[0]]},
-                          ensure_ascii=False).encode("utf-8")
+        body = json.dumps({"replyToken": reply_token, "messages": batches[0]}, ensure_ascii=False).encode("utf-8")
         try:
             async with self._session().post(f"{self._base_url}/v2/bot/message/reply", data=body) as response:
                 await response.read()
@@ -420,28 +439,36 @@ class LineChannel:
             await self._send_batch(recipients, batch, _retry_key_for(retry_key, number))
 
     async def _send_batch(self, recipients: list[str], messages: list[Message], retry_key: str) -> None:
-        api = await self._messaging()
+        """One push (1 recipient) or multicast call: plain JSON on the shared session."""
+        if len(recipients) == 1:
+            path, to = "push", recipients[0]
+        else:
+            path, to = "multicast", recipients
+        body = json.dumps({"to": to, "messages": messages, "notificationDisabled": False},
+                          ensure_ascii=False).encode("utf-8")
         try:
-            if len(recipients) == 1:
-                await api.push_message(PushMessageRequest(to=recipients[0], messages=messages),
-                                       x_line_retry_key=retry_key)
-            else:
-                await api.multicast(MulticastRequest(to=recipients, messages=messages), x_line_retry_key=retry_key)
-        except ApiException as exc:
-            if exc.status == 409:
-                return  # this retry key was already accepted: delivered by an earlier attempt
-            raise _translate(exc, recipients) from exc
+            async with self._session().post(f"{self._base_url}/v2/bot/message/{path}", data=body,
+                                            headers={"X-Line-Retry-Key": retry_key}) as response:
+                await response.read()
+                status, headers = response.status, response.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise RetryLater(f"LINE unreachable: {type(exc).__name__}") from exc
+        if 200 <= status <= 299 or status == 409:
+            return  # 409: this retry key was already accepted: delivered by an earlier attempt
+        raise _status_error(status, headers)
 
 
 def _translate(exc: ApiException, recipients: Sequence[str]) -> SendError:
-    """RetryLater for 429/5xx/transport failures, PermanentFailure for other 4xx."""
-    status = exc.status or 0
+    """The SendError of an SDK call that LINE answered with an error (see ``_status_error``)."""
+    return _status_error(exc.status or 0, exc.headers)
+
+
+def _status_error(status: int, headers: Any) -> SendError:
+    """RetryLater for 429/5xx/transport failures (with ``Retry-After`` when LINE sent one),
+    PermanentFailure for other 4xx."""
     if status == 429 or status >= 500 or status == 0:
         retry_after = None
-        headers = exc.headers or {}
-        raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+        raw = headers.get("Retry-After") if headers is not None and hasattr(headers, "get") else None
         if raw is not None:
             try:
                 retry_after = float(raw)

@@ -55,6 +55,38 @@ async def test_push_errors_are_translated(line, line_api, status, error) -> None
     assert line_api.texts_for(USER) == []
 
 
+@pytest.mark.parametrize("status, error", [(429, RetryLater), (503, RetryLater), (400, PermanentFailure)])
+async def test_multicast_errors_are_translated(line, line_api, status, error) -> None:
+    line_api.fail_next("multicast", status, retry_after=3 if status == 429 else None)
+    with pytest.raises(error) as caught:
+        await line.push(OTHERS, [Reply(text="x")], retry_key=str(uuid.uuid4()))
+    assert getattr(caught.value, "retry_after", None) == (3.0 if status == 429 else None)
+    assert all(line_api.texts_for(u) == [] for u in OTHERS)
+
+
+async def test_an_accepted_multicast_retry_key_is_success_without_a_second_delivery(line, line_api) -> None:
+    key = str(uuid.uuid4())
+    line_api.fail_next("multicast", 500, deliver=True)
+    with pytest.raises(RetryLater):
+        await line.push(OTHERS, [Reply(text="once")], retry_key=key)
+    await line.push(OTHERS, [Reply(text="once")], retry_key=key)   # 409 → success
+    assert [r.status for r in line_api.requests_to("/v2/bot/message/multicast")] == [500, 409]
+    assert all(line_api.texts_for(u) == ["once"] for u in OTHERS)
+
+
+async def test_push_to_an_unreachable_line_is_retry_later() -> None:
+    from tests.fakes.line_api import FakeLineAPI
+
+    async with FakeLineAPI() as gone:
+        base_url = gone.base_url          # the port is closed once the fake stops
+    channel = LineChannel(channel_secret="s", access_token="t", api_base_url=base_url)
+    try:
+        with pytest.raises(RetryLater, match="unreachable"):
+            await channel.push([USER], [Reply(text="x")], retry_key=str(uuid.uuid4()))
+    finally:
+        await channel.close()
+
+
 async def test_retry_after_an_accepted_but_failed_push_is_not_delivered_twice(line, line_api) -> None:
     key = str(uuid.uuid4())
     line_api.fail_next("push", 500, deliver=True)
