@@ -103,3 +103,10 @@ def test_split_for_reply_agrees_with_rendering_every_prefix(line) -> None:
         while taken < len(replies) and len(line.render(replies[:taken + 1])) <= MAX_MESSAGES_PER_CALL:
             taken += 1
         assert line.split_for_reply(replies) == (replies[:taken], replies[taken:])
+
+
+def test_readings_are_shown_once_and_text_without_full_width_brackets_is_kept_as_is(line) -> None:
+    text = "ゆだ（湯田） と 湯田（ゆだ）"
+    assert [m["text"] for m in line.render([Reply(text=text)])] == ["ゆだ（湯田） と ゆだ"]
+    plain = "Yuda (湯田) onsen; ゆだ(湯田) with half-width brackets"
+    assert [m["text"] for m in line.render([Reply(text=plain)])] == [plain]
