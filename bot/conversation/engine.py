@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
@@ -143,9 +142,6 @@ class Turn:
         self.user.state = state
 
 
-_ADVISORY_LOCK = sql_text("SELECT pg_advisory_xact_lock(:key)")
-
-
 def user_lock_key(channel: str, user_id: str) -> int:
     """The PostgreSQL advisory lock key (signed 64-bit) of one resident's turns."""
     digest = hashlib.blake2b(f"kurashi:turn:{channel}:{user_id}".encode(), digest_size=8).digest()
@@ -201,7 +197,7 @@ class ConversationEngine:
                 if session.get_bind().dialect.name == "postgresql":
                     # One turn per resident at a time across processes (several `kurashi serve`
                     # workers on one database): the second waits for the first's commit.
-                    await session.execute(_ADVISORY_LOCK, {"key": user_lock_key(msg.channel.value, msg.user_id)})
+                    await repo.lock_turn(session, user_lock_key(msg.channel.value, msg.user_id))
                 if msg.kind == Kind.UNFOLLOW:
                     await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
                     return []

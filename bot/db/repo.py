@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,7 @@ from bot.db.models import (
     User,
     utcnow,
 )
+from bot.db.rawsql import codec, driver_of
 
 USER_STATUSES = (STATUS_ACTIVE, STATUS_UNFOLLOWED, STATUS_BLOCKED)
 INBOUND_RETENTION = timedelta(days=7)
@@ -94,17 +95,23 @@ async def get_or_create_user(
 # turn's back; code that needs rows of its own keys them by ``user.id`` (all of it does).
 
 _users = User.__table__
-_USER_FIELDS = tuple(c.key for c in _users.c)
-_SELECT_TURN_USER = select(_users).where(
-    _users.c.channel == bindparam("channel"), _users.c.platform_user_id == bindparam("pid"))
-_UPDATE_TURN_USER = _users.update().where(_users.c.id == bindparam("user_id"))
+_USER_COLUMNS = tuple(_users.c)
+_USER_FIELDS = tuple(c.key for c in _USER_COLUMNS)
+_USER_LIST = ", ".join(c.name for c in _USER_COLUMNS)
+_SELECT_TURN_USER = f"SELECT {_USER_LIST} FROM users WHERE channel = ? AND platform_user_id = ?"
+_NEW_USER_FIELDS = tuple(key for key in _USER_FIELDS if key != "id")
+_INSERT_TURN_USER = (f"INSERT INTO users ({', '.join(_users.c[k].name for k in _NEW_USER_FIELDS)}) "
+                     f"VALUES ({', '.join('?' for _ in _NEW_USER_FIELDS)}) "
+                     "ON CONFLICT (channel, platform_user_id) DO NOTHING RETURNING id")
+_update_sql: dict[tuple[str, ...], str] = {}
 
 
-def _insert_user(dialect: str, values: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id: two first messages at once create one row."""
-    ins = postgresql.insert(_users) if dialect == "postgresql" else sqlite.insert(_users)
-    return ins.values(**values).on_conflict_do_nothing(
-        index_elements=[_users.c.channel, _users.c.platform_user_id]).returning(_users.c.id)
+def _update_turn_user(keys: tuple[str, ...]) -> str:
+    sql = _update_sql.get(keys)
+    if sql is None:
+        sets = ", ".join(f"{_users.c[k].name} = ?" for k in keys)
+        sql = _update_sql[keys] = f"UPDATE users SET {sets} WHERE id = ?"
+    return sql
 
 
 def _user_snapshot(user: User) -> dict[str, Any]:
@@ -113,30 +120,45 @@ def _user_snapshot(user: User) -> dict[str, Any]:
     return values
 
 
+async def lock_turn(session: AsyncSession, key: int) -> None:
+    """PostgreSQL: hold the advisory lock ``key`` until the transaction ends (one turn per
+    resident at a time across processes). Nothing on SQLite, whose writers queue anyway."""
+    driver = await driver_of(session)
+    if driver.postgres:
+        await driver.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+
+
 async def load_turn_user(session: AsyncSession, channel: str, platform_user_id: str, *,
                          now: datetime | None = None) -> tuple[User, bool, dict[str, Any]]:
     """The resident of a turn (created with defaults on first contact), whether it was just
     created, and the snapshot ``save_turn_user`` compares with. ``last_seen_at`` is set to
-    ``now``. The object is not in the session: write it back with ``save_turn_user``."""
+    ``now``. The object is not in the session: write it back with ``save_turn_user``.
+
+    Driver-level SQL in the session's transaction (bot/db/rawsql.py); two first messages of
+    one resident at once create one row (INSERT … ON CONFLICT DO NOTHING, then read it)."""
     now = now or utcnow()
-    conn = await session.connection()
-    params = {"channel": channel, "pid": platform_user_id}
-    row = (await conn.execute(_SELECT_TURN_USER, params)).mappings().first()
+    driver = await driver_of(session)
+    types = codec("users", _USER_COLUMNS, driver.dialect)
+    key = (channel, platform_user_id)
+    rows = await driver.rows(_SELECT_TURN_USER, key)
     created = False
-    if row is None:
+    if rows:
+        values = types.row(rows[0])
+    else:
         values = {"channel": channel, "platform_user_id": platform_user_id, "language": None, "area": None,
                   "segment": None, "opt_alerts": True, "opt_events": False, "opt_garbage": False,
                   "garbage_time": "19:00", "quiet_start": None, "quiet_end": None, "status": STATUS_ACTIVE,
                   "state": {}, "created_at": now, "last_seen_at": now}
-        new_id = (await conn.execute(_insert_user(conn.dialect.name, values))).scalar()
-        if new_id is not None:
+        inserted = await driver.rows(_INSERT_TURN_USER, [types.bind(k, values[k]) for k in _NEW_USER_FIELDS])
+        if inserted:
             created = True
-            row = {**values, "id": new_id}
+            values["id"] = inserted[0][0]
         else:   # the other message of the same resident created it first
-            row = (await conn.execute(_SELECT_TURN_USER, params)).mappings().first()
-            if row is None:  # pragma: no cover - the conflicting row vanished (deleted meanwhile)
+            rows = await driver.rows(_SELECT_TURN_USER, key)
+            if not rows:  # pragma: no cover - the conflicting row vanished (deleted meanwhile)
                 raise LookupError("user row vanished during creation")
-    user = User(**{key: row[key] for key in _USER_FIELDS})
+            values = types.row(rows[0])
+    user = User(**values)
     snapshot = _user_snapshot(user)
     if created:
         snapshot["last_seen_at"] = now
@@ -158,9 +180,10 @@ async def save_turn_user(session: AsyncSession, user: User, snapshot: dict[str, 
     changes.pop("id", None)
     if not changes:
         return False
-    conn = await session.connection()
-    # The changed columns as parameters (not .values()): the statement stays one cached shape per set of columns.
-    await conn.execute(_UPDATE_TURN_USER, {**changes, "user_id": user.id})
+    driver = await driver_of(session)
+    types = codec("users", _USER_COLUMNS, driver.dialect)
+    keys = tuple(changes)
+    await driver.execute(_update_turn_user(keys), [*(types.bind(k, changes[k]) for k in keys), user.id])
     return True
 
 

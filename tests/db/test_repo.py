@@ -88,6 +88,30 @@ async def test_turn_user_writes_back_exactly_what_the_turn_changed(sessionmaker)
     assert row.last_seen_at == T0 + timedelta(hours=2) and row.created_at == T0
 
 
+async def test_turn_user_statements_are_part_of_the_turns_transaction(sessionmaker):
+    """Driver-level SQL runs inside the session's transaction (PostgreSQL's BEGIN is lazy in
+    SQLAlchemy's asyncpg adapter): a turn that fails leaves no user behind, and the lock and
+    the user's row are released/undone with it."""
+    class Boom(Exception):
+        pass
+
+    try:
+        async with sessionmaker() as s, s.begin():
+            await repo.lock_turn(s, 42)
+            user, created, snapshot = await repo.load_turn_user(s, "line", "U4", now=T0)
+            user.language = "ko"
+            await repo.save_turn_user(s, user, snapshot)
+            raise Boom
+    except Boom:
+        pass
+    async with sessionmaker() as s:
+        assert await repo.get_user(s, "line", "U4") is None
+    async with sessionmaker() as s, s.begin():
+        await repo.lock_turn(s, 42)   # free again: it ended with the transaction
+        user, created, _ = await repo.load_turn_user(s, "line", "U4", now=T0)
+    assert created and user.language is None
+
+
 async def test_forget_me_deletes_a_turn_user_that_is_not_in_the_session(sessionmaker):
     async with sessionmaker() as s, s.begin():
         user, _, _ = await repo.load_turn_user(s, "line", "U3", now=T0)
