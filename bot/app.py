@@ -34,6 +34,7 @@ from bot.metrics import render_latest
 from bot.services import Services, build_services, run_scheduler
 from bot.settings import Settings
 from bot.web._security import SecurityHeaders
+from bot.web.webhooks import WebhookFastPath
 from delivery.budget import build_limiter
 from delivery.outbox import OutboxRelay
 from knowledge.loader import KnowledgeBase
@@ -157,6 +158,7 @@ def create_app(
 
     for _name, router in _web_routers():
         app.include_router(router)
+    app.add_middleware(WebhookFastPath)   # inner: the webhooks' responses get the headers too
     app.add_middleware(SecurityHeaders)
     return app
 

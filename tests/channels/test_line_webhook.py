@@ -248,3 +248,17 @@ async def test_oversized_body_is_refused(kurashi) -> None:
     response = await kurashi.post_line(body)
     assert response.status_code == 413
     assert await kurashi.count_events() == 0
+
+
+async def test_webhook_fast_path_answers_like_the_router_with_the_security_headers(kurashi, sample_text) -> None:
+    """POST /webhooks/line goes past FastAPI's router (bot.web.webhooks.WebhookFastPath) and
+    still carries every header the rest of the app has; other methods reach the router."""
+    kurashi.line_api.bind_reply_token(SAMPLE_TOKEN, SAMPLE_USER)
+    response = await kurashi.post_line(sample_text)
+    assert response.status_code == 200 and response.json()["ok"] is True
+    assert response.headers.get("x-frame-options") == "DENY"
+    assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", "")
+    assert (await kurashi.client.get("/webhooks/line")).status_code == 405
+    assert (await kurashi.client.get("/webhooks/telegram")).status_code == 405
+    await kurashi.settle()
+    assert kurashi.line_api.replies_to_token(SAMPLE_TOKEN)
