@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.cleaning import BadJSON, InvalidEvent
-from bot.db import repo
+from bot.db import rawsql, repo
 from bot.db.models import EVENT_DONE, EVENT_PENDING, EVENT_PROCESSING, STATUS_BLOCKED, InboundEvent, utcnow
 from bot.metrics import record_send_failure
 from delivery.messages import IncomingMessage, Kind, Reply
@@ -177,17 +177,26 @@ class InboundWriter:
         stores = [(item, future) for kind, item, future in batch if kind == "store" and not future.done()]
         finishes = [(item, future) for kind, item, future in batch if kind == "finish" and not future.done()]
         results: list[tuple[asyncio.Future[Any], Any]] = []
-        async with self.services.sessionmaker() as session, session.begin():
-            if stores:
-                ids = await repo.store_claimed_inbound_events(session, [item for item, _ in stores])
-                results += [(future, row_id) for (_, future), row_id in zip(stores, ids, strict=True)]
-            done = [row_id for (row_id, error), _ in finishes if error is None]
-            if done:
-                await repo.finish_inbound_events(session, done)
-            for (row_id, error), _ in finishes:
-                if error is not None:
-                    await repo.finish_inbound_event(session, row_id, error=error)
-            results += [(future, None) for _, future in finishes]
+        done = [row_id for (row_id, error), _ in finishes if error is None]
+        if len(done) == len(finishes):
+            # The common batch (events stored, events answered): one transaction at the driver,
+            # ~0.5 ms of CPU less than through SQLAlchemy, paid once or twice per event.
+            async with rawsql.transaction(self.services.engine_db) as driver:
+                if stores:
+                    ids = await repo.store_claimed_inbound_events_raw(driver, [item for item, _ in stores])
+                    results += [(future, row_id) for (_, future), row_id in zip(stores, ids, strict=True)]
+                await repo.finish_inbound_events_raw(driver, done)
+        else:
+            async with self.services.sessionmaker() as session, session.begin():
+                if stores:
+                    ids = await repo.store_claimed_inbound_events(session, [item for item, _ in stores])
+                    results += [(future, row_id) for (_, future), row_id in zip(stores, ids, strict=True)]
+                if done:
+                    await repo.finish_inbound_events(session, done)
+                for (row_id, error), _ in finishes:
+                    if error is not None:
+                        await repo.finish_inbound_event(session, row_id, error=error)
+        results += [(future, None) for _, future in finishes]
         orphans: list[InboundEvent] = []
         for future, value in results:   # committed: now the callers may go on
             if not future.done():

@@ -17,12 +17,13 @@ Must not import the conversation core, channel adapters, platform SDKs or Settin
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Column
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 _MARK = re.compile(r"\?")
 _pg_sql: dict[str, str] = {}
@@ -70,6 +71,34 @@ async def driver_of(session: AsyncSession) -> Driver:
         if getattr(adapted, "_transaction", None) is None and getattr(adapted, "isolation_level", None) != "autocommit":
             await adapted._start_transaction()
     return Driver(conn.dialect, fairy.driver_connection)
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[Driver]:
+    """A transaction of its own at the driver, on a connection from ``engine``'s pool:
+    committed when the block ends, rolled back when it raises. For writers that need no ORM
+    (the webhook path's group commit): BEGIN/COMMIT cost ~0.1 ms here, ~0.5 ms through
+    SQLAlchemy. SQLite's is ``BEGIN IMMEDIATE`` like every other (bot/db/session.py)."""
+    async with engine.connect() as conn:
+        fairy = await conn.get_raw_connection()
+        driver = Driver(conn.dialect, fairy.driver_connection)
+        if driver.postgres:
+            tx = driver.connection.transaction()
+            await tx.start()
+            try:
+                yield driver
+            except BaseException:
+                await tx.rollback()
+                raise
+            await tx.commit()
+        else:
+            await driver.connection.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                yield driver
+            except BaseException:
+                await driver.connection.execute_fetchall("ROLLBACK")
+                raise
+            await driver.connection.execute_fetchall("COMMIT")
 
 
 class Codec:

@@ -33,7 +33,7 @@ from bot.db.models import (
     User,
     utcnow,
 )
-from bot.db.rawsql import codec, driver_of
+from bot.db.rawsql import Driver, codec, driver_of
 
 USER_STATUSES = (STATUS_ACTIVE, STATUS_UNFOLLOWED, STATUS_BLOCKED)
 INBOUND_RETENTION = timedelta(days=7)
@@ -366,6 +366,41 @@ async def finish_inbound_events(session: AsyncSession, row_ids: Sequence[int], *
         events.update().where(events.c.id.in_(list(row_ids)))
         .values(status=EVENT_DONE, error=None, processed_at=now or utcnow(), claimed_until=None)
     )
+
+
+_events = InboundEvent.__table__
+_STORE_COLUMNS = tuple(_events.c[k] for k in ("channel", "event_id", "payload", "status", "attempts",
+                                               "received_at", "claimed_until"))
+_STORE_ROW = "(" + ", ".join("?" for _ in _STORE_COLUMNS) + ")"
+_FINISH_SQL = "UPDATE inbound_events SET status = ?, error = NULL, processed_at = ?, claimed_until = NULL WHERE id IN "
+
+
+async def store_claimed_inbound_events_raw(
+    driver: Driver, items: Sequence[tuple[str, str, str, datetime]], *, lease: timedelta = INBOUND_LEASE,
+) -> list[int | None]:
+    """``store_claimed_inbound_events`` at the driver (bot/db/rawsql.py ``transaction``), for the
+    webhook path's group commit: the same rows, the same answer."""
+    if not items:
+        return []
+    types = codec("inbound_store", _STORE_COLUMNS, driver.dialect)
+    names = ", ".join(c.name for c in _STORE_COLUMNS)
+    sql = (f"INSERT INTO inbound_events ({names}) VALUES {', '.join(_STORE_ROW for _ in items)} "
+           "ON CONFLICT (channel, event_id) DO NOTHING RETURNING id, channel, event_id")
+    params: list[Any] = []
+    for channel, event_id, payload, received in items:
+        values = (channel, event_id, payload, EVENT_PROCESSING, 1, received, received + lease)
+        params += [types.bind(key, value) for key, value in zip(types.keys, values, strict=True)]
+    stored = {(channel, event_id): row_id for row_id, channel, event_id in await driver.rows(sql, params)}
+    return [stored.pop((channel, event_id), None) for channel, event_id, _, _ in items]
+
+
+async def finish_inbound_events_raw(driver: Driver, row_ids: Sequence[int], *, now: datetime | None = None) -> None:
+    """``finish_inbound_events`` at the driver (the webhook path's group commit)."""
+    if not row_ids:
+        return
+    types = codec("inbound_finish", (_events.c.processed_at,), driver.dialect)
+    sql = _FINISH_SQL + "(" + ", ".join("?" for _ in row_ids) + ")"
+    await driver.execute(sql, [EVENT_DONE, types.bind("processed_at", now or utcnow()), *row_ids])
 
 
 async def claim_inbound_events(

@@ -252,3 +252,37 @@ async def test_prune_deletes_events_older_than_the_retention(sessionmaker):
     async with sessionmaker() as s:
         left = [e.event_id for e in (await s.execute(select(InboundEvent))).scalars()]
     assert pruned == 1 and left == ["new"]
+
+
+async def test_webhook_writer_statements_at_the_driver_match_the_orm_ones(db_engine, sessionmaker):
+    """The group commit's driver-level store/finish (bot/db/rawsql.py) keeps the ORM versions'
+    answers: a new id per new event, None for one stored already or twice in the batch, and
+    the done stamp; a failing block stores nothing."""
+    from bot.db import rawsql
+
+    async with sessionmaker() as s, s.begin():
+        [old] = await repo.store_claimed_inbound_events(s, [("line", "E-old", "{}", T0)])
+    items = [("line", "E-new", '{"a": 1}', T0), ("line", "E-old", "{}", T0), ("line", "E-new", "{}", T0),
+             ("telegram", "E-new", "{}", T0)]
+    async with rawsql.transaction(db_engine) as driver:
+        ids = await repo.store_claimed_inbound_events_raw(driver, items)
+    assert ids[0] is not None and ids[1] is None and ids[2] is None and ids[3] is not None and old is not None
+    async with sessionmaker() as s:
+        row = await s.get(InboundEvent, ids[0])
+        assert (row.status, row.attempts, row.payload) == ("processing", 1, '{"a": 1}')
+        assert row.received_at == T0 and row.claimed_until == T0 + repo.INBOUND_LEASE
+    async with rawsql.transaction(db_engine) as driver:
+        await repo.finish_inbound_events_raw(driver, [ids[0], ids[3]], now=T0 + timedelta(seconds=1))
+    async with sessionmaker() as s:
+        for row_id in (ids[0], ids[3]):
+            row = await s.get(InboundEvent, row_id)
+            assert (row.status, row.claimed_until, row.processed_at) == ("done", None, T0 + timedelta(seconds=1))
+    try:
+        async with rawsql.transaction(db_engine) as driver:
+            await repo.store_claimed_inbound_events_raw(driver, [("line", "E-rolled-back", "{}", T0)])
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(InboundEvent)
+                              .where(InboundEvent.event_id == "E-rolled-back")) == 0
