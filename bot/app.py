@@ -171,3 +171,9 @@ def check_security_settings(settings: Settings, *, telegram_polling: bool = Fals
         log.warning("unsafe setting: %s", problem)
     if problems and settings.production:
         raise RuntimeError("refusing to start with ENVIRONMENT=production: " + "; ".join(problems))
+
+
+def app_from_environment() -> FastAPI:
+    """The app with its settings read from the environment: what each worker process of
+    ``kurashi serve --workers N`` builds (uvicorn imports ``bot.app:app_from_environment``)."""
+    return create_app(Settings())

@@ -17,7 +17,8 @@ _QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "apscheduler.scheduler", "tele
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "msg", ...extra}`` on one line."""
+    """``{"ts", "level", "logger", "msg", "pid", ...extra}`` on one line (``pid``: which
+    process wrote it — `kurashi serve --workers N` runs N workers writing to one stream)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -25,6 +26,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

@@ -2,7 +2,9 @@
 
 Owns: building the async engine + sessionmaker for a ``DATABASE_URL`` (SQLite via
 aiosqlite, PostgreSQL via asyncpg), the sync URL derived from it (Alembic, APScheduler's
-job store), and ``upgrade_database`` — the only code that creates or alters tables.
+job store), and ``upgrade_database`` — the only code that creates or alters tables —
+with ``mark_schema_upgraded``, which lets the worker processes of ``kurashi serve
+--workers N`` skip the upgrade their parent has already done.
 
 Must not import the conversation core, channel adapters, platform SDKs or Settings (the
 caller passes the URL).
@@ -22,6 +24,9 @@ SQLite notes (why the connect hooks below exist):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+log = logging.getLogger("kurashi.db")
+
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+#: Set by ``mark_schema_upgraded`` (``kurashi serve --workers N``, in the parent, after it
+#: upgraded the database): ``<digest of the database URL>:<migration heads>``. Processes that
+#: inherit it skip ``upgrade_database`` for that database while their code has the same heads.
+SCHEMA_UPGRADED_ENV = "KURASHI_SCHEMA_UPGRADED"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -118,6 +129,32 @@ def upgrade_database_sync(url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def _schema_stamp(url: str) -> str:
+    """Which database (a digest of its URL: no password in the environment) at which heads."""
+    from alembic.script import ScriptDirectory
+
+    heads = sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    return hashlib.sha256(sync_url(url).encode()).hexdigest()[:16] + ":" + ",".join(heads)
+
+
+def mark_schema_upgraded(url: str) -> None:
+    """Say (in this process's environment, inherited by the processes it starts from now on)
+    that ``url`` is upgraded to this code's heads. ``kurashi serve --workers N`` calls it in
+    the parent after ``upgrade_database_sync``: N workers migrating at once would race
+    (CREATE TABLE twice, or a half-applied migration seen by another worker). A worker whose
+    code has other heads (restarted after a deployment with a new migration) still upgrades."""
+    os.environ[SCHEMA_UPGRADED_ENV] = _schema_stamp(url)
+
+
+def _upgrade_unless_marked(url: str) -> None:
+    marked = os.environ.get(SCHEMA_UPGRADED_ENV)
+    if marked and marked == _schema_stamp(url):
+        log.info("database schema already upgraded before the workers started: not migrating again")
+        return
+    upgrade_database_sync(url)
+
+
 async def upgrade_database(url: str) -> None:
-    """Bring the schema of ``url`` up to date (Alembic upgrade heads), off the event loop."""
-    await asyncio.to_thread(upgrade_database_sync, url)
+    """Bring the schema of ``url`` up to date (Alembic upgrade heads), off the event loop —
+    unless ``mark_schema_upgraded`` said so for this database and these heads."""
+    await asyncio.to_thread(_upgrade_unless_marked, url)
