@@ -3,8 +3,15 @@
 Owns the metric names: messages by channel and language, decisions, handling latency,
 send failures. Anything may call the ``observe_*``/``record_*`` helpers; ``GET /metrics``
 (bot/app.py) renders them. Imports nothing from the project.
+
+Several worker processes (``kurashi serve --workers N``): the parent sets
+``PROMETHEUS_MULTIPROC_DIR`` before they start, so prometheus_client keeps every worker's
+values in files there and ``render_latest`` adds them up — a scrape answered by any worker
+shows the totals of all of them (counters and histograms only: no gauges here).
 """
 from __future__ import annotations
+
+import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
@@ -40,4 +47,10 @@ def record_webhook(channel: str, outcome: str) -> None:
 
 def render_latest() -> tuple[bytes, str]:
     """The exposition text and its content type, for ``GET /metrics``."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -4,15 +4,18 @@ Owns only the command line; the app itself is ``bot.app.create_app``. With ``--w
 (N > 1) uvicorn's own multi-process mode runs N worker processes on one listening socket,
 each building the app with ``bot.app.app_from_environment``; this process (the parent)
 upgrades the database once before they start (``bot.db.session.mark_schema_upgraded`` tells
-them not to migrate again), then only supervises them (a dead worker is replaced; SIGTERM or
-SIGINT stops them all). Several workers need PostgreSQL and SECRET_KEY, and no Telegram
+them not to migrate again) and gives them a shared metrics folder (PROMETHEUS_MULTIPROC_DIR:
+``/metrics`` adds up every worker), then only supervises them (a dead worker is replaced;
+SIGTERM or SIGINT stops them all). Several workers need PostgreSQL and SECRET_KEY, and no Telegram
 polling: those are refused with exit code 2 and a one-line reason.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from typing import Any
 
 #: The worker processes' app factory (uvicorn imports it by name in each worker).
@@ -115,12 +118,20 @@ def _run_workers(settings: Any, args: argparse.Namespace) -> int:
     log.info("database upgraded once for all workers", extra={"workers": args.workers})
     _log_unreachable_orgs(settings)
 
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Read by prometheus_client when a worker imports it (bot/metrics.py); emptied with this run.
+        metrics_dir = tempfile.TemporaryDirectory(prefix="kurashi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     config = uvicorn.Config(APP_FACTORY, factory=True, workers=args.workers, **_uvicorn_options(settings, args))
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     try:
         supervisor.run()
     except KeyboardInterrupt:  # pragma: no cover - uvicorn handles SIGINT itself
         pass
+    finally:
+        if metrics_dir is not None:
+            metrics_dir.cleanup()
     if any(getattr(p, "exitcode", None) == STARTUP_FAILURE for p in getattr(supervisor, "processes", ())):
         log.error("a worker failed to start (see its log lines above): stopped")
         return STARTUP_FAILURE

@@ -197,6 +197,14 @@ async def test_workers_share_a_port_migrate_once_and_answer_every_event_once(
         replies = replied_tokens()
         assert all(replies[token] == 1 for token in tokens), {t: n for t, n in replies.items() if n != 1}
         assert users_stored == USERS and alembic_heads >= 1
+
+        # /metrics adds up every worker, whichever worker answers the scrape.
+        stored = 'kurashi_webhook_events_total{channel="line",outcome="stored"}'
+        async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as client:
+            for _ in range(4):
+                page = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                values = [float(line.rsplit(" ", 1)[1]) for line in page.splitlines() if line.startswith(stored)]
+                assert values == [len(tokens)], page[:2000]
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)       # uvicorn's supervisor stops the workers, then itself
