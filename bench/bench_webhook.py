@@ -16,6 +16,9 @@ a child process of their own.
 Knobs (environment): KURASHI_BENCH_WEBHOOK_SECONDS (per rate, default 4),
 KURASHI_BENCH_WEBHOOK_SQLITE_RATES (default "25,50,100"), KURASHI_BENCH_WEBHOOK_PG_RATES
 (default "100,300,600"), KURASHI_BENCH_WEBHOOK_PG_PROCESSES (default 2),
+KURASHI_BENCH_WEBHOOK_PG_WORKERS (default unset; N: PostgreSQL runs as one `kurashi serve
+--workers N` on one port instead of PG_PROCESSES separate ports — the version measured,
+a baseline too, must know --workers),
 KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE (default 20), KURASHI_BENCH_WEBHOOK_PROFILE (a folder:
 the servers run under cProfile), KURASHI_BENCH_WEBHOOK_BASELINE (a git revision measured
 first, side by side: `git archive` into a temporary folder, same virtualenv). Owns nothing else; imports the fakes from tests/.
@@ -45,6 +48,8 @@ SECONDS = float(os.environ.get("KURASHI_BENCH_WEBHOOK_SECONDS", "4"))
 SQLITE_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_SQLITE_RATES", "25,50,100").split(",") if r]
 PG_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_PG_RATES", "100,300,600").split(",") if r]
 PG_PROCESSES = int(os.environ.get("KURASHI_BENCH_WEBHOOK_PG_PROCESSES", "2"))
+#: N > 0: PostgreSQL as one `kurashi serve --workers N` (one port) instead of PG_PROCESSES ports.
+PG_WORKERS = int(os.environ.get("KURASHI_BENCH_WEBHOOK_PG_WORKERS", "0") or 0)
 #: A folder: run the servers under cProfile and write serve-<port>.prof there.
 PROFILE_DIR = os.environ.get("KURASHI_BENCH_WEBHOOK_PROFILE", "")
 #: A git revision: the same runs against that version of the code first (same virtualenv,
@@ -90,6 +95,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (uvicorn's workers of a `kurashi serve --workers N`)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes (/proc/<pid>/stat fields 14 and 15)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -127,7 +140,8 @@ async def _bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 class Servers:
     """`kurashi serve` subprocesses on loopback ports (or the bare app)."""
 
-    def __init__(self, env: dict[str, str], count: int, *, bare: bool = False, code_dir: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], count: int, *, bare: bool = False, code_dir: Path | None = None,
+                 workers: int = 1) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
         self.logs: list[Any] = []
@@ -151,6 +165,8 @@ class Servers:
             else:
                 command = [str(kurashi) if kurashi.exists() else sys.executable, *([] if kurashi.exists() else [
                     "-c", "import sys; from bot.cli import main; sys.exit(main())"]), "serve", "--port", str(port)]
+            if workers > 1 and not bare:
+                command += ["--workers", str(workers)]
             log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
             self.logs.append(log)
             self.procs.append(subprocess.Popen(command, env=env, cwd=code_dir or ROOT, stdout=log,
@@ -177,7 +193,8 @@ class Servers:
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
+        """The servers and their worker processes (with --workers)."""
+        return [pid for p in self.procs for pid in (p.pid, *_children(p.pid))]
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -419,20 +436,23 @@ def run() -> dict[str, Any]:
                 pg = _postgres_database(code_dir)
                 if pg is not None:
                     dropped.append(pg[1])
-                    setups.append(("postgresql", pg[0], PG_PROCESSES, PG_RATES))
+                    setups.append(("postgresql", pg[0], PG_WORKERS or PG_PROCESSES, PG_RATES))
                 for database, url, processes, rates in setups:
-                    servers = Servers({**base_env, "DATABASE_URL": url}, processes, code_dir=code_dir)
+                    workers = PG_WORKERS if database == "postgresql" and PG_WORKERS else 1
+                    servers = Servers({**base_env, "DATABASE_URL": url}, 1 if workers > 1 else processes,
+                                      code_dir=code_dir, workers=workers)
                     try:
                         servers.wait_ready()
                         _phase(parent, "line", 10, servers)                   # warm-up (first contacts, caches)
                         for rate in rates:
                             run_ = _phase(parent, "line", rate, servers)
                             results["runs"].append({"version": version, "platform": "line", "database": database,
-                                                    "processes": processes, **run_})
+                                                    "processes": processes, "workers": workers > 1, **run_})
                         if database == "sqlite":
                             run_ = _phase(parent, "telegram", TELEGRAM_RATE, servers)
                             results["runs"].append({"version": version, "platform": "telegram",
-                                                    "database": database, "processes": processes, **run_})
+                                                    "database": database, "processes": processes,
+                                                    "workers": workers > 1, **run_})
                     finally:
                         servers.stop()
         finally:
@@ -447,7 +467,8 @@ def run() -> dict[str, Any]:
     results["setup"] = {
         "seconds_per_rate": SECONDS,
         "servers": "`kurashi serve` subprocesses (RUN_SENDER on, scheduler off), fakes + open-loop load "
-                   "generator in another process; PostgreSQL requests round-robin over the processes",
+                   "generator in another process; PostgreSQL requests round-robin over the processes "
+                   + (f"(one port: `kurashi serve --workers {PG_WORKERS}`)" if PG_WORKERS else ""),
         "latency": "scheduled send → first answer received by the fake platform API (open loop)",
         "cpu": "user+system time of the kurashi serve processes during the phase / events answered",
         "telegram": "one new chat per update (first contacts)",
@@ -455,7 +476,8 @@ def run() -> dict[str, Any]:
     ceiling = (f"bare ASGI ceiling (closed loop, {CEILING_CONCURRENCY} conns): "
                f"{results['ceiling'].get('ceiling_per_s')} req/s")
     results["table"] = [ceiling] + [
-        f"{r['version'][:18]:<18} {r['platform']:<8} {r['database']:<10} ×{r['processes']} @ {r['rate']:>4}/s: answered "
+        f"{r['version'][:18]:<18} {r['platform']:<8} {r['database']:<10} ×{r['processes']}{'w' if r.get('workers') else ''}"
+        f" @ {r['rate']:>4}/s: answered "
         f"{r['answered']}/{r['sent']} ({r['answered_per_s']}/s)  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
         f"cpu {r['cpu_ms_per_event']} ms/event" + (f"  refused {r['refused']}" if r["refused"] else "")
         for r in results["runs"]]
