@@ -49,6 +49,9 @@ RESUME_INTERVAL_SECONDS = 3.0
 #: 2-core machine. 16 keeps the turns' connections within the default pool (5 + 10
 #: overflow, waiting beyond that) and SQLite's writers well inside the busy timeout.
 PROCESSING_CONCURRENCY = 16
+#: How long an event waits for an older unanswered event of the same resident (longer than
+#: a dead processor's lease plus the sweep, so a resumed older event still goes first).
+ORDER_WAIT_SECONDS = 20.0
 
 # One conversation turn at a time per resident, so that two quick messages from the same
 # person are answered in order and never race on their stored state.
@@ -443,6 +446,7 @@ async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: d
     acknowledge = getattr(adapter, "acknowledge", None)
     if acknowledge is not None:
         await acknowledge(event)
+    await _after_earlier_events(services, row, msg)
     async with _lock_for(msg):
         replies = await services.engine.handle(msg)
         if msg.kind == Kind.UNFOLLOW and row.channel == "telegram":
@@ -450,6 +454,30 @@ async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: d
             await _mark_blocked(services, row.channel, [msg.user_id])
         if replies:
             await _answer(services, adapter, row, event, msg, replies)
+
+
+async def _after_earlier_events(services: Any, row: InboundEvent, msg: IncomingMessage) -> None:
+    """A resident's messages are answered in the order they were stored, across processes:
+    while an older event of the same resident is still unanswered — being answered by
+    another ``kurashi serve`` worker, or left by a dead one and about to be resumed — wait
+    for it (polling, at most ORDER_WAIT_SECONDS; then go on: an answer late is better than
+    none). The advisory lock alone keeps two turns from overlapping, not their order."""
+    if row.id is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ORDER_WAIT_SECONDS
+    pause = 0.01
+    while True:
+        async with rawsql.connection(services.engine_db) as driver:
+            earlier = await repo.earlier_unfinished_events(driver, row.channel, msg.user_id, row.id)
+        if not earlier:
+            return
+        if loop.time() >= deadline or services.closing:
+            log.warning("answering out of order: an older event of the same resident is still unanswered",
+                        extra={"event_row": row.id, "waiting_for": earlier[0]})
+            return
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[str, Any],

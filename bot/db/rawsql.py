@@ -74,6 +74,15 @@ async def driver_of(session: AsyncSession) -> Driver:
 
 
 @asynccontextmanager
+async def connection(engine: AsyncEngine) -> AsyncIterator[Driver]:
+    """A driver connection from ``engine``'s pool with no transaction of its own (autocommit:
+    for single reads that need no BEGIN — on SQLite, BEGIN IMMEDIATE would take the write lock)."""
+    async with engine.connect() as conn:
+        fairy = await conn.get_raw_connection()
+        yield Driver(conn.dialect, fairy.driver_connection)
+
+
+@asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[Driver]:
     """A transaction of its own at the driver, on a connection from ``engine``'s pool:
     committed when the block ends, rolled back when it raises. For writers that need no ORM

@@ -403,6 +403,26 @@ async def finish_inbound_events_raw(driver: Driver, row_ids: Sequence[int], *, n
     await driver.execute(sql, [EVENT_DONE, types.bind("processed_at", now or utcnow()), *row_ids])
 
 
+_EARLIER_SQL = ("SELECT id, payload FROM inbound_events WHERE channel = ? AND id < ? "
+                "AND status IN ('pending', 'processing') AND payload LIKE ? ESCAPE '!' ORDER BY id")
+
+
+async def earlier_unfinished_events(driver: Driver, channel: str, platform_user_id: str, before_id: int) -> list[int]:
+    """Ids of stored events of this user on this channel, older than ``before_id``, that are
+    not answered yet (pending, or being processed). Few rows are ever unfinished (those in
+    flight), found through the status index; the user is confirmed on the parsed payload."""
+    pattern = "%" + platform_user_id.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    found = []
+    for row_id, raw in await driver.rows(_EARLIER_SQL, (channel, before_id, pattern)):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            continue
+        if _mentions_user(parsed, channel, platform_user_id):
+            found.append(int(row_id))
+    return found
+
+
 async def claim_inbound_events(
     session: AsyncSession,
     *,

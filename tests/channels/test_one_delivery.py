@@ -113,3 +113,26 @@ async def test_leases_of_events_being_answered_are_renewed(kurashi) -> None:
         assert (until - utcnow()).total_seconds() > 10
     finally:
         _inflight(app.services).pop(row_id, None)
+
+
+async def test_a_residents_messages_are_answered_in_the_order_they_were_stored(kurashi_any_db) -> None:
+    """Another worker holds this resident's older event (claimed, unanswered): the newer one
+    waits for it — on PostgreSQL with several workers the advisory lock alone would let the
+    newer turn go first — while other residents are answered at once."""
+    app = kurashi_any_db
+    older = line_body(line_text_event(USER, "hello", reply_token=app.line_api.issue_reply_token(USER)))
+    event_id, payload = app.services.channels["line"].split_body(older)[0]
+    async with app.services.sessionmaker() as session, session.begin():
+        [older_row] = await repo.store_claimed_inbound_events(session, [("line", event_id, payload, utcnow())],
+                                                              lease=timedelta(seconds=60))
+    newer_token = app.line_api.issue_reply_token(USER)
+    other = "U" + "d" * 32
+    other_token = app.line_api.issue_reply_token(other)
+    assert (await app.post_line(line_body(line_text_event(USER, "garbage", reply_token=newer_token)))).status_code == 200
+    assert (await app.post_line(line_body(line_text_event(other, "garbage", reply_token=other_token)))).status_code == 200
+    await app.line_api.wait_for_reply(other_token, timeout=15)        # someone else: not held up
+    await asyncio.sleep(1.0)
+    assert app.line_api.replies_to_token(newer_token) == []           # waits for the older event
+    async with app.services.sessionmaker() as session, session.begin():
+        await repo.finish_inbound_events(session, [older_row])         # the other worker answered it
+    await app.line_api.wait_for_reply(newer_token, timeout=15)
