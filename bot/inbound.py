@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.cleaning import BadJSON, InvalidEvent
+from bot.conversation.engine import TurnDeferred
 from bot.db import rawsql, repo
 from bot.db.models import EVENT_DONE, EVENT_PENDING, EVENT_PROCESSING, STATUS_BLOCKED, InboundEvent, utcnow
 from bot.metrics import record_send_failure
@@ -446,9 +447,8 @@ async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: d
     acknowledge = getattr(adapter, "acknowledge", None)
     if acknowledge is not None:
         await acknowledge(event)
-    await _after_earlier_events(services, row, msg)
     async with _lock_for(msg):
-        replies = await services.engine.handle(msg)
+        replies = await _handle_in_order(services, row, msg)
         if msg.kind == Kind.UNFOLLOW and row.channel == "telegram":
             # Telegram's my_chat_member "kicked": the user blocked the bot.
             await _mark_blocked(services, row.channel, [msg.user_id])
@@ -456,26 +456,38 @@ async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: d
             await _answer(services, adapter, row, event, msg, replies)
 
 
-async def _after_earlier_events(services: Any, row: InboundEvent, msg: IncomingMessage) -> None:
-    """A resident's messages are answered in the order they were stored, across processes:
-    while an older event of the same resident is still unanswered — being answered by
-    another ``kurashi serve`` worker, or left by a dead one and about to be resumed — wait
-    for it (polling, at most ORDER_WAIT_SECONDS; then go on: an answer late is better than
-    none). The advisory lock alone keeps two turns from overlapping, not their order."""
+async def _handle_in_order(services: Any, row: InboundEvent, msg: IncomingMessage) -> list[Reply]:
+    """The engine's answer to ``msg``, after every older event of the same resident.
+
+    A resident's messages are answered in the order they were stored, across processes: the
+    turn, once it holds the resident's lock, first looks for an older unanswered event of the
+    same resident — being answered by another ``kurashi serve`` worker, or left by a dead one
+    and about to be resumed. If there is one, the turn is deferred (nothing done, lock
+    released) and asked again shortly, for at most ORDER_WAIT_SECONDS; then it goes on (an
+    answer late is better than none). The advisory lock alone keeps turns from overlapping,
+    not their order. The look runs on the turn's own connection: no extra checkout."""
+    engine = services.engine
     if row.id is None:
-        return
+        return await engine.handle(msg)
+    waiting: list[int] = []
+
+    async def ready(session: Any) -> bool:
+        driver = await rawsql.driver_of(session)
+        waiting[:] = await repo.earlier_unfinished_events(driver, row.channel, msg.user_id, row.id)
+        return not waiting
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ORDER_WAIT_SECONDS
     pause = 0.01
     while True:
-        async with rawsql.connection(services.engine_db) as driver:
-            earlier = await repo.earlier_unfinished_events(driver, row.channel, msg.user_id, row.id)
-        if not earlier:
-            return
+        try:
+            return await engine.handle(msg, ready=ready)
+        except TurnDeferred:
+            pass
         if loop.time() >= deadline or services.closing:
             log.warning("answering out of order: an older event of the same resident is still unanswered",
-                        extra={"event_row": row.id, "waiting_for": earlier[0]})
-            return
+                        extra={"event_row": row.id, "waiting_for": waiting[0] if waiting else None})
+            return await engine.handle(msg)
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.2)
 

@@ -108,6 +108,14 @@ DynamicAnswer = Callable[[AsyncSession, User, str], Awaitable["str | None"]]
 ForgetUser = Callable[[AsyncSession, User], Awaitable[None]]
 
 
+#: ``ConversationEngine.handle(msg, ready=…)``: (the turn's session) -> whether the turn may go on now.
+TurnReady = Callable[[AsyncSession], Awaitable[bool]]
+
+
+class TurnDeferred(Exception):
+    """``handle``'s ``ready`` said not yet: the turn did nothing; ask again later."""
+
+
 @dataclass
 class Turn:
     """One message being handled: the database session, the resident and what happened."""
@@ -177,8 +185,12 @@ class ConversationEngine:
         self.item_detectors: list[Callable[[str], str | None]] = []
 
     # ------------------------------------------------------------------ entry point
-    async def handle(self, msg: IncomingMessage) -> list[Reply]:
-        """Handle one resident event and return what to send back (maybe nothing)."""
+    async def handle(self, msg: IncomingMessage, *, ready: TurnReady | None = None) -> list[Reply]:
+        """Handle one resident event and return what to send back (maybe nothing).
+
+        ``ready``: asked inside the turn's transaction, once the resident's turn lock is held
+        and before anything is read or written; False → ``TurnDeferred`` is raised, nothing
+        is changed (the inbound path uses it to answer a resident's messages in order)."""
         started = time.perf_counter()
         decision, lang = "event", "none"
         try:
@@ -198,6 +210,8 @@ class ConversationEngine:
                     # One turn per resident at a time across processes (several `kurashi serve`
                     # workers on one database): the second waits for the first's commit.
                     await repo.lock_turn(session, user_lock_key(msg.channel.value, msg.user_id))
+                if ready is not None and not await ready(session):
+                    raise TurnDeferred(msg.user_id)
                 if msg.kind == Kind.UNFOLLOW:
                     await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
                     return []
@@ -220,8 +234,12 @@ class ConversationEngine:
                 for reply in turn.replies:
                     reply.language = turn.user.language
                 return [self._checked(r) for r in turn.replies]
+        except TurnDeferred:
+            decision = "deferred"   # not a message handled (yet): not counted
+            raise
         finally:
-            metrics.observe_message(msg.channel.value, lang, decision, time.perf_counter() - started)
+            if decision != "deferred":
+                metrics.observe_message(msg.channel.value, lang, decision, time.perf_counter() - started)
 
     def _match(self, turn: Turn, text: str) -> Any:
         if turn.prematch is not None and turn.prematch[0] == text:
