@@ -403,8 +403,11 @@ async def finish_inbound_events_raw(driver: Driver, row_ids: Sequence[int], *, n
     await driver.execute(sql, [EVENT_DONE, types.bind("processed_at", now or utcnow()), *row_ids])
 
 
-_EARLIER_SQL = ("SELECT id, payload FROM inbound_events WHERE channel = ? AND id < ? "
-                "AND status IN ('pending', 'processing') AND payload LIKE ? ESCAPE '!' ORDER BY id")
+# Only through the status index (the few rows in flight): a condition on ``channel`` (or ``id``)
+# would let SQLite (PostgreSQL) pick another index and scan every stored event of the channel,
+# so those are checked on the rows found.
+_EARLIER_SQL = ("SELECT id, channel, payload FROM inbound_events WHERE status IN ('pending', 'processing') "
+                "AND payload LIKE ? ESCAPE '!'")
 
 
 async def earlier_unfinished_events(driver: Driver, channel: str, platform_user_id: str, before_id: int) -> list[int]:
@@ -413,14 +416,16 @@ async def earlier_unfinished_events(driver: Driver, channel: str, platform_user_
     flight), found through the status index; the user is confirmed on the parsed payload."""
     pattern = "%" + platform_user_id.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
     found = []
-    for row_id, raw in await driver.rows(_EARLIER_SQL, (channel, before_id, pattern)):
+    for row_id, row_channel, raw in await driver.rows(_EARLIER_SQL, (pattern,)):
+        if row_channel != channel or row_id >= before_id:
+            continue
         try:
             parsed = json.loads(raw)
         except ValueError:
             continue
         if _mentions_user(parsed, channel, platform_user_id):
             found.append(int(row_id))
-    return found
+    return sorted(found)
 
 
 async def claim_inbound_events(

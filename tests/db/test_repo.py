@@ -286,3 +286,36 @@ async def test_webhook_writer_statements_at_the_driver_match_the_orm_ones(db_eng
     async with sessionmaker() as s:
         assert await s.scalar(select(func.count()).select_from(InboundEvent)
                               .where(InboundEvent.event_id == "E-rolled-back")) == 0
+
+
+async def test_the_in_order_look_reads_only_the_events_in_flight(sqlite_url):
+    """The look for a resident's older unanswered events runs on every turn: SQLite must find
+    them through the status index (the few rows in flight), never by scanning a channel's
+    stored events (seven days of them)."""
+    import sqlite3
+
+    from bot.db.session import upgrade_database
+
+    await upgrade_database(sqlite_url)
+    path = sqlite_url.split("///", 1)[1]
+    with sqlite3.connect(path) as db:
+        plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN " + repo._EARLIER_SQL, ("%U1%",)))
+    assert "ix_inbound_events_status_received_at" in plan and "SCAN" not in plan
+
+
+async def test_the_in_order_look_finds_only_older_unfinished_events_of_that_resident(sessionmaker, db_engine):
+    from bot.db import rawsql
+
+    def payload(user: str) -> str:
+        return json.dumps({"destination": "x", "events": [{"type": "message", "source": {"type": "user", "userId": user}}]})
+
+    async with sessionmaker() as s, s.begin():
+        older, other, done, newer = await repo.store_claimed_inbound_events(s, [
+            ("line", "a", payload("Uaa"), T0), ("line", "b", payload("Ubb"), T0),
+            ("line", "c", payload("Uaa"), T0), ("line", "d", payload("Uaa"), T0)])
+        await repo.store_inbound_event(s, "telegram", "e", payload("Uaa"))
+        await repo.finish_inbound_events(s, [done])
+    async with rawsql.connection(db_engine) as driver:
+        assert await repo.earlier_unfinished_events(driver, "line", "Uaa", newer) == [older]
+        assert await repo.earlier_unfinished_events(driver, "line", "Uaa", older) == []
+        assert await repo.earlier_unfinished_events(driver, "line", "U_a", newer) == []   # LIKE wildcards escaped
