@@ -310,7 +310,7 @@ async def test_the_in_order_look_finds_only_older_unfinished_events_of_that_resi
         return json.dumps({"destination": "x", "events": [{"type": "message", "source": {"type": "user", "userId": user}}]})
 
     async with sessionmaker() as s, s.begin():
-        older, other, done, newer = await repo.store_claimed_inbound_events(s, [
+        older, _other, done, newer = await repo.store_claimed_inbound_events(s, [
             ("line", "a", payload("Uaa"), T0), ("line", "b", payload("Ubb"), T0),
             ("line", "c", payload("Uaa"), T0), ("line", "d", payload("Uaa"), T0)])
         await repo.store_inbound_event(s, "telegram", "e", payload("Uaa"))
