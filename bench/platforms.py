@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 
-async def start_fake_platforms() -> tuple[Any, Any, dict[str, str]]:
+async def start_fake_platforms(telegram_latency: float = 0.0) -> tuple[Any, Any, dict[str, str]]:
     """In the child process: (fake LINE API, fake Telegram Bot API, what the parent needs to
-    reach them: base URLs and credentials)."""
+    reach them: base URLs and credentials). ``telegram_latency``: a simulated round trip (s)."""
     from tests.fakes.line_api import FakeLineAPI
     from tests.fakes.telegram_api import FakeTelegramAPI
 
     line_api = await FakeLineAPI(validate=False).start()
-    telegram_api = await FakeTelegramAPI(validate=False).start()
+    telegram_api = await FakeTelegramAPI(validate=False, latency=telegram_latency).start()
     return line_api, telegram_api, {"line": line_api.base_url, "line_token": line_api.access_token,
                                     "telegram": telegram_api.base_url, "telegram_token": telegram_api.token}
 

@@ -1,8 +1,8 @@
 """Prometheus metrics of kurashi (prometheus_client, default registry).
 
 Owns the metric names: messages by channel and language, decisions, handling latency,
-send failures. Anything may call the ``observe_*``/``record_*`` helpers; ``GET /metrics``
-(bot/app.py) renders them. Imports nothing from the project.
+send failures, the outbox's stamp lag. Anything may call the ``observe_*``/``record_*``
+helpers; ``GET /metrics`` (bot/app.py) renders them. Imports nothing from the project.
 
 Several worker processes (``kurashi serve --workers N``): the parent sets
 ``PROMETHEUS_MULTIPROC_DIR`` before they start, so prometheus_client keeps every worker's
@@ -24,6 +24,11 @@ LATENCY = Histogram("kurashi_handle_seconds", "Time to handle one event in the c
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 SEND_FAILURES = Counter("kurashi_send_failures_total", "Failed sends to a platform",
                         ["channel", "reason"])
+STAMP_LAG = Histogram("kurashi_outbox_stamp_lag_seconds",
+                      "Outbox: from the platform's answer to the committed 'sent' stamp (a relay killed "
+                      "meanwhile sends again where the platform has no idempotency key: Telegram)",
+                      ["channel"],
+                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 WEBHOOKS = Counter("kurashi_webhook_events_total", "Webhook events received",
                    ["channel", "outcome"])
 
@@ -38,6 +43,11 @@ def observe_message(channel: str, language: str | None, decision: str, seconds: 
 def record_send_failure(channel: str, reason: str) -> None:
     """Count a failed send ("retry", "permanent", "blocked", …)."""
     SEND_FAILURES.labels(channel=channel, reason=reason).inc()
+
+
+def observe_stamp_lag(channel: str, seconds: float) -> None:
+    """How long a pushed row waited, after the platform's answer, for its stamp to be committed."""
+    STAMP_LAG.labels(channel=channel).observe(seconds)
 
 
 def record_webhook(channel: str, outcome: str) -> None:

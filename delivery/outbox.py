@@ -15,10 +15,21 @@ Delivery guarantees (read before relying on them):
   (and tests/fakes' fake) drops a second request with the same X-Line-Retry-Key with 409,
   which the adapter reports as success.
 - Telegram has no idempotency key, so a relay killed after Telegram accepted a message
-  but before the row was stamped sends that message again: at most one duplicate per row
-  that was in flight at the moment of the crash (at most ``concurrency`` rows). The window
-  is kept small: each row is stamped right after its send (group-committed with whatever
-  other rows finished at the same moment), not at the end of its batch.
+  but before the row was stamped sends that message again: one duplicate per row that was
+  between its request and its committed "sent" stamp at the moment of the crash. That
+  number is bounded: a channel without a retry key (``UNKEYED_CHANNELS``) has
+  ``max_in_flight`` slots (default what its rate needs when a row's rate-limit wait,
+  request and stamp take ``IN_FLIGHT_SECONDS``: 12 at Telegram's 30/s), and a row holds its
+  slot from its rate-limit reservation until its stamp is committed — so a kill -9 repeats
+  at most that many messages, however slow the platform, the event loop or the database.
+  Most of it is inherent: a request on its way to Telegram or back (about rate × round
+  trip: ~8 at 30/s from Japan). The rest, push returned → stamp committed, is kept short:
+  each row is stamped as soon as its send returns (group-committed with the rows that
+  finish meanwhile), and a stamp waits for at most one of the relay's own transactions
+  already under way (SQLite: stamps go first among the relay's waiting transactions, lease
+  renewals go in chunks of ``RENEW_CHUNK``; PostgreSQL: stamps wait for none of them, and
+  renewals skip rows locked by a stamp or anyone else). ``kurashi_outbox_stamp_lag_seconds``
+  measures that part; ``python -m bench outbox`` measures both with kill -9.
 - Multi-message rows to Telegram (several sendMessage calls) that fail half-way are
   retried whole, so the first messages can arrive twice; keep pushes to one message.
 - On PostgreSQL any number of relays may run: rows are claimed with
@@ -30,22 +41,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repo
 from bot.db.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENT, OutboxMessage, utcnow
-from bot.metrics import record_send_failure
+from bot.metrics import observe_stamp_lag, record_send_failure
 from delivery.messages import Card, Choice, Reply
 from delivery.ratelimit import ChannelLimit, Clock, RateLimiter, SystemClock, limit_key
 from delivery.senders import ChannelSender, PermanentFailure, RetryLater
@@ -62,6 +75,16 @@ TELEGRAM_TEXT_LIMIT = 4096
 MAX_CHANNEL_PAUSE = 300.0
 #: At most this much is added to a claim's lease for the rate-limit wait of its rows.
 MAX_LEASE_EXTRA = 3600.0
+#: Channels whose platform has no idempotency key: a send that was accepted but not yet
+#: stamped when the relay dies is delivered twice. Their sends in flight are bounded.
+UNKEYED_CHANNELS = frozenset({"telegram"})
+#: Default bound of an unkeyed channel's sends in flight: enough for its allowed rate when a
+#: row's wait for its rate-limit slot, its request and its stamp take this long (Telegram at
+#: 30/s: 12 rows; from Japan the request alone is ~0.25-0.3 s). Slower sends slow the channel
+#: down instead of widening the crash window.
+IN_FLIGHT_SECONDS = 0.4
+#: Held rows whose lease one renewal transaction extends (a stamp waits for at most one).
+RENEW_CHUNK = 100
 
 
 # --- payload (de)serialisation ---------------------------------------------------------
@@ -201,6 +224,58 @@ class _Outcome:
     error: str | None = None
     blocked: list[str] = field(default_factory=list)
     written: bool = False
+    returned_at: float | None = None    # monotonic time the platform answered ("sent" rows)
+
+
+class _Turns:
+    """The relay's transactions, one at a time where the database needs it (SQLite), stamps first.
+
+    On SQLite two transactions of one relay would contend for the file lock (the busy
+    handler sleeps 1-100 ms per collision), so they take turns; a waiting stamp goes before
+    waiting claims and lease renewals — a "sent" stamp that waits is Telegram's crash
+    window. On PostgreSQL every transaction has its own connection and the relay's touch
+    different rows (claims skip locked rows, renewals skip rows being stamped): no turns.
+    """
+
+    STAMP, OTHER = 0, 1
+
+    def __init__(self, exclusive: bool) -> None:
+        self.exclusive = exclusive
+        self._busy = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, priority: int) -> AsyncIterator[None]:
+        if not self.exclusive:
+            yield
+            return
+        await self._acquire(priority)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, priority: int) -> None:
+        if not self._busy and not self._waiting:
+            self._busy = True
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), future))
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self._release()   # handed the turn, then cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, future = heapq.heappop(self._waiting)
+            if not future.done():
+                future.set_result(None)   # the turn passes directly (still busy)
+                return
+        self._busy = False
 
 
 class OutboxRelay:
@@ -229,6 +304,7 @@ class OutboxRelay:
         max_wait: float | None = None,
         claim_ahead: float = 2.0,
         send_timeout: float = 60.0,
+        max_in_flight: Mapping[str, int] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -256,13 +332,26 @@ class OutboxRelay:
         self.rng = rng or random.Random()
         self.stats: Counter[str] = Counter()
         self._semaphore = asyncio.Semaphore(concurrency)
+        # Sends in flight per unkeyed channel, each from just before its request until its
+        # stamp is committed: what a kill -9 can make the platform deliver twice.
+        self.max_in_flight: dict[str, int] = {
+            channel: self._default_in_flight(channel, concurrency)
+            for channel in self.senders if channel in UNKEYED_CHANNELS
+        }
+        self.max_in_flight.update(max_in_flight or {})
+        self._slots = {channel: asyncio.Semaphore(n) for channel, n in self.max_in_flight.items()}
         self._wake = asyncio.Event()
         self._pending_outcomes: list[_Outcome] = []
         self._stamp_lock = asyncio.Lock()
-        # One transaction of this relay at a time: on SQLite two of them would contend for
-        # the file lock, and SQLite's busy handler sleeps 1-100 ms per collision.
-        self._db_lock = asyncio.Lock()
+        bind = sessionmaker.kw.get("bind")
+        self._turns = _Turns(exclusive=bind is None or bind.dialect.name == "sqlite")
         self._held: set[int] = set()   # ids of rows this relay has claimed and not yet stamped
+
+    def _default_in_flight(self, channel: str, concurrency: int) -> int:
+        rate = self.limiter.allowed_rate(channel)
+        if rate is None:
+            return max(1, min(concurrency, 8))
+        return max(2, min(concurrency, math.ceil(rate * IN_FLIGHT_SECONDS)))
 
     # -- public -----------------------------------------------------------------------
 
@@ -353,20 +442,27 @@ class OutboxRelay:
         interval = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            held = list(self._held)
-            if not held:
-                continue
+            held = sorted(self._held)
             try:
-                async with self._db_lock, self.sessionmaker() as session, session.begin():
-                    for i in range(0, len(held), 500):
-                        await session.execute(
-                            update(OutboxMessage)
-                            .where(OutboxMessage.id.in_(held[i:i + 500]), OutboxMessage.status == OUTBOX_PENDING)
-                            .values(claimed_until=self.clock.now() + self.lease)
-                            .execution_options(synchronize_session=False)
-                        )
+                # Small transactions, so a stamp waits for one chunk at most (SQLite); rows
+                # locked by a stamp being written are skipped (PostgreSQL: no wait, no deadlock).
+                for i in range(0, len(held), RENEW_CHUNK):
+                    await self._renew(held[i:i + RENEW_CHUNK])
             except Exception:  # the rows stay leased until their lease ends; retry next time
                 log.exception("outbox: lease renewal failed")
+
+    async def _renew(self, ids: list[int]) -> None:
+        m = OutboxMessage
+        ids = [i for i in ids if i in self._held]   # stamped meanwhile: nothing to renew
+        if not ids:
+            return
+        async with self._turns.turn(_Turns.OTHER), self.sessionmaker() as session, session.begin():
+            free = (select(m.id).where(m.id.in_(ids), m.status == OUTBOX_PENDING)
+                    .with_for_update(skip_locked=True).scalar_subquery())
+            await session.execute(
+                update(m).where(m.id.in_(free)).values(claimed_until=self.clock.now() + self.lease)
+                .execution_options(synchronize_session=False)
+            )
 
     def stop(self) -> None:
         """Ask ``run()`` to stop claiming, finish the rows in flight and return."""
@@ -395,7 +491,7 @@ class OutboxRelay:
             return []
         now = self.clock.now()
         m = OutboxMessage
-        async with self._db_lock, self.sessionmaker() as session, session.begin():
+        async with self._turns.turn(_Turns.OTHER), self.sessionmaker() as session, session.begin():
             query = (
                 select(m.id, m.channel, m.recipients, m.payload, m.retry_key, m.attempts)
                 .where(
@@ -408,6 +504,10 @@ class OutboxRelay:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
+            if self._held:
+                # never a row this relay is still sending, even if its lease ran out meanwhile
+                # (a renewal failed, or skipped the row while another transaction locked it)
+                query = query.where(m.id.not_in(sorted(self._held)))
             claimed = [
                 _Claimed(row.id, row.channel, list(row.recipients), list(row.payload), row.retry_key,
                          (row.attempts or 0) + 1)
@@ -451,20 +551,39 @@ class OutboxRelay:
     # -- sending ------------------------------------------------------------------------
 
     async def _send_chain(self, chain: list[_Claimed]) -> None:
-        for row in chain:
-            await self._stamp(await self._send_row(row))
+        for i, row in enumerate(chain):
+            try:
+                await self._send_and_stamp(row)
+            except Exception:
+                # Unexpected (a stamp that could not be written, a bug): these rows are not
+                # renewed any more, so their leases run out and they are sent again.
+                self._held.difference_update(r.id for r in chain[i:])
+                raise
 
-    async def _send_row(self, row: _Claimed) -> _Outcome:
-        sender = self.senders[row.channel]
+    async def _send_and_stamp(self, row: _Claimed) -> None:
         cost = send_cost(row.channel, row.payload)
         key = limit_key(row.channel, len(row.recipients))   # LINE: multicast and push have their own limits
         wait = self.limiter.delay_for(key, row.recipients, cost)
         if wait > self.max_wait:
-            return _Outcome(row, "reschedule", delay=wait)
+            await self._stamp(_Outcome(row, "reschedule", delay=wait))
+            return
         try:
             replies = [reply_from_dict(d) for d in row.payload]
         except (KeyError, TypeError, ValueError) as exc:
-            return _Outcome(row, "failed", error=f"bad payload: {exc!r}"[:500])
+            await self._stamp(_Outcome(row, "failed", error=f"bad payload: {exc!r}"[:500]))
+            return
+        slot = self._slots.get(row.channel)
+        if slot is None:
+            await self._stamp(await self._send_row(row, replies, key, cost))
+            return
+        # An unkeyed channel: the wait for the chat's own spacing is spent without a slot;
+        # the slot is held from the rate-limit reservation to the committed stamp.
+        await self.clock.sleep(self.limiter.recipient_delay(key, row.recipients))
+        async with slot:
+            await self._stamp(await self._send_row(row, replies, key, cost))
+
+    async def _send_row(self, row: _Claimed, replies: list[Reply], key: str, cost: float) -> _Outcome:
+        sender = self.senders[row.channel]
         await self.limiter.acquire(key, row.recipients, cost)
         async with self._semaphore:
             try:
@@ -485,7 +604,7 @@ class OutboxRelay:
                 log.exception("outbox: unexpected error sending row %s", row.id)
                 return _Outcome(row, "retry", delay=self.backoff(row.attempts),
                                 error=f"{type(exc).__name__}: {exc}"[:500])
-        return _Outcome(row, "sent")
+        return _Outcome(row, "sent", returned_at=self.clock.monotonic())
 
     # -- stamping (group commit) --------------------------------------------------------
 
@@ -511,36 +630,49 @@ class OutboxRelay:
                 self._held.discard(o.row.id)
 
     async def _write(self, batch: list[_Outcome]) -> None:
-        pending = OutboxMessage.status == OUTBOX_PENDING
-        async with self._db_lock, self.sessionmaker() as session, session.begin():
+        """One transaction: "sent" rows in one UPDATE, the others in one executemany per kind."""
+        table = OutboxMessage.__table__
+        pending = table.c.status == OUTBOX_PENDING
+        by_id = update(table).where(table.c.id == bindparam("row_id"), pending)
+        when = bindparam("new_send_after", type_=table.c.send_after.type)
+        async with self._turns.turn(_Turns.STAMP), self.sessionmaker() as session, session.begin():
             now = self.clock.now()
             sent_ids = [o.row.id for o in batch if o.result == "sent"]
             if sent_ids:
                 await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(sent_ids), pending)
+                    update(table).where(table.c.id.in_(sent_ids), pending)
                     .values(status=OUTBOX_SENT, sent_at=now, claimed_until=None, last_error=None)
-                    .execution_options(synchronize_session=False)
                 )
+            later: list[dict[str, Any]] = []       # rescheduled: its attempt not counted
+            retry: list[dict[str, Any]] = []
+            failed: list[dict[str, Any]] = []
             for o in batch:
-                where = update(OutboxMessage).where(OutboxMessage.id == o.row.id, pending)
                 if o.result == "sent":
                     continue
                 if o.result == "reschedule":
-                    values: dict[str, Any] = {
-                        "send_after": now + timedelta(seconds=o.delay), "claimed_until": None,
-                        "attempts": max(0, o.row.attempts - 1),
-                    }
+                    later.append({"row_id": o.row.id, "new_send_after": now + timedelta(seconds=o.delay),
+                                  "new_attempts": max(0, o.row.attempts - 1)})
                 elif o.result == "retry" and o.row.attempts < self.max_attempts:
-                    values = {"send_after": now + timedelta(seconds=o.delay), "claimed_until": None,
-                              "last_error": o.error}
+                    retry.append({"row_id": o.row.id, "new_send_after": now + timedelta(seconds=o.delay),
+                                  "new_error": o.error})
                 else:
                     error = o.error if o.result == "failed" else f"gave up after {o.row.attempts} attempts: {o.error}"
-                    values = {"status": OUTBOX_FAILED, "claimed_until": None, "last_error": error}
+                    failed.append({"row_id": o.row.id, "new_error": error})
                     if o.blocked:
                         await repo.mark_status(session, o.row.channel, o.blocked, "blocked")
-                await session.execute(where.values(**values).execution_options(synchronize_session=False))
+            if later:
+                await session.execute(by_id.values(send_after=when, claimed_until=None,
+                                                   attempts=bindparam("new_attempts")), later)
+            if retry:
+                await session.execute(by_id.values(send_after=when, claimed_until=None,
+                                                   last_error=bindparam("new_error")), retry)
+            if failed:
+                await session.execute(by_id.values(status=OUTBOX_FAILED, claimed_until=None,
+                                                   last_error=bindparam("new_error")), failed)
+        committed = self.clock.monotonic()
         for o in batch:
+            if o.returned_at is not None:
+                observe_stamp_lag(o.row.channel, committed - o.returned_at)
             result = o.result if o.result != "retry" or o.row.attempts < self.max_attempts else "failed"
             self.stats[result] += 1
             if result in ("retry", "failed"):

@@ -159,6 +159,10 @@ class RateLimiter:
         now = self.clock.monotonic()
         return max((self._next_allowed.get((channel, r), now) - now for r in recipients), default=0.0)
 
+    def recipient_delay(self, channel: str, recipients: Iterable[str]) -> float:
+        """Seconds until every one of ``recipients`` may get a message again (0 = now); takes nothing."""
+        return max(0.0, self._recipient_delay(channel, list(recipients)))
+
     def delay_for(self, channel: str, recipients: Iterable[str], cost: float = 1.0) -> float:
         """Seconds until a send of ``cost`` to ``recipients`` would be allowed; takes nothing."""
         recipients = list(recipients)

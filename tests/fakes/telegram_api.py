@@ -10,7 +10,9 @@ form, multipart or JSON; every call is checked against
 present, values fit the declared types, plus documented limits written in the field
 descriptions (text 1-4096 characters, callback_data 1-64 bytes). Failures are programmable
 per method: 429 with ``parameters.retry_after``, 500, 400, 403 "Forbidden: bot was blocked
-by the user"; ``block(chat_id)`` makes every send to a chat answer that 403.
+by the user"; ``block(chat_id)`` makes every send to a chat answer that 403. ``latency``
+simulates the network round trip to Telegram (benchmarks: half before a request is
+recorded, half before its answer).
 
 Point python-telegram-bot at it with ``ApplicationBuilder().base_url(f"{fake.base_url}/bot")``
 (or ``Bot(token, base_url=...)``). Test-only; must not import ``bot``.
@@ -196,9 +198,12 @@ class FakeTelegramAPI(LoopbackServer):
     """A loopback Telegram Bot API (see the module docstring)."""
 
     def __init__(self, *, token: str = DEFAULT_TOKEN, validate: bool = True,
-                 max_poll_wait: float = 0.5) -> None:
+                 max_poll_wait: float = 0.5, latency: float = 0.0) -> None:
         super().__init__()
         self.token = token
+        # Seconds of network round trip to simulate (benchmarks): half before the request is
+        # handled (and recorded), half before the answer goes back.
+        self.latency = latency
         self.validate = validate and telegram_spec_available()
         self.max_poll_wait = max_poll_wait
         self.calls: list[TelegramCall] = []
@@ -294,6 +299,8 @@ class FakeTelegramAPI(LoopbackServer):
         except ValueError:
             body, raw_params = b"", {}
         params = decode_params(method, raw_params)
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)
         record = RecordedRequest(method=request.method, path=request.path, query=dict(request.query),
                                  headers=CIMultiDict(request.headers), body=body, json=params)
         self.requests.append(record)
@@ -303,6 +310,8 @@ class FakeTelegramAPI(LoopbackServer):
             response = await self._dispatch(request, call)
         finally:
             await self._notify()
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)
         return response
 
     async def _dispatch(self, request: web.Request, call: TelegramCall) -> web.Response:

@@ -4,7 +4,8 @@
 behaves like LINE: a second call with an already accepted retry key delivers nothing
 (LINE answers 409, which the adapter reports as success). Failures are programmed per
 recipient or for the next N calls. ``gate`` (an asyncio.Event) holds pushes before they
-are accepted, to "kill" a relay while rows are in flight.
+are accepted, to "kill" a relay while rows are in flight; ``holds`` does the same for the
+pushes to one recipient (recipient → asyncio.Event).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class RecordingSender:
         self.blocked: set[str] = set()         # recipients who blocked the bot
         self.gate: asyncio.Event | None = None
         self.entered = 0                       # pushes that reached the gate
+        self.holds: dict[str, asyncio.Event] = {}
 
     async def push(self, recipients: Sequence[str], replies: Sequence[Reply], *, retry_key: str) -> None:
         now = self.clock.monotonic() if self.clock else asyncio.get_running_loop().time()
@@ -47,6 +49,9 @@ class RecordingSender:
         if self.gate is not None:
             self.entered += 1
             await self.gate.wait()
+        for recipient in recipients:
+            if recipient in self.holds:
+                await self.holds[recipient].wait()
         if self.fail_next:
             raise self.fail_next.pop(0)
         gone = [r for r in recipients if r in self.blocked]
