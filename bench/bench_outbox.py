@@ -59,7 +59,9 @@ ROOT = HERE.parent
 TOTAL_PUSHES = 100_000
 RUN_SECONDS = 60.0            # how long each channel should need at its allowed rate
 LINE_RATE_CAP = 1000.0        # LINE default (requests/s)
-TELEGRAM_RATE_CAP = 30.0      # Telegram's 30 messages/s (the relay's bound on sends in flight follows it)
+# Telegram's 30 messages/s (the relay's bound on sends in flight follows it); the bench used
+# 120 (×4) before its kills became the point — KURASHI_BENCH_OUTBOX_TELEGRAM_RATE=120 for that
+TELEGRAM_RATE_CAP = float(os.environ.get("KURASHI_BENCH_OUTBOX_TELEGRAM_RATE", "30"))
 SHARE_OF_CAPACITY = 0.5       # allowed rate = this × the calibrated capacity
 CALIBRATION = {"line": 1500, "telegram": 1000}
 LEASE_SECONDS = 5.0
@@ -492,7 +494,8 @@ def run() -> dict[str, Any]:
     table = [
         (f"outbox ({backend}), scale {scale:g}: calibrated capacity of one relay here: LINE {cap['line']} req/s, "
          f"Telegram {cap['telegram']} msg/s; allowed = {SHARE_OF_CAPACITY:.0%} of it, capped at "
-         f"{LINE_RATE_CAP:.0f} and {TELEGRAM_RATE_CAP:.0f} (Telegram: its real 30/s)"),
+         f"{LINE_RATE_CAP:.0f} and {TELEGRAM_RATE_CAP:.0f}; Telegram round trip {TELEGRAM_RTT * 1000:.0f} ms, "
+         f"{result['versions'][0]['kills']} kills per version"),
         (f"{'version':<18} {'channel':<9} {'pushes':>7} {'rows':>6} {'achieved/s':>10} {'allowed/s':>9} "
          f"{'share':>6} {'losses':>6} {'dups':>5}"),
     ]

@@ -120,3 +120,28 @@ async def test_leases_are_sized_to_the_work(sessionmaker) -> None:
         until = set((await session.execute(select(OutboxMessage.claimed_until))).scalars())
     (lease_end,) = until
     assert (lease_end - clock.now()).total_seconds() >= 5 + 200 / 30 - 0.01
+
+
+async def test_waiting_budget_reservations_hold_one_connection_not_the_pool(database_url, db_engine, sessionmaker):
+    """Telegram rows waiting for the shared budget (its row locked meanwhile) keep one pooled
+    connection between them: the relay's stamps, claims and renewals still get theirs."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the shared budget exists on PostgreSQL only")
+    from delivery.budget import SharedBucket
+
+    bucket = SharedBucket(sessionmaker, "send:telegram", rate=30.0)
+    await bucket.reserve(0)   # the budget's row exists
+    async with sessionmaker() as blocker, blocker.begin():
+        await blocker.execute(text("SELECT level FROM rate_budget WHERE name = 'send:telegram' FOR UPDATE"))
+        waiting = [asyncio.create_task(bucket.reserve()) for _ in range(20)]
+        for _ in range(500):
+            async with db_engine.connect() as probe:
+                blocked = await probe.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"))
+            if blocked:
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(50):   # whatever else could take a connection now, does
+            await asyncio.sleep(0.01)
+        in_use = db_engine.pool.checkedout()
+    assert await asyncio.gather(*waiting) and in_use == 2, in_use   # the blocker's and one reservation's
