@@ -12,13 +12,13 @@ Reservations work like ``delivery.ratelimit.TokenBucket``: take the tokens now (
 may go negative) and wait ``-level / rate`` seconds. A database error falls back to the
 in-process bucket alone (logged), never stops a send.
 
-A process makes its reservations one at a time: they queue on the row's lock in PostgreSQL
-anyway, and a claim's worth of them waiting there at once held every pooled connection
-(15 by default), so the relay's "sent" stamps waited for one (Telegram's crash window,
-delivery/outbox.py).
-Their commits do not wait for the disk (``synchronous_commit`` off for that transaction):
-a reservation lost with a crash of the database server only makes the budget briefly
-more generous.
+A process makes one reservation at a time, for every send that asked meanwhile (one
+statement takes their tokens together; each gets the wait its place in line gives it):
+separate reservations queued on the row's lock in PostgreSQL anyway, and a claim's worth of
+them waiting there at once held every pooled connection (15 by default), so the relay's
+"sent" stamps waited for one (Telegram's crash window, delivery/outbox.py). Their commits
+do not wait for the disk (``synchronous_commit`` off for that transaction): a reservation
+lost with a crash of the database server only makes the budget briefly more generous.
 """
 from __future__ import annotations
 
@@ -67,19 +67,40 @@ class SharedBucket:
                  burst: float | None = None) -> None:
         self.sessionmaker, self.name, self.rate = sessionmaker, name, float(rate)
         self.burst = float(burst) if burst is not None else max(1.0, self.rate)
-        self._one_at_a_time = asyncio.Lock()
+        self._asked: list[tuple[float, asyncio.Future[float]]] = []
+        self._reserving: asyncio.Task[None] | None = None
 
     async def reserve(self, cost: float = 1.0) -> float:
         """Take ``cost`` tokens; the seconds to wait before using them."""
-        async with self._one_at_a_time, self.sessionmaker() as session, session.begin():
-            await session.execute(_NO_DISK_WAIT)
-            level = (await session.execute(_RESERVE, {"name": self.name, "burst": self.burst, "cost": float(cost),
-                                                      "rate": self.rate})).scalar_one()
-        return max(0.0, -float(level) / self.rate)
+        answer: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._asked.append((float(cost), answer))
+        if self._reserving is None or self._reserving.done():
+            self._reserving = asyncio.ensure_future(self._reserve_asked())
+        return await answer
+
+    async def _reserve_asked(self) -> None:
+        while self._asked:
+            asked, self._asked = self._asked, []
+            total = sum(cost for cost, _ in asked)
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    await session.execute(_NO_DISK_WAIT)
+                    level = float((await session.execute(_RESERVE, {
+                        "name": self.name, "burst": self.burst, "cost": total, "rate": self.rate})).scalar_one())
+            except Exception as exc:  # noqa: BLE001 - each caller falls back to its own bucket
+                for _, answer in asked:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            after = total
+            for cost, answer in asked:   # first asked, first served: the level after its own tokens
+                after -= cost
+                if not answer.done():
+                    answer.set_result(max(0.0, -(level + after) / self.rate))
 
     async def pause(self, seconds: float) -> None:
         """Nothing new for ``seconds`` in any process (the platform said "slow down")."""
-        async with self._one_at_a_time, self.sessionmaker() as session, session.begin():
+        async with self.sessionmaker() as session, session.begin():
             await session.execute(_PAUSE, {"name": self.name, "burst": self.burst, "rate": self.rate,
                                            "seconds": float(seconds)})
 

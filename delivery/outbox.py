@@ -19,7 +19,7 @@ Delivery guarantees (read before relying on them):
   between its request and its committed "sent" stamp at the moment of the crash. That
   number is bounded: a channel without a retry key (``UNKEYED_CHANNELS``) has
   ``max_in_flight`` slots (default what its rate needs when a row's rate-limit wait,
-  request and stamp take ``IN_FLIGHT_SECONDS``: 12 at Telegram's 30/s), and a row holds its
+  request and stamp take ``IN_FLIGHT_SECONDS``: 15 at Telegram's 30/s), and a row holds its
   slot from its rate-limit reservation until its stamp is committed — so a kill -9 repeats
   at most that many messages, however slow the platform, the event loop or the database.
   Most of it is inherent: a request on its way to Telegram or back (about rate × round
@@ -30,8 +30,8 @@ Delivery guarantees (read before relying on them):
   renewals go in chunks of ``RENEW_CHUNK``; PostgreSQL: stamps wait for none of them nor
   for the disk — ``synchronous_commit`` off: a crash of the database server can make a row
   be sent again, never lose one —, renewals skip rows locked by a stamp or anyone else, and
-  the shared Telegram budget reserves over one connection at a time, so it cannot take the
-  pool's connections from the stamps). ``kurashi_outbox_stamp_lag_seconds`` measures that
+  the shared Telegram budget reserves for all waiting sends over one connection, so it
+  cannot take the pool's connections from the stamps). ``kurashi_outbox_stamp_lag_seconds`` measures that
   part; ``python -m bench outbox`` measures both with kill -9.
 - Multi-message rows to Telegram (several sendMessage calls) that fail half-way are
   retried whole, so the first messages can arrive twice; keep pushes to one message.
@@ -84,9 +84,9 @@ MAX_LEASE_EXTRA = 3600.0
 UNKEYED_CHANNELS = frozenset({"telegram"})
 #: Default bound of an unkeyed channel's sends in flight: enough for its allowed rate when a
 #: row's wait for its rate-limit slot, its request and its stamp take this long (Telegram at
-#: 30/s: 12 rows; from Japan the request alone is ~0.25-0.3 s). Slower sends slow the channel
+#: 30/s: 15 rows; from Japan the request alone is ~0.25-0.3 s). Slower sends slow the channel
 #: down instead of widening the crash window.
-IN_FLIGHT_SECONDS = 0.4
+IN_FLIGHT_SECONDS = 0.5
 #: Writes an outcome is tried in before it is given up (its row is then sent again).
 STAMP_TRIES = 3
 #: Held rows whose lease one renewal transaction extends (a stamp waits for at most one).

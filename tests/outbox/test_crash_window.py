@@ -77,7 +77,7 @@ async def test_the_default_bound_follows_the_channels_rate(sessionmaker):
     line = RecordingSender("line", 500, honours_retry_key=True)
     relay = OutboxRelay(sessionmaker, {"telegram": telegram, "line": line},
                         {"telegram": ChannelLimit(rate=30.0, per_recipient_rate=1.0), "line": ChannelLimit(rate=2000)})
-    assert relay.max_in_flight == {"telegram": 12}   # 30/s for 0.4 s; LINE dedupes by its retry key: no bound
+    assert relay.max_in_flight == {"telegram": 15}   # 30/s for 0.5 s; LINE dedupes by its retry key: no bound
 
 
 async def test_a_kill_repeats_at_most_max_in_flight_telegram_messages(sessionmaker):

@@ -145,3 +145,14 @@ async def test_waiting_budget_reservations_hold_one_connection_not_the_pool(data
             await asyncio.sleep(0.01)
         in_use = db_engine.pool.checkedout()
     assert await asyncio.gather(*waiting) and in_use == 2, in_use   # the blocker's and one reservation's
+
+
+async def test_reservations_asked_together_are_taken_together_each_with_its_place_in_line(database_url, sessionmaker):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the shared budget exists on PostgreSQL only")
+    from delivery.budget import SharedBucket
+
+    bucket = SharedBucket(sessionmaker, "send:test-line", rate=10.0, burst=1.0)
+    waits = await asyncio.gather(*(bucket.reserve() for _ in range(5)))
+    # one token in the bucket, then one every 0.1 s, in the order asked
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4], abs=0.05)
