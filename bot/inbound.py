@@ -447,49 +447,67 @@ async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: d
     acknowledge = getattr(adapter, "acknowledge", None)
     if acknowledge is not None:
         await acknowledge(event)
-    async with _lock_for(msg):
-        replies = await _handle_in_order(services, row, msg)
-        if msg.kind == Kind.UNFOLLOW and row.channel == "telegram":
-            # Telegram's my_chat_member "kicked": the user blocked the bot.
-            await _mark_blocked(services, row.channel, [msg.user_id])
-        if replies:
-            await _answer(services, adapter, row, event, msg, replies)
-
-
-async def _handle_in_order(services: Any, row: InboundEvent, msg: IncomingMessage) -> list[Reply]:
-    """The engine's answer to ``msg``, after every older event of the same resident.
-
-    A resident's messages are answered in the order they were stored, across processes: the
-    turn, once it holds the resident's lock, first looks for an older unanswered event of the
-    same resident — being answered by another ``kurashi serve`` worker, or left by a dead one
-    and about to be resumed. If there is one, the turn is deferred (nothing done, lock
-    released) and asked again shortly, for at most ORDER_WAIT_SECONDS; then it goes on (an
-    answer late is better than none). The advisory lock alone keeps turns from overlapping,
-    not their order. The look runs on the turn's own connection: no extra checkout."""
-    engine = services.engine
-    if row.id is None:
-        return await engine.handle(msg)
-    waiting: list[int] = []
-
-    async def ready(session: Any) -> bool:
-        driver = await rawsql.driver_of(session)
-        waiting[:] = await repo.earlier_unfinished_events(driver, row.channel, msg.user_id, row.id)
-        return not waiting
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ORDER_WAIT_SECONDS
-    pause = 0.01
+    order = _InOrder(services, row, msg)
     while True:
-        try:
-            return await engine.handle(msg, ready=ready)
-        except TurnDeferred:
-            pass
-        if loop.time() >= deadline or services.closing:
+        async with _lock_for(msg):
+            try:
+                replies = await services.engine.handle(msg, ready=order.ready)
+            except TurnDeferred:
+                replies = None
+            else:
+                if msg.kind == Kind.UNFOLLOW and row.channel == "telegram":
+                    # Telegram's my_chat_member "kicked": the user blocked the bot.
+                    await _mark_blocked(services, row.channel, [msg.user_id])
+                if replies:
+                    await _answer(services, adapter, row, event, msg, replies)
+                return
+        # Deferred: wait outside this resident's lock and outside the processing slot — the
+        # older event may be this process's own, and needs both to go first.
+        await order.pause()
+
+
+class _InOrder:
+    """A resident's messages are answered in the order they were stored, across processes.
+
+    The turn, once it holds the resident's advisory lock, first looks (``ready``) for an older
+    unanswered event of the same resident — being answered by another ``kurashi serve``
+    worker or by this process, or left by a dead one and about to be resumed. If there is
+    one, the engine defers the turn (nothing done, lock released) and the caller waits
+    (``pause``: outside the per-resident lock and the processing slot) and asks again, for at
+    most ORDER_WAIT_SECONDS; then the look is skipped (an answer late is better than none).
+    The advisory lock alone keeps turns from overlapping, not their order. The look runs on
+    the turn's own connection: no extra checkout."""
+
+    def __init__(self, services: Any, row: InboundEvent, msg: IncomingMessage) -> None:
+        self.services, self.row, self.msg = services, row, msg
+        self.waiting: list[int] = []
+        self.deadline: float | None = None
+        self.interval = 0.01
+        self.given_up = row.id is None
+
+    async def ready(self, session: Any) -> bool:
+        if self.given_up:
+            return True
+        driver = await rawsql.driver_of(session)
+        self.waiting = await repo.earlier_unfinished_events(driver, self.row.channel, self.msg.user_id, self.row.id)
+        return not self.waiting
+
+    async def pause(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.deadline is None:
+            self.deadline = loop.time() + ORDER_WAIT_SECONDS
+        if loop.time() >= self.deadline or self.services.closing:
             log.warning("answering out of order: an older event of the same resident is still unanswered",
-                        extra={"event_row": row.id, "waiting_for": waiting[0] if waiting else None})
-            return await engine.handle(msg)
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.2)
+                        extra={"event_row": self.row.id, "waiting_for": self.waiting[0] if self.waiting else None})
+            self.given_up = True
+            return
+        slots = _processing_slots(self.services)
+        slots.release()            # held by process_claimed_events around this event
+        try:
+            await asyncio.sleep(self.interval)
+        finally:
+            await slots.acquire()
+        self.interval = min(self.interval * 2, 0.2)
 
 
 async def _answer(services: Any, adapter: Any, row: InboundEvent, event: dict[str, Any],

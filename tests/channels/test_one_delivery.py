@@ -136,3 +136,28 @@ async def test_a_residents_messages_are_answered_in_the_order_they_were_stored(k
     async with app.services.sessionmaker() as session, session.begin():
         await repo.finish_inbound_events(session, [older_row])         # the other worker answered it
     await app.line_api.wait_for_reply(newer_token, timeout=15)
+
+
+async def test_an_older_event_of_this_process_goes_first_while_the_newer_one_waits(kurashi) -> None:
+    """The newer event waits outside the resident's lock and its processing slot: the older
+    one, answered by this same process, is not blocked behind it (no 20-second stand-off)."""
+    from bot.inbound import process_claimed_events
+
+    app = kurashi
+    older_token = app.line_api.issue_reply_token(USER)
+    older = line_body(line_text_event(USER, "hello", reply_token=older_token))
+    event_id, payload = app.services.channels["line"].split_body(older)[0]
+    received = utcnow()
+    async with app.services.sessionmaker() as session, session.begin():
+        [older_row] = await repo.store_claimed_inbound_events(session, [("line", event_id, payload, received)],
+                                                              lease=timedelta(seconds=60))
+    newer_token = app.line_api.issue_reply_token(USER)
+    assert (await app.post_line(line_body(line_text_event(USER, "garbage", reply_token=newer_token)))).status_code == 200
+    await asyncio.sleep(0.5)
+    assert app.line_api.replies_to_token(newer_token) == []
+    row = InboundEvent(id=older_row, channel="line", event_id=event_id, payload=payload, status=EVENT_PROCESSING,
+                       attempts=1, received_at=received)
+    await asyncio.wait_for(process_claimed_events(app.services, [row]), timeout=10)
+    await app.line_api.wait_for_reply(newer_token, timeout=10)
+    tokens = [(r.json or {}).get("replyToken") for r in app.line_api.requests_to("/v2/bot/message/reply")]
+    assert tokens.index(older_token) < tokens.index(newer_token)
