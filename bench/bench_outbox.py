@@ -33,8 +33,10 @@ they lived (a full bucket plus the rate; target ≥ 0.9).
   makes the fake Telegram answer after that round trip (half before it takes the request).
 - SQLite by default; PostgreSQL when KURASHI_TEST_POSTGRES_URL is set (a throw-away
   database). KURASHI_BENCH_OUTBOX_BASELINE=<git rev> first runs the same with that
-  revision's relay (``git archive`` into a temporary folder, same virtualenv);
-  KURASHI_BENCH_OUTBOX_TRACES=<folder> keeps the traces.
+  revision's relay (``git archive`` into a temporary folder, same virtualenv); each version
+  gets fake platforms and a database of its own (in a shared set-up the second version
+  measured came out slower, whichever it was); KURASHI_BENCH_OUTBOX_TRACES=<folder> keeps
+  the traces.
 
 Owns nothing but this measurement; imports the fakes from tests/.
 """
@@ -404,7 +406,8 @@ async def _variant(url: str, fakes: dict[str, str], maker: Any, senders: dict[st
             "allowed_per_s": {"line": line_rate, "telegram": telegram_rate}}
 
 
-async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float, kills: int) -> dict[str, Any]:
+async def _calibrate(url: str, fakes: dict[str, str], conn: Any) -> dict[str, float]:
+    """Sends per second of one unlimited relay here, both channels at once."""
     from sqlalchemy import func, select
 
     from bot.db.models import OutboxMessage
@@ -417,8 +420,6 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float, kills
     engine, maker = create_engine_and_sessionmaker(url)
     senders = await start_senders(fakes)
     M = OutboxMessage
-
-    # 1. calibration: an unlimited relay, both channels at once
     async with maker() as s, s.begin():
         await enqueue_many(s, [Push("line", [f"C{i:032x}"], [Reply(f"calibration {i}")], "calibration")
                                for i in range(CALIBRATION["line"])]
@@ -438,13 +439,61 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float, kills
             sent, last = (await s.execute(select(func.count(), func.max(M.sent_at)).where(
                 M.channel == channel, M.status == "sent", M.kind == "calibration"))).one()
             capacity[channel] = sent / (last.timestamp() - t_cal) if last else 0.0
+    await close_senders(senders)
+    await engine.dispose()
+    conn.send("report")
+    conn.recv()
+    return capacity
+
+
+async def _measure(url: str, fakes: dict[str, str], conn: Any, scale: float, kills: int, rates: dict[str, float],
+                   version: str, number: int, code_dir: Path, tmp: Path) -> dict[str, Any]:
+    """One version of the relay, with fake platforms and a database of its own (nothing left
+    over from another version: the second one measured in a shared set-up came out slower)."""
+    from bot.db.session import create_engine_and_sessionmaker, upgrade_database
+
+    await upgrade_database(url)
+    engine, maker = create_engine_and_sessionmaker(url)
+    senders = await start_senders(fakes)
+    r = await _variant(url, fakes, maker, senders, scale, rates, version, number, code_dir, tmp, kills)
+    await close_senders(senders)
+    await engine.dispose()
+
+    conn.send("report")
+    report = conn.recv()
+    deliveries: dict[str, list[float]] = defaultdict(list)
+    for chat_id, at in report["telegram_at"]:
+        deliveries[chat_id].append(at)
+    line = {k: v for k, v in report["line"].items() if k[0] in r["users"]}
+    telegram = {k: v for k, v in report["telegram"].items() if k[0] in r["chats"]}
+    out: dict[str, Any] = {"version": r["version"], "kills": r["kills"], "enqueue_seconds": r["enqueue_seconds"],
+                           "last_kill_at_seconds": r["last_kill_at_seconds"],
+                           "line_requests": report["line_requests"],
+                           "line_409_retry_key_dedupes": report["line_statuses"].get(409, 0),
+                           "telegram_requests": report["telegram_requests"]}
+    for channel, delivered in (("line", line), ("telegram", telegram)):
+        out[channel] = {
+            "pushes": r["pushes"][channel], "rows": r["rows"][channel], "failed_rows": r["failed_rows"][channel],
+            "delivered_unique": len(delivered), "losses": r["pushes"][channel] - len(delivered),
+            "duplicates": sum(v - 1 for v in delivered.values()),
+            "achieved_per_s": r["achieved_per_s"][channel], "allowed_per_s": r["allowed_per_s"][channel],
+            "share_of_allowed": r["share_of_allowed"][channel],
+        }
+    out["telegram_kills"] = _explain(r["lives"], r["row_of_chat"], deliveries)
+    return out
+
+
+def run() -> dict[str, Any]:
+    scale = float(os.environ.get("KURASHI_BENCH_OUTBOX_SCALE", "1"))
+    kills = max(1, int(os.environ.get("KURASHI_BENCH_OUTBOX_KILLS", "3")))
+    capacity, backend = run_against_fakes(_serve_fakes, _calibrate, "bench-outbox.db")
     rates = {"line": float(min(LINE_RATE_CAP, max(1, round(SHARE_OF_CAPACITY * capacity["line"])))),
              "telegram": float(min(TELEGRAM_RATE_CAP, max(1, round(SHARE_OF_CAPACITY * capacity["telegram"]))))}
     if TELEGRAM_RTT:   # the capacity measured is the round trip's, not the relay's: Telegram's own rate
         rates["telegram"] = TELEGRAM_RATE_CAP
-
-    # 2. each version of the relay: its own queue, killed `kills` times, then finished here
-    results: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"database": backend, "calibrated_capacity_per_s": {c: round(v, 1) for c, v in
+                                                                                 capacity.items()},
+                              "allowed_per_s": rates, "versions": []}
     keep = os.environ.get("KURASHI_BENCH_OUTBOX_TRACES")   # a folder to keep the traces in (for a look)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(keep or tmp_name)
@@ -455,46 +504,12 @@ async def _bench(url: str, fakes: dict[str, str], conn: Any, scale: float, kills
             _export(BASELINE, baseline_dir)
             versions.insert(0, (f"baseline {BASELINE[:9]}", baseline_dir))
         for number, (version, code_dir) in enumerate(versions):
-            results.append(await _variant(url, fakes, maker, senders, scale, rates, version, number, code_dir,
-                                          tmp, kills))
-    await close_senders(senders)
-    await engine.dispose()
-
-    conn.send("report")
-    report = conn.recv()
-    deliveries: dict[str, list[float]] = defaultdict(list)
-    for chat_id, at in report["telegram_at"]:
-        deliveries[chat_id].append(at)
-    out: dict[str, Any] = {
-        "calibrated_capacity_per_s": {c: round(v, 1) for c, v in capacity.items()},
-        "line_requests": report["line_requests"],
-        "line_409_retry_key_dedupes": report["line_statuses"].get(409, 0),
-        "telegram_requests": report["telegram_requests"], "versions": [],
-    }
-    for r in results:
-        line = {k: v for k, v in report["line"].items() if k[0] in r["users"]}
-        telegram = {k: v for k, v in report["telegram"].items() if k[0] in r["chats"]}
-        version = {"version": r["version"], "kills": r["kills"], "enqueue_seconds": r["enqueue_seconds"],
-                   "last_kill_at_seconds": r["last_kill_at_seconds"]}
-        for channel, delivered in (("line", line), ("telegram", telegram)):
-            version[channel] = {
-                "pushes": r["pushes"][channel], "rows": r["rows"][channel], "failed_rows": r["failed_rows"][channel],
-                "delivered_unique": len(delivered), "losses": r["pushes"][channel] - len(delivered),
-                "duplicates": sum(v - 1 for v in delivered.values()),
-                "achieved_per_s": r["achieved_per_s"][channel], "allowed_per_s": r["allowed_per_s"][channel],
-                "share_of_allowed": r["share_of_allowed"][channel],
-            }
-        version["telegram_kills"] = _explain(r["lives"], r["row_of_chat"], deliveries)
-        out["versions"].append(version)
-    return out
-
-
-def run() -> dict[str, Any]:
-    scale = float(os.environ.get("KURASHI_BENCH_OUTBOX_SCALE", "1"))
-    kills = max(1, int(os.environ.get("KURASHI_BENCH_OUTBOX_KILLS", "3")))
-    result, backend = run_against_fakes(
-        _serve_fakes, lambda url, fakes, conn: _bench(url, fakes, conn, scale, kills), "bench-outbox.db")
-    result["database"] = backend
+            measured, _ = run_against_fakes(
+                _serve_fakes,
+                lambda url, fakes, conn, version=version, number=number, code_dir=code_dir: _measure(
+                    url, fakes, conn, scale, kills, rates, version, number, code_dir, tmp),
+                "bench-outbox.db")
+            result["versions"].append(measured)
     cap = result["calibrated_capacity_per_s"]
     table = [
         (f"outbox ({backend}), scale {scale:g}: calibrated capacity of one relay here: LINE {cap['line']} req/s, "
@@ -527,7 +542,7 @@ def run() -> dict[str, Any]:
              f"{k['max_telegram_sends_in_flight']} (bound: {caps.get('telegram', 'none; 64 for all channels')}); "
              f"event loop lag p50 {lag['p50']} ms, p99 {lag['p99']} ms"),
         ]
-    table.append(f"LINE multicast = 1 request per 500 users; 409s on resent retry keys: "
-                 f"{result['line_409_retry_key_dedupes']}")
+    table.append("LINE multicast = 1 request per 500 users; 409s on resent retry keys: "
+                 + ", ".join(f"{v['version']} {v['line_409_retry_key_dedupes']}" for v in result["versions"]))
     result["table"] = table
     return result
