@@ -24,15 +24,19 @@ Delivery guarantees (read before relying on them):
   at most that many messages, however slow the platform, the event loop or the database.
   Most of it is inherent: a request on its way to Telegram or back (about rate × round
   trip: ~8 at 30/s from Japan). The rest, push returned → stamp committed, is kept short:
-  each row is stamped as soon as its send returns (group-committed with the rows that
-  finish meanwhile), and a stamp waits for at most one of the relay's own transactions
-  already under way (SQLite: stamps go first among the relay's waiting transactions, lease
-  renewals go in chunks of ``RENEW_CHUNK``; PostgreSQL: stamps wait for none of them nor
-  for the disk — ``synchronous_commit`` off: a crash of the database server can make a row
-  be sent again, never lose one —, renewals skip rows locked by a stamp or anyone else, and
-  the shared Telegram budget reserves for all waiting sends over one connection, so it
-  cannot take the pool's connections from the stamps). ``kurashi_outbox_stamp_lag_seconds`` measures that
-  part; ``python -m bench outbox`` measures both with kill -9.
+  - a Telegram row is stamped as soon as its send returns, with the rows that finished
+    meanwhile (one write at a time; no line of waiters to wake one by one); the other
+    channels' stamps (a repeat is dropped by their retry key) wait ``STAMP_LINGER`` for
+    company, so there are fewer writes to wait behind;
+  - a stamp waits for at most one of the relay's own transactions already under way.
+    SQLite: stamps go first among the relay's waiting transactions, lease renewals go in
+    chunks of ``RENEW_CHUNK``. PostgreSQL: stamps wait for none of them, nor for the disk
+    (``synchronous_commit`` off: a crash of the database server can make a row be sent
+    again, never lose one); renewals skip rows locked by a stamp or anyone else; the
+    shared Telegram budget reserves for all waiting sends over one connection, so it cannot
+    take the pool's connections from the stamps.
+  ``kurashi_outbox_stamp_lag_seconds`` measures that part; ``python -m bench outbox``
+  measures both with kill -9.
 - Multi-message rows to Telegram (several sendMessage calls) that fail half-way are
   retried whole, so the first messages can arrive twice; keep pushes to one message.
 - On PostgreSQL any number of relays may run: rows are claimed with
@@ -89,6 +93,8 @@ UNKEYED_CHANNELS = frozenset({"telegram"})
 IN_FLIGHT_SECONDS = 0.5
 #: Writes an outcome is tried in before it is given up (its row is then sent again).
 STAMP_TRIES = 3
+#: Seconds the stamp of a keyed channel's row (LINE, web, e-mail) waits for company.
+STAMP_LINGER = 0.025
 #: Held rows whose lease one renewal transaction extends (a stamp waits for at most one).
 RENEW_CHUNK = 100
 #: PostgreSQL: this transaction's commit does not wait for the WAL to reach the disk.
@@ -623,6 +629,12 @@ class OutboxRelay:
         already sent (fewer Telegram duplicates) and leaves no connection half-used.
         """
         self._pending_outcomes.append(outcome)
+        if outcome.row.channel not in UNKEYED_CHANNELS and self._writing is None:
+            # A repeat is dropped by the platform (retry key): this stamp can wait a moment
+            # for more outcomes to share its write — at most 1/STAMP_LINGER such writes a
+            # second however fast LINE goes, fewer for Telegram's stamps to wait behind —
+            # unless a Telegram stamp writes it first.
+            await asyncio.sleep(STAMP_LINGER)
         while not outcome.written:
             if outcome.write_error is not None:
                 # Ours is given up: its lease runs out and the row is sent again (LINE:
