@@ -19,7 +19,7 @@ KURASHI_BENCH_WEBHOOK_SQLITE_RATES (default "25,50,100"), KURASHI_BENCH_WEBHOOK_
 KURASHI_BENCH_WEBHOOK_PG_WORKERS (default unset; N: PostgreSQL runs as one `kurashi serve
 --workers N` on one port instead of PG_PROCESSES separate ports — the version measured,
 a baseline too, must know --workers),
-KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE (default 20), KURASHI_BENCH_WEBHOOK_PROFILE (a folder:
+KURASHI_BENCH_WEBHOOK_TELEGRAM_RATE (default 20; 0 skips the Telegram row), KURASHI_BENCH_WEBHOOK_PROFILE (a folder:
 the servers run under cProfile), KURASHI_BENCH_WEBHOOK_BASELINE (a git revision measured
 first, side by side: `git archive` into a temporary folder, same virtualenv). Owns nothing else; imports the fakes from tests/.
 """
@@ -448,7 +448,7 @@ def run() -> dict[str, Any]:
                             run_ = _phase(parent, "line", rate, servers)
                             results["runs"].append({"version": version, "platform": "line", "database": database,
                                                     "processes": processes, "workers": workers > 1, **run_})
-                        if database == "sqlite":
+                        if database == "sqlite" and TELEGRAM_RATE > 0:
                             run_ = _phase(parent, "telegram", TELEGRAM_RATE, servers)
                             results["runs"].append({"version": version, "platform": "telegram",
                                                     "database": database, "processes": processes,

@@ -27,11 +27,13 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger("kurashi.db")
@@ -42,6 +44,20 @@ ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 #: inherit it skip ``upgrade_database`` for that database while their code has the same heads.
 SCHEMA_UPGRADED_ENV = "KURASHI_SCHEMA_UPGRADED"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Connections a process keeps open. The webhook path answers 16 events at once
+#: (bot.inbound.PROCESSING_CONCURRENCY), each on a connection of its own, beside the
+#: group-commit writer, the outbox relay, the scheduler and the console. With SQLAlchemy's
+#: default (5 kept + 10 overflow) the overflow connections were closed on return and opened
+#: again under load — a new PostgreSQL backend (fork, authentication) or a new SQLite
+#: connection (a thread, the PRAGMAs below) every few events, which cost about a fifth of
+#: the CPU per webhook event. ``kurashi serve --workers N`` on PostgreSQL: N × (POOL_SIZE +
+#: POOL_OVERFLOW) must stay under ``max_connections`` (README, Several processes).
+POOL_SIZE = 20
+POOL_OVERFLOW = 5
+#: A pooled connection idle for longer than this is checked with a round trip before use
+#: (a PostgreSQL restart or an idle-connection timeout closes it); one in steady use is not
+#: (SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip per transaction).
+PING_IDLE_SECONDS = 10.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -85,15 +101,44 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _install_idle_ping(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection at checkout only when it has been idle for ``idle_seconds``
+    (SQLAlchemy docs, "Disconnect Handling - Pessimistic", custom variant): a connection
+    found dead is replaced by a fresh one before the caller sees it."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["kurashi_idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("kurashi_idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure to ping means "replace it"
+            raise DisconnectionError(f"pooled connection found closed: {type(exc).__name__}") from exc
+        if alive is False:
+            raise DisconnectionError("pooled connection found closed")
+
+
 def create_engine_and_sessionmaker(
-    url: str, **engine_kwargs: Any
+    url: str, *, ping_idle_seconds: float = PING_IDLE_SECONDS, **engine_kwargs: Any
 ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
     """An async engine for ``url`` and a sessionmaker bound to it (``expire_on_commit=False``).
 
     ``hide_parameters``: a database error's message (logged with its traceback) never carries
     the statement's values — webhook payloads, user ids, consultation texts (README: no
-    message text in logs)."""
+    message text in logs). The pool keeps POOL_SIZE connections open (see there) and checks
+    a connection before use only after ``ping_idle_seconds`` idle."""
     engine_kwargs.setdefault("hide_parameters", True)
+    if "poolclass" not in engine_kwargs and (not is_sqlite(url) or _sqlite_file(url) is not None):
+        engine_kwargs.setdefault("pool_size", POOL_SIZE)
+        engine_kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     if is_sqlite(url):
         path = _sqlite_file(url)
         if path is not None:
@@ -102,8 +147,9 @@ def create_engine_and_sessionmaker(
         engine = create_async_engine(url, **engine_kwargs)
         _install_sqlite_hooks(engine)
     else:
-        engine_kwargs.setdefault("pool_pre_ping", True)
         engine = create_async_engine(url, **engine_kwargs)
+        if not engine_kwargs.get("pool_pre_ping") and hasattr(engine.sync_engine.pool, "_pool"):
+            _install_idle_ping(engine, ping_idle_seconds)
     return engine, async_sessionmaker(engine, expire_on_commit=False)
 
 

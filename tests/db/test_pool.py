@@ -1,0 +1,76 @@
+"""The connection pool: connections are kept (not reopened under load) and one found dead
+after a quiet spell is replaced before anyone sees it — on SQLite and PostgreSQL."""
+import asyncio
+
+import pytest
+from sqlalchemy import event, text
+
+from bot.db.session import POOL_SIZE, create_engine_and_sessionmaker
+from bot.inbound import PROCESSING_CONCURRENCY
+
+
+async def test_the_pool_keeps_a_connection_for_every_concurrent_turn(database_url: str) -> None:
+    """16 turns at once plus the writer, relay and console: with SQLAlchemy's default pool
+    (5 kept) the extra connections were closed on return and opened again on the next burst."""
+    assert POOL_SIZE > PROCESSING_CONCURRENCY
+    engine, maker = create_engine_and_sessionmaker(database_url)
+    opened = 0
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _count(*_args: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    async def turn() -> None:
+        async with maker() as session:
+            await session.execute(text("SELECT 1"))
+            await asyncio.sleep(0.02)          # all of them hold a connection at once
+
+    try:
+        await asyncio.gather(*(turn() for _ in range(PROCESSING_CONCURRENCY + 2)))
+        first_burst = opened
+        for _ in range(3):
+            await asyncio.gather(*(turn() for _ in range(PROCESSING_CONCURRENCY + 2)))
+        assert first_burst == PROCESSING_CONCURRENCY + 2
+        assert opened == first_burst            # later bursts reuse them: nothing reopened
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_connection_closed_while_idle_is_replaced_before_use(postgres_url: str) -> None:
+    """PostgreSQL restarted (or an idle timeout) while the pool held a connection: the next
+    transaction after a quiet spell still works; a busy connection is not pinged every time."""
+    engine, maker = create_engine_and_sessionmaker(postgres_url, ping_idle_seconds=0.2)
+    killer, kmaker = create_engine_and_sessionmaker(postgres_url)
+    try:
+        async with maker() as session:
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        async with kmaker() as admin:
+            assert await admin.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.3)                # idle past ping_idle_seconds
+        async with maker() as session:
+            new_pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        assert new_pid != pid
+    finally:
+        await engine.dispose()
+        await killer.dispose()
+
+
+@pytest.mark.postgres
+async def test_without_the_idle_check_the_dead_connection_would_fail_the_transaction(postgres_url: str) -> None:
+    """The failure the check prevents (so the test above proves something)."""
+    engine, maker = create_engine_and_sessionmaker(postgres_url, ping_idle_seconds=3600)
+    killer, kmaker = create_engine_and_sessionmaker(postgres_url)
+    try:
+        async with maker() as session:
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        async with kmaker() as admin:
+            await admin.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.3)
+        with pytest.raises(Exception):  # noqa: B017 - asyncpg's or SQLAlchemy's disconnect error
+            async with maker() as session:
+                await session.scalar(text("SELECT pg_backend_pid()"))
+    finally:
+        await engine.dispose()
+        await killer.dispose()
