@@ -29,6 +29,19 @@ async def _as_if_the_process_died(app, *, received_ago: timedelta | None = None)
         await session.execute(update(InboundEvent).values(**values))
 
 
+async def _stored_and_claimed(app, text: str, reply_token: str, *, lease: timedelta) -> InboundEvent:
+    """A LINE event of USER stored and claimed as another worker (or a process that then died)
+    holds it: claimed, unanswered, its lease ``lease`` from now. Returns the row as it holds it."""
+    body = line_body(line_text_event(USER, text, reply_token=reply_token))
+    event_id, payload = app.services.channels["line"].split_body(body)[0]
+    received = utcnow()
+    async with app.services.sessionmaker() as session, session.begin():
+        [row_id] = await repo.store_claimed_inbound_events(session, [("line", event_id, payload, received)],
+                                                           lease=lease)
+    return InboundEvent(id=row_id, channel="line", event_id=event_id, payload=payload, status=EVENT_PROCESSING,
+                        attempts=1, received_at=received)
+
+
 async def _wait_for_the_relay(app) -> None:
     app.services.relay.notify()
     for _ in range(40):
@@ -83,12 +96,7 @@ async def test_a_dead_processors_events_are_answered_within_seconds(kurashi) -> 
     the sweep answers it — seconds, within the reply token's minute."""
     app = kurashi
     token = app.line_api.issue_reply_token(USER)
-    body = line_body(line_text_event(USER, "when is burnable garbage collected", reply_token=token))
-    event_id, payload = app.services.channels["line"].split_body(body)[0]
-    received = utcnow()
-    async with app.services.sessionmaker() as session, session.begin():
-        await repo.store_claimed_inbound_events(session, [("line", event_id, payload, received)],
-                                                lease=timedelta(seconds=2))
+    await _stored_and_claimed(app, "when is burnable garbage collected", token, lease=timedelta(seconds=2))
     started = asyncio.get_running_loop().time()
     await app.line_api.wait_for_reply(token, timeout=2 + RESUME_INTERVAL_SECONDS + 10)
     assert asyncio.get_running_loop().time() - started < 2 + RESUME_INTERVAL_SECONDS + 5
@@ -100,11 +108,8 @@ async def test_leases_of_events_being_answered_are_renewed(kurashi) -> None:
     from bot.inbound import _inflight, renew_leases
 
     app = kurashi
-    body = line_body(line_text_event(USER, "hello", reply_token=app.line_api.issue_reply_token(USER)))
-    event_id, payload = app.services.channels["line"].split_body(body)[0]
-    async with app.services.sessionmaker() as session, session.begin():
-        [row_id] = await repo.store_claimed_inbound_events(session, [("line", event_id, payload, utcnow())],
-                                                           lease=timedelta(seconds=1))
+    row_id = (await _stored_and_claimed(app, "hello", app.line_api.issue_reply_token(USER),
+                                        lease=timedelta(seconds=1))).id
     _inflight(app.services)[row_id] = False          # being answered by this process
     try:
         assert await renew_leases(app.services) >= 1
@@ -120,11 +125,7 @@ async def test_a_residents_messages_are_answered_in_the_order_they_were_stored(k
     waits for it — on PostgreSQL with several workers the advisory lock alone would let the
     newer turn go first — while other residents are answered at once."""
     app = kurashi_any_db
-    older = line_body(line_text_event(USER, "hello", reply_token=app.line_api.issue_reply_token(USER)))
-    event_id, payload = app.services.channels["line"].split_body(older)[0]
-    async with app.services.sessionmaker() as session, session.begin():
-        [older_row] = await repo.store_claimed_inbound_events(session, [("line", event_id, payload, utcnow())],
-                                                              lease=timedelta(seconds=60))
+    older = await _stored_and_claimed(app, "hello", app.line_api.issue_reply_token(USER), lease=timedelta(seconds=60))
     newer_token = app.line_api.issue_reply_token(USER)
     other = "U" + "d" * 32
     other_token = app.line_api.issue_reply_token(other)
@@ -134,7 +135,7 @@ async def test_a_residents_messages_are_answered_in_the_order_they_were_stored(k
     await asyncio.sleep(1.0)
     assert app.line_api.replies_to_token(newer_token) == []           # waits for the older event
     async with app.services.sessionmaker() as session, session.begin():
-        await repo.finish_inbound_events(session, [older_row])         # the other worker answered it
+        await repo.finish_inbound_events(session, [older.id])         # the other worker answered it
     await app.line_api.wait_for_reply(newer_token, timeout=15)
 
 
@@ -145,19 +146,12 @@ async def test_an_older_event_of_this_process_goes_first_while_the_newer_one_wai
 
     app = kurashi
     older_token = app.line_api.issue_reply_token(USER)
-    older = line_body(line_text_event(USER, "hello", reply_token=older_token))
-    event_id, payload = app.services.channels["line"].split_body(older)[0]
-    received = utcnow()
-    async with app.services.sessionmaker() as session, session.begin():
-        [older_row] = await repo.store_claimed_inbound_events(session, [("line", event_id, payload, received)],
-                                                              lease=timedelta(seconds=60))
+    older = await _stored_and_claimed(app, "hello", older_token, lease=timedelta(seconds=60))
     newer_token = app.line_api.issue_reply_token(USER)
     assert (await app.post_line(line_body(line_text_event(USER, "garbage", reply_token=newer_token)))).status_code == 200
     await asyncio.sleep(0.5)
     assert app.line_api.replies_to_token(newer_token) == []
-    row = InboundEvent(id=older_row, channel="line", event_id=event_id, payload=payload, status=EVENT_PROCESSING,
-                       attempts=1, received_at=received)
-    await asyncio.wait_for(process_claimed_events(app.services, [row]), timeout=10)
+    await asyncio.wait_for(process_claimed_events(app.services, [older]), timeout=10)
     await app.line_api.wait_for_reply(newer_token, timeout=10)
     tokens = [(r.json or {}).get("replyToken") for r in app.line_api.requests_to("/v2/bot/message/reply")]
     assert tokens.index(older_token) < tokens.index(newer_token)
