@@ -15,6 +15,8 @@ Owns:
   delivered web pushes after 3 days, idle web sessions.
 - ``prune_case_content`` — the daily job "consult:retention": consultation content after
   CASE_RETENTION_DAYS (the batches are bot/consult/retention.py's).
+- ``prune_on_demand`` — `kurashi db prune` (bot/cli/db.py): webhook events, insights and
+  consultation content, with the periods the operator gives (the same rules as the jobs).
 
 Nothing below imports this module: storage (bot/db) and delivery never import a feature,
 and the conversation engine gets ``forget_user`` passed in by bot/services.py.
@@ -26,7 +28,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import insights
 from bot.consult import cases, retention
@@ -82,11 +84,7 @@ async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
     async with ctx.sessionmaker() as session, session.begin():
         events = await repo.prune_inbound_events(session, now=now)
         pushes = await outbox.prune_outbox(session, now=now)
-        if retention_days and retention_days > 0:
-            # Residents' own words (unanswered questions, 👎 questions) are not kept longer
-            # than INSIGHTS_RETENTION_DAYS — the same rule `kurashi db prune` applies.
-            unanswered, feedback = await insights.prune_insights(
-                session, older_than=timedelta(days=retention_days), now=now)
+        unanswered, feedback = await _prune_insights(session, retention_days, now=now)
         # Web chat: delivered pushes after a few days, anonymous sessions unseen for 30 days.
         web_pushes = await web_mailbox.prune_web_mailbox(session, now=now)
         web_users = await prune_idle_web_users(session, now=now)
@@ -100,6 +98,30 @@ async def prune_stored_rows(*, ctx: Any = None) -> dict[str, int]:
              web_pushes, web_users, web_turns)
     return {"inbound_events": events, "outbox": pushes, "unanswered": unanswered, "feedback": feedback,
             "web_mailbox": web_pushes, "web_users": web_users, "web_turns": web_turns}
+
+
+async def _prune_insights(session: AsyncSession, days: float | None, *, now: datetime) -> tuple[int, int]:
+    """Residents' own words (unanswered questions, 👎 questions) are not kept longer than
+    INSIGHTS_RETENTION_DAYS (``days``; 0 or none keeps them). (unanswered, feedback) deleted."""
+    if not days or days <= 0:
+        return 0, 0
+    return await insights.prune_insights(session, older_than=timedelta(days=days), now=now)
+
+
+async def prune_on_demand(
+    sessionmaker: async_sessionmaker[AsyncSession], *, event_days: float, insights_days: float,
+    case_days: float, now: datetime | None = None,
+) -> dict[str, int]:
+    """`kurashi db prune`: webhook events received more than ``event_days`` ago and residents'
+    words older than ``insights_days`` (one transaction), then the messages and images of
+    consultations closed more than ``case_days`` ago (in batches). 0 days keeps insights or
+    case content. Returns how many of each: inbound_events, unanswered, feedback, cases."""
+    now = now or utcnow()
+    async with sessionmaker() as session, session.begin():
+        events = await repo.prune_inbound_events(session, older_than=timedelta(days=event_days), now=now)
+        unanswered, feedback = await _prune_insights(session, insights_days, now=now)
+    closed = await retention.prune_expired_cases(sessionmaker, now, case_days)
+    return {"inbound_events": events, "unanswered": unanswered, "feedback": feedback, "cases": closed}
 
 
 async def prune_case_content(*, ctx: Any = None) -> int:

@@ -1,7 +1,7 @@
 """`kurashi db …`: schema upgrades and retention pruning from the command line.
 
-Owns only argument parsing; the work is bot.db.session.upgrade_database, bot.db.repo and
-bot.insights (retention of unanswered questions and feedback).
+Owns only argument parsing and the periods' defaults (Settings); the work is
+bot.db.session.upgrade_database and bot.privacy.prune_on_demand (every retention rule).
 Must not import the conversation core or channel adapters.
 """
 from __future__ import annotations
@@ -38,48 +38,34 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    """Delete stored webhook events older than --days, and unanswered questions and feedback
-    older than --insights-days (Settings.insights_retention_days; 0 keeps them)."""
-    from datetime import timedelta
-
-    from bot import insights
-    from bot.db import repo
+    """Delete stored webhook events older than --days, unanswered questions and feedback
+    older than --insights-days (Settings.insights_retention_days; 0 keeps them) and the
+    content of consultations closed more than --case-days ago (Settings.case_retention_days;
+    0 keeps it), through bot.privacy."""
+    from bot import privacy
     from bot.db.session import create_engine_and_sessionmaker
     from bot.settings import Settings
 
     settings = Settings()
     insight_days = settings.insights_retention_days if args.insights_days is None else args.insights_days
+    case_days = settings.case_retention_days if args.case_days is None else args.case_days
 
-    async def prune() -> tuple[int, int, int]:
+    async def prune() -> dict[str, int]:
         engine, maker = create_engine_and_sessionmaker(settings.database_url)
         try:
-            async with maker() as session, session.begin():
-                events = await repo.prune_inbound_events(session, older_than=timedelta(days=args.days))
-                questions, votes = (await insights.prune_insights(session, older_than=timedelta(days=insight_days))
-                                    if insight_days > 0 else (0, 0))
-                return events, questions, votes
+            return await privacy.prune_on_demand(maker, event_days=args.days, insights_days=insight_days,
+                                                 case_days=case_days)
         finally:
             await engine.dispose()
 
-    count, questions, votes = asyncio.run(prune())
-    case_days = settings.case_retention_days if args.case_days is None else args.case_days
+    pruned = asyncio.run(prune())
     if case_days > 0:
-        from datetime import UTC, datetime
-
-        from bot.consult.retention import prune_expired_cases
-
-        async def prune_cases() -> int:
-            engine, maker = create_engine_and_sessionmaker(settings.database_url)
-            try:
-                return await prune_expired_cases(maker, datetime.now(UTC), case_days)
-            finally:
-                await engine.dispose()
-
-        print(f"removed the messages of {asyncio.run(prune_cases())} consultation cases "
+        print(f"removed the messages of {pruned['cases']} consultation cases "
               f"closed more than {case_days:g} days ago")
-    print(f"pruned {count} webhook events")
+    print(f"pruned {pruned['inbound_events']} webhook events")
     if insight_days > 0:
-        print(f"pruned {questions} unanswered questions and {votes} feedback votes older than {insight_days:g} days")
+        print(f"pruned {pruned['unanswered']} unanswered questions and {pruned['feedback']} feedback votes "
+              f"older than {insight_days:g} days")
     else:
         print("unanswered questions and feedback kept (retention 0 = forever)")
     return 0
