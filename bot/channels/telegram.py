@@ -1,4 +1,4 @@
-"""TelegramChannel: the Telegram Bot API adapter (python-telegram-bot v22).
+"""TelegramChannel: the Telegram Bot API adapter.
 
 Owns everything Telegram-specific: checking ``X-Telegram-Bot-Api-Secret-Token``, splitting
 a webhook body into its update id and payload, turning an ``Update`` into a neutral
@@ -7,9 +7,19 @@ queries, edited messages, ``my_chat_member`` blocks), rendering ``Reply`` object
 ``sendMessage`` calls with inline keyboards (4,096-character split, callback_data ≤ 64
 bytes), the outbox's ``ChannelSender.push``, file downloads, and polling for development.
 
-The python-telegram-bot ``Application`` is built without an Updater (custom-webhook
-pattern): the webhook route stores updates and kurashi feeds them in itself; the
-Application owns the Bot's lifecycle (initialize → getMe, shutdown). Chat ids stay here.
+The calls of a conversation and of the outbox (sendMessage with inline keyboards as plain
+``reply_markup`` dicts, answerCallbackQuery) are plain Bot API JSON POSTs to
+``{TELEGRAM_API_BASE_URL}/bot{token}/{method}`` on one shared aiohttp session: no
+python-telegram-bot models, request building or HTTPX layer on the webhook path (~5 ms of
+CPU per reply). Telegram's error answers are classified as python-telegram-bot did
+(a ``retry_after`` or ``migrate_to_chat_id`` parameter first, then the status) and translated
+into delivery.senders errors here.
+
+python-telegram-bot (v22) stays for the rare calls: parsing an ``Update`` into the neutral
+message, getMe at start-up, setWebhook/deleteWebhook/getWebhookInfo, setMyCommands, getFile
+and polling. Its ``Application`` is built without an Updater (custom-webhook pattern): the
+webhook route stores updates and kurashi feeds them in itself; the Application owns the
+Bot's lifecycle (initialize → getMe, shutdown). Chat ids and the token stay here.
 
 Must not import the conversation engine, Starlette/FastAPI or the database; telegram.error
 exceptions are translated into delivery.senders errors here.
@@ -21,12 +31,14 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+import aiohttp
+from telegram import Bot, BotCommand, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -51,6 +63,9 @@ MAX_BUTTON_LABEL = 64            # keep buttons readable on a phone
 SHORT_LABEL = 14                 # two quick replies this short share a keyboard row
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+#: A Bot API JSON object as Telegram takes it (str, int, bool, dict, list).
+JSONObject = dict[str, Any]
 
 _MEDIA_FIELDS = (("sticker", Kind.STICKER), ("photo", Kind.IMAGE), ("video", Kind.VIDEO),
                  ("video_note", Kind.VIDEO), ("animation", Kind.VIDEO), ("voice", Kind.AUDIO),
@@ -80,6 +95,38 @@ def translate_error(exc: TelegramError, chat_id: str) -> SendError:
     return PermanentFailure(f"Telegram: {type(exc).__name__}")
 
 
+def answer_error(status: int, body: bytes, chat_id: str) -> SendError:
+    """The SendError of a non-2xx Bot API answer, classified as python-telegram-bot did
+    (request/_baserequest.py) and translated as ``translate_error`` did: the answer's
+    ``parameters`` first (``migrate_to_chat_id`` → ChatMigrated, ``retry_after`` → flood
+    control, whatever the status), then the status: 403 → the chat blocked the bot,
+    400 (bad request, chat not found) / 401, 404 (token) / 409 (conflict) → permanent,
+    anything else (5xx, 429 without retry_after…) → retry later."""
+    try:
+        payload = json.loads(body.decode("utf-8", "replace")) if body else None
+    except ValueError:
+        payload = None
+    payload = payload if isinstance(payload, dict) else {}
+    description = payload.get("description")
+    detail = f" ({shorten(description, 200)})" if isinstance(description, str) and description else ""
+    parameters = payload.get("parameters")
+    if isinstance(parameters, dict) and parameters:
+        if parameters.get("migrate_to_chat_id"):
+            return PermanentFailure(f"Telegram: ChatMigrated{detail}")
+        retry_after = parameters.get("retry_after")
+        if retry_after:
+            try:
+                return RetryLater("Telegram flood control", retry_after=float(retry_after))
+            except (TypeError, ValueError):
+                return RetryLater("Telegram flood control")
+    if status == 403:
+        return PermanentFailure(f"Telegram: forbidden{detail}", blocked=[chat_id])
+    kind = {400: "BadRequest", 401: "InvalidToken", 404: "InvalidToken", 409: "Conflict"}.get(status)
+    if kind is not None:
+        return PermanentFailure(f"Telegram: {kind}{detail}")
+    return RetryLater(f"Telegram: NetworkError {status}{detail}")
+
+
 class TelegramChannel:
     """Telegram adapter; build anywhere, ``await start()`` inside the running loop."""
 
@@ -97,6 +144,9 @@ class TelegramChannel:
         base = (api_base_url or getattr(settings, "telegram_api_base_url", None) or "https://api.telegram.org")
         base = base.rstrip("/")
         self._token = token
+        self._api_url = f"{base}/bot{token}/"       # + method; never logged (the token is in it)
+        # The calls of the webhook path and the outbox go as plain JSON on one shared session.
+        self._http: aiohttp.ClientSession | None = None
         self._secret = webhook_secret.encode("utf-8") if webhook_secret else None
         self.application: Application = (
             ApplicationBuilder()
@@ -146,9 +196,40 @@ class TelegramChannel:
             self._started = True
 
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         if self._started:
             await self.application.shutdown()
             self._started = False
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            # Proxies only when the environment names one (trust_env reads .netrc per request).
+            proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+            # python-telegram-bot's defaults: 5 s to connect, 5 s per read, a pool of 256.
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256),
+                headers={"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=30, sock_connect=5, sock_read=5), trust_env=proxied)
+        return self._http
+
+    async def call(self, method: str, params: JSONObject, *, chat_id: str = "") -> None:
+        """One Bot API call as a JSON POST on the shared session. A 2xx answer is success (its
+        result is not read); anything else raises the SendError of ``answer_error``; no answer
+        (connection refused or lost, a timeout) is RetryLater. ``chat_id``: the chat a 403
+        names as blocked."""
+        body = json.dumps(params, ensure_ascii=False).encode("utf-8")
+        try:
+            async with self._session().post(self._api_url + method, data=body) as response:
+                answer = await response.read()
+                status = response.status
+        except TimeoutError as exc:
+            raise RetryLater("Telegram: TimedOut") from exc
+        except aiohttp.ClientError as exc:    # not str(exc): the URL holds the token
+            raise RetryLater(f"Telegram: NetworkError ({type(exc).__name__})") from exc
+        if not 200 <= status <= 299:
+            raise answer_error(status, answer, chat_id)
 
     # -- inbound ----------------------------------------------------------------------------------
     def verify(self, secret_header: str | None) -> bool:
@@ -261,9 +342,8 @@ class TelegramChannel:
         if not isinstance(query, dict) or not query.get("id"):
             return
         try:
-            await self.ensure_started()
-            await self.bot.answer_callback_query(str(query["id"]))
-        except (TelegramError, SendError) as exc:
+            await self.call("answerCallbackQuery", {"callback_query_id": str(query["id"])})
+        except SendError as exc:
             log.info("telegram: answerCallbackQuery failed (%s)", type(exc).__name__)
 
     async def get_file(self, file_id: str) -> bytes:
@@ -291,14 +371,14 @@ class TelegramChannel:
             return self._long_data.get(data, data)
         return data
 
-    def _button(self, choice: Choice) -> InlineKeyboardButton:
-        return InlineKeyboardButton(shorten(choice.label, MAX_BUTTON_LABEL, len),
-                                    callback_data=self.callback_data(choice.data))
+    def _button(self, choice: Choice) -> JSONObject:
+        return {"text": shorten(choice.label, MAX_BUTTON_LABEL, len), "callback_data": self.callback_data(choice.data)}
 
-    def keyboard(self, reply: Reply) -> InlineKeyboardMarkup | None:
-        """Buttons one per row; quick replies two per row when both labels are short."""
-        rows: list[list[InlineKeyboardButton]] = [[self._button(c)] for c in reply.buttons]
-        pending: list[InlineKeyboardButton] = []
+    def keyboard(self, reply: Reply) -> JSONObject | None:
+        """An ``InlineKeyboardMarkup`` (a plain dict): buttons one per row; quick replies two
+        per row when both labels are short."""
+        rows: list[list[JSONObject]] = [[self._button(c)] for c in reply.buttons]
+        pending: list[JSONObject] = []
         for choice in reply.quick_replies:
             if len(choice.label) <= SHORT_LABEL:
                 pending.append(self._button(choice))
@@ -309,7 +389,7 @@ class TelegramChannel:
                 rows.append([self._button(choice)])
         if pending:
             rows.append(pending)
-        return InlineKeyboardMarkup(rows) if rows else None
+        return {"inline_keyboard": rows} if rows else None
 
     @staticmethod
     def groups(replies: Sequence[Reply]) -> list[list[Reply]]:
@@ -350,10 +430,10 @@ class TelegramChannel:
         joined.quick_replies = quick          # no 13-item cap: Telegram keyboards hold many rows
         return joined
 
-    def render(self, replies: Sequence[Reply]) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+    def render(self, replies: Sequence[Reply]) -> list[tuple[str, JSONObject | None]]:
         """(text, keyboard) per sendMessage, in order; a reply's keyboard rides on its last part.
         Consecutive replies are joined into one message where they fit (``groups``)."""
-        out: list[tuple[str, InlineKeyboardMarkup | None]] = []
+        out: list[tuple[str, JSONObject | None]] = []
         for reply in (self._joined(group) for group in self.groups(replies)):
             parts = split_text(readings_once(reply.text or ""), MAX_TEXT)
             if reply.card is not None:
@@ -369,17 +449,22 @@ class TelegramChannel:
         return out
 
     # -- outbound ---------------------------------------------------------------------------------
+    @staticmethod
+    def message_params(chat_id: str, text: str, markup: JSONObject | None) -> JSONObject:
+        """The sendMessage parameters of one rendered part (plain text: no parse_mode, as
+        python-telegram-bot sent them)."""
+        params: JSONObject = {"chat_id": chat_id, "text": text}
+        if markup is not None:
+            params["reply_markup"] = markup
+        return params
+
     async def send(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                    progress: Callable[[int], None] | None = None) -> None:
         """sendMessage for every rendered part after the first ``skip``; errors translated."""
-        await self.ensure_started()
         for index, (text, markup) in enumerate(self.render(replies)):
             if index < skip:
                 continue
-            try:
-                await self.bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
-            except TelegramError as exc:
-                raise translate_error(exc, chat_id) from exc
+            await self.call("sendMessage", self.message_params(chat_id, text, markup), chat_id=chat_id)
             if progress is not None:
                 progress(index + 1)
 
