@@ -195,7 +195,7 @@ async def test_a_telegram_stamp_takes_the_waiting_keyed_stamps_with_it(sessionma
         telegram_row = await _queue(sessionmaker, "telegram", f"{attempt}")
         relay = OutboxRelay(sessionmaker, {"line": line, "telegram": telegram}, FAST)
         relaying = asyncio.create_task(relay.relay_once())
-        await _until(lambda: len(line.calls) + len(telegram.calls) == 2)
+        await _until(lambda line=line, telegram=telegram: len(line.calls) + len(telegram.calls) == 2)
         claimed = len(commits)
 
         await _answer(holds, f"U{attempt}", line)          # LINE's stamp now waits for company …
