@@ -10,6 +10,9 @@ Fixtures:
 - ``db_engine`` / ``sessionmaker``: AsyncEngine and async_sessionmaker over ``database_url``.
 - ``sqlite_url``: an upgraded SQLite-only database, for tests that need no PostgreSQL.
 - ``shared_dir``: ../shared beside the repository root (skips when absent).
+- ``chromium`` / ``new_page``: Debian's headless /usr/bin/chromium through Playwright (one
+  launch, the same flags for every browser test), and pages of their own context in it.
+  Tests marked ``browser`` are skipped with a reason where chromium is missing.
 
 Must not import the conversation core or channel adapters (every test package uses it).
 """
@@ -18,8 +21,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
@@ -34,6 +38,49 @@ pytest_plugins = ["tests.fakes.plugin"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT / ".." / "shared"
 POSTGRES_ENV = "KURASHI_TEST_POSTGRES_URL"
+#: Debian's chromium (.ci/run installs it with apt when missing) and how every browser test starts it.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--no-proxy-server"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``browser`` skip, before any of their fixtures is set up, without chromium."""
+    if CHROMIUM.exists():
+        return
+    missing = pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(missing)
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Any]:
+    """Headless chromium (a Playwright Browser), closed after the test."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+def new_page(chromium: Any) -> Callable[..., Awaitable[Any]]:
+    """``await new_page(width, height, locale, **context options)``: a page in a new context of
+    ``chromium`` (options as Browser.new_context's: is_mobile, has_touch, device_scale_factor…);
+    ``accept_dialogs=True`` answers every confirm() with OK."""
+    async def open_page(width: int, height: int, locale: str, *, accept_dialogs: bool = False,
+                        **options: Any) -> Any:
+        context = await chromium.new_context(viewport={"width": width, "height": height}, locale=locale, **options)
+        page = await context.new_page()
+        if accept_dialogs:
+            page.on("dialog", lambda dialog: dialog.accept())
+        return page
+
+    return open_page
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,10 @@ from tests.console.conftest import Console, console_settings, start_console
 from tests.console.test_console_http import make_png
 from tests.fakes.line_api import DEFAULT_CHANNEL_SECRET
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--no-proxy-server"]
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 RESIDENT = "U" + "ab" * 16
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
@@ -38,19 +32,10 @@ async def line_console(database_url: str, line_api) -> AsyncIterator[Console]:
 
 
 @pytest.fixture
-async def tablet():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = await browser.new_context(viewport={"width": 1024, "height": 768}, locale="ja-JP",
-                                            device_scale_factor=2, is_mobile=True, has_touch=True)
-        page = await context.new_page()
-        page.on("dialog", lambda dialog: dialog.accept())   # the "close this case?" confirmation
-        try:
-            yield page
-        finally:
-            await browser.close()
+async def tablet(new_page):
+    # accept_dialogs: the "close this case?" confirmation
+    return await new_page(1024, 768, "ja-JP", device_scale_factor=2, is_mobile=True, has_touch=True,
+                          accept_dialogs=True)
 
 
 async def test_staff_log_in_reply_and_close_a_case_and_the_resident_gets_it_on_line(

@@ -21,19 +21,14 @@ from bot.db.models import User, utcnow
 from delivery.messages import Channel, IncomingMessage, Kind
 from tests.console.conftest import Console, console_settings, csrf_of, start_console
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--no-proxy-server"]
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 OPERATOR = "ops@city.example"
 JST_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} JST")
 
 
 
-def browser_only(test):
-    """Real headless Chromium: skipped with a reason where /usr/bin/chromium is missing."""
-    test = pytest.mark.browser(test)
-    return pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)")(test)
+#: Real headless Chromium (tests/conftest.py skips it with a reason where /usr/bin/chromium is missing).
+browser_only = pytest.mark.browser
 
 
 @pytest.fixture
@@ -44,19 +39,9 @@ async def console(database_url: str) -> AsyncIterator[Console]:
 
 
 @pytest.fixture
-async def tablet():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = await browser.new_context(viewport={"width": 1024, "height": 768}, locale="ja-JP",
-                                            device_scale_factor=1, is_mobile=True, has_touch=True)
-        page = await context.new_page()
-        page.on("dialog", lambda dialog: dialog.accept())
-        try:
-            yield page
-        finally:
-            await browser.close()
+async def tablet(new_page):
+    return await new_page(1024, 768, "ja-JP", device_scale_factor=1, is_mobile=True, has_touch=True,
+                          accept_dialogs=True)
 
 
 async def login(page, console: Console, email: str) -> None:

@@ -6,27 +6,15 @@ from __future__ import annotations
 import pytest
 
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_console_browser import ARGS, CHROMIUM, SCREENSHOT_DIR
+from tests.console.test_console_browser import SCREENSHOT_DIR
 from tests.insights.conftest import OPERATOR, add_unanswered, add_votes
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def page():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-        tab = await context.new_page()
-        try:
-            yield tab
-        finally:
-            await browser.close()
+async def page(new_page):
+    return await new_page(1280, 900, "ja-JP")
 
 
 async def test_operator_finds_the_biggest_gap_resolves_it_and_reads_feedback(console: Console, page):

@@ -8,15 +8,12 @@ import pytest
 
 from bot.app import create_app
 from tests.console.conftest import PASSWORD, Console, console_settings
-from tests.console.test_console_browser import ARGS, CHROMIUM, SCREENSHOT_DIR
+from tests.console.test_console_browser import SCREENSHOT_DIR
 from tests.fakes.line_api import DEFAULT_CHANNEL_SECRET
 from tests.scheduler.conftest import add_users
 from tests.web.conftest import serve
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.browser
 OPERATOR = "op@city.example"
 
 
@@ -32,17 +29,8 @@ async def console(sqlite_url: str, line_api) -> AsyncIterator[Console]:
 
 
 @pytest.fixture
-async def tablet():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = await browser.new_context(viewport={"width": 1024, "height": 768}, locale="ja-JP",
-                                            is_mobile=True, has_touch=True)
-        try:
-            yield await context.new_page()
-        finally:
-            await browser.close()
+async def tablet(new_page):
+    return await new_page(1024, 768, "ja-JP", is_mobile=True, has_touch=True)
 
 
 async def test_operator_previews_and_sends_a_manual_alert_residents_get_it_on_line(console, line_api, tablet):

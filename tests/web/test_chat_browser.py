@@ -7,30 +7,14 @@ import pytest
 
 from tests.web.conftest import RunningApp
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--no-proxy-server"]
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def phone_page():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="vi-VN",
-                                            device_scale_factor=2, is_mobile=True, has_touch=True)
-        page = await context.new_page()
-        try:
-            yield page
-        finally:
-            await browser.close()
+async def phone_page(new_page):
+    return await new_page(390, 844, "vi-VN", device_scale_factor=2, is_mobile=True, has_touch=True)
 
 
 async def test_vietnamese_question_gets_a_vietnamese_answer_and_buttons_work(web_app: RunningApp, phone_page):

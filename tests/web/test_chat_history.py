@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.db.models import User, WebTurn, utcnow
 from bot.db.web_turns import WEB_TURNS_KEPT, append_web_turns, prune_web_turns, recent_web_turns
 from tests.web.conftest import RunningApp
-from tests.web.test_chat_browser import ARGS, CHROMIUM, SCREENSHOT_DIR
+from tests.web.test_chat_browser import SCREENSHOT_DIR
 
 
 def client(app: RunningApp) -> httpx.AsyncClient:
@@ -69,18 +69,8 @@ async def test_history_is_per_session_bounded_and_forgotten_with_the_user(sessio
 
 
 @pytest.fixture
-async def phone():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US",
-                                            device_scale_factor=1, is_mobile=True, has_touch=True)
-        page = await context.new_page()
-        try:
-            yield page
-        finally:
-            await browser.close()
+async def phone(new_page):
+    return await new_page(390, 844, "en-US", device_scale_factor=1, is_mobile=True, has_touch=True)
 
 
 async def _page_fits(page) -> None:
@@ -97,7 +87,6 @@ async def _shot(page, name: str) -> Path:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)")
 async def test_reload_restores_the_conversation_and_its_buttons_still_work(real_web_app: RunningApp, phone):
     from tests.conversation.test_rephrase_and_items import asking_back
 
@@ -127,7 +116,6 @@ async def test_reload_restores_the_conversation_and_its_buttons_still_work(real_
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)")
 async def test_the_input_says_when_the_2000_character_limit_is_reached(real_web_app: RunningApp, phone):
     kb = real_web_app.services.kb
     page = phone
@@ -151,7 +139,6 @@ async def test_the_input_says_when_the_2000_character_limit_is_reached(real_web_
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)")
 async def test_the_banner_follows_the_consultation_and_survives_a_reload(real_web_app: RunningApp, phone):
     from tests.consult.conftest import make_reachable
 

@@ -13,15 +13,11 @@ from bot.app import create_app
 from bot.channels.render import readings_once
 from tests.conversation.kbfixture import load_fixture_kb
 from tests.web.conftest import RunningApp, make_settings, serve
-from tests.web.test_chat_browser import ARGS, CHROMIUM
 
 ANSWER = ("ざいりゅうカード（在留カード）を もって、しやくしょ（市役所）へ。"
           "ざいりゅうカード（在留カード）は だいじです。湯田（ゆだ）の まどぐち。<b>x</b><img src=x onerror=window.pwned=1>")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
@@ -34,34 +30,27 @@ async def ruby_app(sqlite_url: str) -> AsyncIterator[RunningApp]:
         yield RunningApp(url, app)
 
 
-async def test_readings_are_ruby_in_the_web_chat_and_markup_stays_text(ruby_app: RunningApp):
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = await (await browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP")).new_page()
-            await page.goto(ruby_app.url + "/")
-            await page.locator(".msg.bot").first.wait_for()
-            await page.locator(".chip[data-payload='g:garbage']").last.click()
-            await page.locator(".chip[data-payload='i:garbage.bulky']").last.click()
-            answer = page.locator(".msg.bot", has_text="だいじです")
-            await answer.wait_for()
-            rubies = await answer.locator("ruby").evaluate_all(
-                "els => els.map(r => [r.firstChild.textContent, r.querySelector('rt').textContent])")
-            assert rubies == [["在留カード", "ざいりゅうカード"], ["市役所", "しやくしょ"],
-                              ["在留カード", "ざいりゅうカード"], ["湯田", "ゆだ"]]
-            # markup in an answer is shown as text, never parsed
-            assert await answer.locator("b, img").count() == 0
-            assert "<b>x</b><img src=x" in await answer.inner_text()
-            assert await page.evaluate("window.pwned === undefined")
-            # the reading is above the kanji: the rt box sits higher than its base text
-            top_rt, top_base = await answer.locator("ruby").first.evaluate(
-                "r => { const range = document.createRange(); range.selectNodeContents(r.firstChild);"
-                " return [r.querySelector('rt').getBoundingClientRect().top, range.getBoundingClientRect().top]; }")
-            assert top_rt < top_base
-        finally:
-            await browser.close()
+async def test_readings_are_ruby_in_the_web_chat_and_markup_stays_text(ruby_app: RunningApp, new_page):
+    page = await new_page(390, 844, "ja-JP")
+    await page.goto(ruby_app.url + "/")
+    await page.locator(".msg.bot").first.wait_for()
+    await page.locator(".chip[data-payload='g:garbage']").last.click()
+    await page.locator(".chip[data-payload='i:garbage.bulky']").last.click()
+    answer = page.locator(".msg.bot", has_text="だいじです")
+    await answer.wait_for()
+    rubies = await answer.locator("ruby").evaluate_all(
+        "els => els.map(r => [r.firstChild.textContent, r.querySelector('rt').textContent])")
+    assert rubies == [["在留カード", "ざいりゅうカード"], ["市役所", "しやくしょ"],
+                      ["在留カード", "ざいりゅうカード"], ["湯田", "ゆだ"]]
+    # markup in an answer is shown as text, never parsed
+    assert await answer.locator("b, img").count() == 0
+    assert "<b>x</b><img src=x" in await answer.inner_text()
+    assert await page.evaluate("window.pwned === undefined")
+    # the reading is above the kanji: the rt box sits higher than its base text
+    top_rt, top_base = await answer.locator("ruby").first.evaluate(
+        "r => { const range = document.createRange(); range.selectNodeContents(r.firstChild);"
+        " return [r.querySelector('rt').getBoundingClientRect().top, range.getBoundingClientRect().top]; }")
+    assert top_rt < top_base
 
 
 def test_line_and_telegram_show_the_reading_once_per_message():
