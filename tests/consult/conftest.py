@@ -111,6 +111,19 @@ async def make_reachable(services: Any, *orgs: str) -> None:
             await set_notify(session, services.kb, org, emails=[f"cases@{org}.example"])
 
 
+async def add_closed_case(session: Any, kb: Any, staff: Any, user: Any, *, at: datetime,
+                          text: str = "private words") -> Any:
+    """A consultation of ``user`` with one message, submitted and closed ("resolved") by
+    ``staff``, all at ``at`` (in the caller's transaction); returns the case."""
+    from bot.consult import cases
+
+    case = await cases.create_case(session, user, topic="other", org="yfrcc", language="en", now=at)
+    await cases.add_message(session, case, text=text, now=at)
+    await cases.submit_case(session, kb, case, now=at)
+    await cases.close(session, kb, staff, case.id, "resolved", now=at)
+    return case
+
+
 #: The answer times this test deployment agreed with its organisations (CONSULT_RESPONSE_HOURS).
 RESPONSE_HOURS = "48,yfrcc=24,yiea=24,otit=24"
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"

@@ -100,11 +100,11 @@ def test_db_prune_removes_the_content_of_long_closed_cases(db_file, capsys) -> N
     import asyncio
     from datetime import UTC, datetime, timedelta
 
-    from bot.consult import cases
     from bot.consult.staff import add_staff
     from bot.db import repo
     from bot.db.session import create_engine_and_sessionmaker, upgrade_database
     from knowledge.loader import load_knowledge
+    from tests.consult.conftest import add_closed_case
 
     url = f"sqlite+aiosqlite:///{db_file}"
     kb = load_knowledge()
@@ -118,10 +118,7 @@ def test_db_prune_removes_the_content_of_long_closed_cases(db_file, capsys) -> N
                 for days, uid in ((400, "U" + "3" * 32), (30, "U" + "4" * 32)):
                     at = datetime.now(UTC) - timedelta(days=days)
                     user, _ = await repo.get_or_create_user(s, "line", uid, now=at)
-                    case = await cases.create_case(s, user, topic="other", org="yfrcc", language="en", now=at)
-                    await cases.add_message(s, case, text="private words", now=at)
-                    await cases.submit_case(s, kb, case, now=at)
-                    await cases.close(s, kb, staff, case.id, "resolved", now=at)
+                    await add_closed_case(s, kb, staff, user, at=at)
         finally:
             await engine.dispose()
 

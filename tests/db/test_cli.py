@@ -21,12 +21,12 @@ async def _old_and_new_rows(url: str) -> None:
     """Of each kind `kurashi db prune` deletes, one row older than its default period, one newer."""
     from datetime import timedelta
 
-    from bot.consult import cases
     from bot.consult.staff import add_staff
     from bot.db import repo
     from bot.db.models import utcnow
     from bot.db.session import create_engine_and_sessionmaker
     from knowledge.loader import load_knowledge
+    from tests.consult.conftest import add_closed_case
 
     kb = load_knowledge()
     engine, maker = create_engine_and_sessionmaker(url)
@@ -41,10 +41,7 @@ async def _old_and_new_rows(url: str) -> None:
                                               decision="decline")).created_at = at
                 (await repo.record_feedback(s, user, "garbage.sorting", -1, language="en",
                                             question="batteries?")).created_at = at
-                case = await cases.create_case(s, user, topic="other", org="yfrcc", language="en", now=at)
-                await cases.add_message(s, case, text="private words", now=at)
-                await cases.submit_case(s, kb, case, now=at)
-                await cases.close(s, kb, staff, case.id, "resolved", now=at)
+                await add_closed_case(s, kb, staff, user, at=at)
     finally:
         await engine.dispose()
 
