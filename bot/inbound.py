@@ -183,13 +183,15 @@ class InboundWriter:
         results: list[tuple[asyncio.Future[Any], Any]] = []
         done = [row_id for (row_id, error), _ in finishes if error is None]
         if len(done) == len(finishes):
-            # The common batch (events stored, events answered): one transaction at the driver,
-            # ~0.5 ms of CPU less than through SQLAlchemy, paid once or twice per event.
-            async with rawsql.transaction(self.services.engine_db) as driver:
-                if stores:
-                    ids = await repo.store_claimed_inbound_events_raw(driver, [item for item, _ in stores])
-                    results += [(future, row_id) for (_, future), row_id in zip(stores, ids, strict=True)]
-                await repo.finish_inbound_events_raw(driver, done)
+            # The common batch (events stored, events answered): at the driver, ~0.5 ms of CPU
+            # less than through SQLAlchemy, paid once or twice per event — and as one statement
+            # where the database allows, which is atomic without a BEGIN/COMMIT of its own (two
+            # round trips fewer, before the webhook's 200 too).
+            engine = self.services.engine_db
+            single = repo.one_statement(engine.dialect.name == "postgresql", len(stores), len(done))
+            async with (rawsql.connection if single else rawsql.transaction)(engine) as driver:
+                ids = await repo.write_inbound_batch_raw(driver, [item for item, _ in stores], done)
+                results += [(future, row_id) for (_, future), row_id in zip(stores, ids, strict=True)]
         else:
             async with self.services.sessionmaker() as session, session.begin():
                 if stores:

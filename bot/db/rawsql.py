@@ -76,7 +76,8 @@ async def driver_of(session: AsyncSession) -> Driver:
 @asynccontextmanager
 async def connection(engine: AsyncEngine) -> AsyncIterator[Driver]:
     """A driver connection from ``engine``'s pool with no transaction of its own (autocommit:
-    for single reads that need no BEGIN — on SQLite, BEGIN IMMEDIATE would take the write lock)."""
+    for single statements — reads that need no BEGIN (on SQLite, BEGIN IMMEDIATE would take the
+    write lock), or a write that is atomic on its own and so needs no BEGIN/COMMIT round trips)."""
     async with engine.connect() as conn:
         fairy = await conn.get_raw_connection()
         yield Driver(conn.dialect, fairy.driver_connection)

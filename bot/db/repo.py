@@ -394,6 +394,44 @@ async def store_claimed_inbound_events_raw(
     return [stored.pop((channel, event_id), None) for channel, event_id, _, _ in items]
 
 
+async def write_inbound_batch_raw(driver: Driver, items: Sequence[tuple[str, str, str, datetime]],
+                                  done_ids: Sequence[int], *, now: datetime | None = None,
+                                  lease: timedelta = INBOUND_LEASE) -> list[int | None]:
+    """One group commit of the webhook path: store ``items`` claimed and stamp ``done_ids``
+    done; the new row id per item (None: stored already), as ``store_claimed_inbound_events_raw``.
+
+    Where it can, this is a single statement — atomic on its own, so it needs no BEGIN/COMMIT
+    round trips of its own (``rawsql.connection``): stores alone, stamps alone, and on
+    PostgreSQL both (the UPDATE as a data-modifying ``WITH``, which SQLite lacks). SQLite with
+    both: two statements, to be run inside ``rawsql.transaction``; ``one_statement`` tells."""
+    if not (items and done_ids):
+        if done_ids:
+            await finish_inbound_events_raw(driver, done_ids, now=now)
+        return await store_claimed_inbound_events_raw(driver, items, lease=lease) if items else []
+    if not driver.postgres:
+        ids = await store_claimed_inbound_events_raw(driver, items, lease=lease)
+        await finish_inbound_events_raw(driver, done_ids, now=now)
+        return ids
+    finish_types = codec("inbound_finish", (_events.c.processed_at,), driver.dialect)
+    finish = _FINISH_SQL + "(" + ", ".join("?" for _ in done_ids) + ")"
+    types = codec("inbound_store", _STORE_COLUMNS, driver.dialect)
+    names = ", ".join(c.name for c in _STORE_COLUMNS)
+    sql = (f"WITH finished AS ({finish}) "
+           f"INSERT INTO inbound_events ({names}) VALUES {', '.join(_STORE_ROW for _ in items)} "
+           "ON CONFLICT (channel, event_id) DO NOTHING RETURNING id, channel, event_id")
+    params: list[Any] = [EVENT_DONE, finish_types.bind("processed_at", now or utcnow()), *done_ids]
+    for channel, event_id, payload, received in items:
+        values = (channel, event_id, payload, EVENT_PROCESSING, 1, received, received + lease)
+        params += [types.bind(key, value) for key, value in zip(types.keys, values, strict=True)]
+    stored = {(channel, event_id): row_id for row_id, channel, event_id in await driver.rows(sql, params)}
+    return [stored.pop((channel, event_id), None) for channel, event_id, _, _ in items]
+
+
+def one_statement(postgres: bool, stores: int, done: int) -> bool:
+    """Whether ``write_inbound_batch_raw`` writes this batch in one statement (see there)."""
+    return postgres or not (stores and done)
+
+
 async def finish_inbound_events_raw(driver: Driver, row_ids: Sequence[int], *, now: datetime | None = None) -> None:
     """``finish_inbound_events`` at the driver (the webhook path's group commit)."""
     if not row_ids:

@@ -56,12 +56,18 @@ class Kurashi:
         return await self.client.post("/webhooks/telegram", json=update, headers=headers)
 
     async def settle(self, timeout: float = 20.0) -> None:
-        """Wait until every webhook's background processing has finished."""
+        """Wait until every webhook's background processing has finished (and the rich menu
+        links its replies started)."""
         loop_deadline = asyncio.get_running_loop().time() + timeout
         while True:
             pending = [t for t in self.services.tasks
                        if t.get_name() in ("inbound-line", "inbound-telegram") and not t.done()]
             if not pending:
+                # The rich menu link a reply may start (best effort, off the reply path).
+                menus = getattr(self.services.channels.get("line"), "menus", None)
+                if menus is not None and menus._tasks:
+                    await menus.drain()
+                    continue
                 return
             remaining = loop_deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

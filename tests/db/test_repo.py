@@ -2,6 +2,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db import repo
@@ -286,6 +287,45 @@ async def test_webhook_writer_statements_at_the_driver_match_the_orm_ones(db_eng
     async with sessionmaker() as s:
         assert await s.scalar(select(func.count()).select_from(InboundEvent)
                               .where(InboundEvent.event_id == "E-rolled-back")) == 0
+
+
+async def test_a_group_commit_of_stores_and_stamps_is_one_atomic_write(db_engine, sessionmaker):
+    """The webhook writer's batch (events stored + events stamped done) as it runs it: one
+    statement without a transaction of its own where the database allows (PostgreSQL, or one
+    kind of write), else one transaction — either way all of it or nothing."""
+    from bot.db import rawsql
+
+    async with sessionmaker() as s, s.begin():
+        answered = await repo.store_claimed_inbound_events(s, [("line", "E-1", "{}", T0), ("line", "E-2", "{}", T0)])
+    postgres = db_engine.dialect.name == "postgresql"
+    items = [("line", "E-3", "{}", T0), ("line", "E-1", "{}", T0)]
+    single = repo.one_statement(postgres, len(items), len(answered))
+    assert single is postgres
+    async with (rawsql.connection if single else rawsql.transaction)(db_engine) as driver:
+        ids = await repo.write_inbound_batch_raw(driver, items, answered, now=T0 + timedelta(seconds=1))
+    assert ids[0] is not None and ids[1] is None
+    async with sessionmaker() as s:
+        rows = {e.event_id: e for e in (await s.execute(select(InboundEvent))).scalars()}
+    assert [(rows[k].status, rows[k].processed_at) for k in ("E-1", "E-2")] == [("done", T0 + timedelta(seconds=1))] * 2
+    assert (rows["E-3"].status, rows["E-3"].claimed_until) == ("processing", T0 + repo.INBOUND_LEASE)
+
+    # Stamps alone and stores alone are single statements everywhere.
+    assert repo.one_statement(False, 0, 3) and repo.one_statement(False, 3, 0)
+    async with rawsql.connection(db_engine) as driver:
+        assert await repo.write_inbound_batch_raw(driver, [], [ids[0]]) == []
+    async with sessionmaker() as s:
+        assert (await s.get(InboundEvent, ids[0])).status == "done"
+
+    if postgres:
+        # All or nothing without a transaction of its own: a store PostgreSQL refuses (an
+        # event id longer than the column) takes the stamps of the same statement with it.
+        async with sessionmaker() as s, s.begin():
+            [pending] = await repo.store_claimed_inbound_events(s, [("line", "E-4", "{}", T0)])
+        with pytest.raises(Exception):  # noqa: B017 - asyncpg's "value too long"
+            async with rawsql.connection(db_engine) as driver:
+                await repo.write_inbound_batch_raw(driver, [("line", "E" * 5000, "{}", T0)], [pending])
+        async with sessionmaker() as s:
+            assert (await s.get(InboundEvent, pending)).status == "processing"
 
 
 async def test_the_in_order_look_reads_only_the_events_in_flight(sqlite_url):
