@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -249,6 +250,7 @@ def run() -> dict:
     started = time.perf_counter()
     matcher = Matcher.from_knowledge(kb, cache_dir=cache)
     load_s = time.perf_counter() - started
+    shutil.rmtree(cache, ignore_errors=True)   # loaded (a pickle): the ~23 MB cache is not left in /tmp
     assert matcher.model.cache_hit
 
     def decide_with(m: Matcher, **flags):

@@ -24,10 +24,10 @@ is what the killed relays sent, also as a share of what the rate limit let throu
 they lived (a full bucket plus the rate; target ≥ 0.9).
 
 - 100,000 pushes at scale 1 (KURASHI_BENCH_OUTBOX_SCALE=0.05 for a twentieth): Telegram
-  messages to distinct chats (python-telegram-bot → fake Bot API), LINE personal pushes
-  (one request each) and the rest as LINE alert multicasts of 500 users (line-bot-sdk →
-  fake LINE API), sized so that each channel needs about a minute at its allowed rate, and
-  at least what the kills need.
+  messages to distinct chats (python-telegram-bot → fake Bot API) and the rest as LINE alert
+  multicasts of 500 users (line-bot-sdk → fake LINE API), plus LINE personal pushes (one
+  request each) on top of them, sized so that each channel needs about a minute at its
+  allowed rate, and at least what the kills need.
 - The fakes run in a child process with spec validation off (the test suite validates
   every request; here it would be the bottleneck); KURASHI_BENCH_OUTBOX_TELEGRAM_RTT_MS
   makes the fake Telegram answer after that round trip (half before it takes the request).
