@@ -487,10 +487,10 @@ class _InOrder:
         self.interval = 0.01
         self.given_up = row.id is None
 
-    async def ready(self, session: Any) -> bool:
+    async def ready(self, connection: Any) -> bool:
         if self.given_up:
             return True
-        driver = await rawsql.driver_of(session)
+        driver = await rawsql.driver_of(connection)
         self.waiting = await repo.earlier_unfinished_events(driver, self.row.channel, self.msg.user_id, self.row.id)
         return not self.waiting
 

@@ -36,12 +36,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.conversation.locale import Texts, normalize_language
 from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
+from bot.db.session import TurnTransaction, turn_transaction
 from bot.insights import is_crisis_text
 from delivery.messages import Choice, IncomingMessage, Kind, Reply
 from intents.crisis import CRISIS_INTENT
@@ -108,8 +109,9 @@ DynamicAnswer = Callable[[AsyncSession, User, str], Awaitable["str | None"]]
 ForgetUser = Callable[[AsyncSession, User], Awaitable[None]]
 
 
-#: ``ConversationEngine.handle(msg, ready=…)``: (the turn's session) -> whether the turn may go on now.
-TurnReady = Callable[[AsyncSession], Awaitable[bool]]
+#: ``ConversationEngine.handle(msg, ready=…)``: (the turn's connection, in its transaction) ->
+#: whether the turn may go on now.
+TurnReady = Callable[[AsyncConnection], Awaitable[bool]]
 
 
 class TurnDeferred(Exception):
@@ -118,9 +120,9 @@ class TurnDeferred(Exception):
 
 @dataclass
 class Turn:
-    """One message being handled: the database session, the resident and what happened."""
+    """One message being handled: the database transaction, the resident and what happened."""
 
-    session: AsyncSession
+    tx: TurnTransaction
     user: User
     created: bool
     msg: IncomingMessage
@@ -134,6 +136,11 @@ class Turn:
     question: str | None = None
     #: (text, match) computed before the transaction began (``ConversationEngine.handle``).
     prematch: tuple[str, Any] | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """An ORM session in the turn's transaction (opened on first use)."""
+        return self.tx.session
 
     @property
     def state(self) -> dict[str, Any]:
@@ -205,27 +212,30 @@ class ConversationEngine:
             prematch = None
             if msg.kind == Kind.TEXT and msg.text and self.texts.command_of(msg.text) is None:
                 prematch = (msg.text, self.matcher.match(msg.text))
-            async with self.sessionmaker() as session, session.begin():
-                if session.get_bind().dialect.name == "postgresql":
+            # The turn's transaction on a Core connection; an ORM session joins it only when a
+            # feature asks for ``turn.session`` (a plain question never does: bot/db/session.py).
+            async with turn_transaction(self.sessionmaker) as tx:
+                conn = tx.connection
+                if conn.dialect.name == "postgresql":
                     # One turn per resident at a time across processes (several `kurashi serve`
                     # workers on one database): the second waits for the first's commit.
-                    await repo.lock_turn(session, user_lock_key(msg.channel.value, msg.user_id))
-                if ready is not None and not await ready(session):
+                    await repo.lock_turn(conn, user_lock_key(msg.channel.value, msg.user_id))
+                if ready is not None and not await ready(conn):
                     raise TurnDeferred(msg.user_id)
                 if msg.kind == Kind.UNFOLLOW:
-                    await repo.mark_status(session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
+                    await repo.mark_status(tx.session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
                     return []
                 # The resident through plain Core SQL, not the ORM's unit of work (bot/db/repo.py):
                 # one SELECT (+ INSERT on first contact) now, one UPDATE of what changed below.
                 user, created, snapshot = await repo.load_turn_user(
-                    session, msg.channel.value, msg.user_id, now=self.clock()
+                    conn, msg.channel.value, msg.user_id, now=self.clock()
                 )
                 if user.status != STATUS_ACTIVE:
                     user.status = STATUS_ACTIVE   # they wrote again: they can be reached again
-                turn = Turn(session, user, created, msg, lang=user.language or "en", prematch=prematch)
+                turn = Turn(tx, user, created, msg, lang=user.language or "en", prematch=prematch)
                 await self._dispatch(turn)
                 if not turn.deleted:
-                    await repo.save_turn_user(session, user, snapshot)
+                    await repo.save_turn_user(conn, user, snapshot)
                 decision, lang = turn.decision, turn.lang
                 # No message text and no user id at INFO: channel, kind, decision, intent only.
                 log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,

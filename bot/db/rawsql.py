@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Column
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 _MARK = re.compile(r"\?")
 _pg_sql: dict[str, str] = {}
@@ -60,9 +60,10 @@ class Driver:
             await self.connection.execute_fetchall(sql, tuple(params))
 
 
-async def driver_of(session: AsyncSession) -> Driver:
-    """The driver connection of ``session``'s transaction (begun now if it was not yet)."""
-    conn = await session.connection()
+async def driver_of(source: AsyncSession | AsyncConnection) -> Driver:
+    """The driver connection of ``source``'s transaction (begun now if it was not yet): a
+    session's, or a Core connection's (``bot.db.session.turn_transaction``)."""
+    conn = await source.connection() if isinstance(source, AsyncSession) else source
     fairy = await conn.get_raw_connection()
     if conn.dialect.name == "postgresql":
         adapted = fairy.dbapi_connection

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.db.models import (
     EVENT_DONE,
@@ -120,7 +120,7 @@ def _user_snapshot(user: User) -> dict[str, Any]:
     return values
 
 
-async def lock_turn(session: AsyncSession, key: int) -> None:
+async def lock_turn(session: AsyncSession | AsyncConnection, key: int) -> None:
     """PostgreSQL: hold the advisory lock ``key`` until the transaction ends (one turn per
     resident at a time across processes). Nothing on SQLite, whose writers queue anyway."""
     driver = await driver_of(session)
@@ -128,7 +128,7 @@ async def lock_turn(session: AsyncSession, key: int) -> None:
         await driver.execute("SELECT pg_advisory_xact_lock(?)", (key,))
 
 
-async def load_turn_user(session: AsyncSession, channel: str, platform_user_id: str, *,
+async def load_turn_user(session: AsyncSession | AsyncConnection, channel: str, platform_user_id: str, *,
                          now: datetime | None = None) -> tuple[User, bool, dict[str, Any]]:
     """The resident of a turn (created with defaults on first contact), whether it was just
     created, and the snapshot ``save_turn_user`` compares with. ``last_seen_at`` is set to
@@ -167,7 +167,7 @@ async def load_turn_user(session: AsyncSession, channel: str, platform_user_id: 
     return user, created, snapshot
 
 
-async def save_turn_user(session: AsyncSession, user: User, snapshot: dict[str, Any]) -> bool:
+async def save_turn_user(session: AsyncSession | AsyncConnection, user: User, snapshot: dict[str, Any]) -> bool:
     """Write back the columns of a turn's user that differ from ``snapshot`` (one UPDATE,
     none when nothing changed); returns whether it wrote."""
     changes = {}
