@@ -11,6 +11,11 @@ from bot.db.session import turn_transaction
 _SET_LANGUAGE = "UPDATE users SET language = ? WHERE platform_user_id = ?"
 
 
+async def _resident(sessionmaker, language: str | None = None) -> None:
+    async with sessionmaker() as session, session.begin():
+        session.add(User(channel="line", platform_user_id="U-raw", state={}, language=language))
+
+
 async def _languages(sessionmaker) -> dict[str, str | None]:
     async with sessionmaker() as session:
         rows = await session.execute(select(User.platform_user_id, User.language))
@@ -18,8 +23,7 @@ async def _languages(sessionmaker) -> dict[str, str | None]:
 
 
 async def test_the_driver_and_the_joined_session_commit_together(sessionmaker) -> None:
-    async with sessionmaker() as session, session.begin():
-        session.add(User(channel="line", platform_user_id="U-raw", state={}))
+    await _resident(sessionmaker)
     async with turn_transaction(sessionmaker) as tx:
         driver = await rawsql.driver_of(tx.connection)
         await driver.execute(_SET_LANGUAGE, ("vi", "U-raw"))
@@ -33,8 +37,7 @@ async def test_the_driver_and_the_joined_session_commit_together(sessionmaker) -
 
 
 async def test_an_error_rolls_back_the_driver_and_the_session(sessionmaker) -> None:
-    async with sessionmaker() as session, session.begin():
-        session.add(User(channel="line", platform_user_id="U-raw", state={}, language="en"))
+    await _resident(sessionmaker, "en")
     with pytest.raises(RuntimeError):
         async with turn_transaction(sessionmaker) as tx:
             driver = await rawsql.driver_of(tx.connection)
@@ -46,8 +49,7 @@ async def test_an_error_rolls_back_the_driver_and_the_session(sessionmaker) -> N
 
 
 async def test_a_turn_without_the_orm_opens_no_session(sessionmaker) -> None:
-    async with sessionmaker() as session, session.begin():
-        session.add(User(channel="line", platform_user_id="U-raw", state={}))
+    await _resident(sessionmaker)
     async with turn_transaction(sessionmaker) as tx:
         driver = await rawsql.driver_of(tx.connection)
         await driver.execute(_SET_LANGUAGE, ("ne", "U-raw"))
