@@ -375,13 +375,11 @@ _STORE_ROW = "(" + ", ".join("?" for _ in _STORE_COLUMNS) + ")"
 _FINISH_SQL = "UPDATE inbound_events SET status = ?, error = NULL, processed_at = ?, claimed_until = NULL WHERE id IN "
 
 
-async def store_claimed_inbound_events_raw(
-    driver: Driver, items: Sequence[tuple[str, str, str, datetime]], *, lease: timedelta = INBOUND_LEASE,
-) -> list[int | None]:
-    """``store_claimed_inbound_events`` at the driver (bot/db/rawsql.py ``transaction``), for the
-    webhook path's group commit: the same rows, the same answer."""
-    if not items:
-        return []
+_Stored = Sequence[tuple[str, str, str, datetime]]
+
+
+def _store_statement(driver: Driver, items: _Stored, lease: timedelta) -> tuple[str, list[Any]]:
+    """The INSERT of claimed events (its RETURNING read by ``_stored_ids``) and its values."""
     types = codec("inbound_store", _STORE_COLUMNS, driver.dialect)
     names = ", ".join(c.name for c in _STORE_COLUMNS)
     sql = (f"INSERT INTO inbound_events ({names}) VALUES {', '.join(_STORE_ROW for _ in items)} "
@@ -390,13 +388,32 @@ async def store_claimed_inbound_events_raw(
     for channel, event_id, payload, received in items:
         values = (channel, event_id, payload, EVENT_PROCESSING, 1, received, received + lease)
         params += [types.bind(key, value) for key, value in zip(types.keys, values, strict=True)]
-    stored = {(channel, event_id): row_id for row_id, channel, event_id in await driver.rows(sql, params)}
+    return sql, params
+
+
+def _stored_ids(items: _Stored, returned: Sequence[Sequence[Any]]) -> list[int | None]:
+    stored = {(channel, event_id): row_id for row_id, channel, event_id in returned}
     return [stored.pop((channel, event_id), None) for channel, event_id, _, _ in items]
 
 
-async def write_inbound_batch_raw(driver: Driver, items: Sequence[tuple[str, str, str, datetime]],
-                                  done_ids: Sequence[int], *, now: datetime | None = None,
-                                  lease: timedelta = INBOUND_LEASE) -> list[int | None]:
+def _finish_statement(driver: Driver, row_ids: Sequence[int], now: datetime | None) -> tuple[str, list[Any]]:
+    """The UPDATE stamping events done, and its values."""
+    types = codec("inbound_finish", (_events.c.processed_at,), driver.dialect)
+    sql = _FINISH_SQL + "(" + ", ".join("?" for _ in row_ids) + ")"
+    return sql, [EVENT_DONE, types.bind("processed_at", now or utcnow()), *row_ids]
+
+
+async def store_claimed_inbound_events_raw(driver: Driver, items: _Stored, *,
+                                           lease: timedelta = INBOUND_LEASE) -> list[int | None]:
+    """``store_claimed_inbound_events`` at the driver (bot/db/rawsql.py ``transaction``), for the
+    webhook path's group commit: the same rows, the same answer."""
+    if not items:
+        return []
+    return _stored_ids(items, await driver.rows(*_store_statement(driver, items, lease)))
+
+
+async def write_inbound_batch_raw(driver: Driver, items: _Stored, done_ids: Sequence[int], *,
+                                  now: datetime | None = None, lease: timedelta = INBOUND_LEASE) -> list[int | None]:
     """One group commit of the webhook path: store ``items`` claimed and stamp ``done_ids``
     done; the new row id per item (None: stored already), as ``store_claimed_inbound_events_raw``.
 
@@ -404,27 +421,14 @@ async def write_inbound_batch_raw(driver: Driver, items: Sequence[tuple[str, str
     round trips of its own (``rawsql.connection``): stores alone, stamps alone, and on
     PostgreSQL both (the UPDATE as a data-modifying ``WITH``, which SQLite lacks). SQLite with
     both: two statements, to be run inside ``rawsql.transaction``; ``one_statement`` tells."""
-    if not (items and done_ids):
-        if done_ids:
-            await finish_inbound_events_raw(driver, done_ids, now=now)
-        return await store_claimed_inbound_events_raw(driver, items, lease=lease) if items else []
-    if not driver.postgres:
-        ids = await store_claimed_inbound_events_raw(driver, items, lease=lease)
-        await finish_inbound_events_raw(driver, done_ids, now=now)
-        return ids
-    finish_types = codec("inbound_finish", (_events.c.processed_at,), driver.dialect)
-    finish = _FINISH_SQL + "(" + ", ".join("?" for _ in done_ids) + ")"
-    types = codec("inbound_store", _STORE_COLUMNS, driver.dialect)
-    names = ", ".join(c.name for c in _STORE_COLUMNS)
-    sql = (f"WITH finished AS ({finish}) "
-           f"INSERT INTO inbound_events ({names}) VALUES {', '.join(_STORE_ROW for _ in items)} "
-           "ON CONFLICT (channel, event_id) DO NOTHING RETURNING id, channel, event_id")
-    params: list[Any] = [EVENT_DONE, finish_types.bind("processed_at", now or utcnow()), *done_ids]
-    for channel, event_id, payload, received in items:
-        values = (channel, event_id, payload, EVENT_PROCESSING, 1, received, received + lease)
-        params += [types.bind(key, value) for key, value in zip(types.keys, values, strict=True)]
-    stored = {(channel, event_id): row_id for row_id, channel, event_id in await driver.rows(sql, params)}
-    return [stored.pop((channel, event_id), None) for channel, event_id, _, _ in items]
+    if items and done_ids and driver.postgres:
+        finish, finish_params = _finish_statement(driver, done_ids, now)
+        store, store_params = _store_statement(driver, items, lease)
+        return _stored_ids(items, await driver.rows(f"WITH finished AS ({finish}) {store}",
+                                                    finish_params + store_params))
+    ids = await store_claimed_inbound_events_raw(driver, items, lease=lease)
+    await finish_inbound_events_raw(driver, done_ids, now=now)
+    return ids
 
 
 def one_statement(postgres: bool, stores: int, done: int) -> bool:
@@ -434,11 +438,8 @@ def one_statement(postgres: bool, stores: int, done: int) -> bool:
 
 async def finish_inbound_events_raw(driver: Driver, row_ids: Sequence[int], *, now: datetime | None = None) -> None:
     """``finish_inbound_events`` at the driver (the webhook path's group commit)."""
-    if not row_ids:
-        return
-    types = codec("inbound_finish", (_events.c.processed_at,), driver.dialect)
-    sql = _FINISH_SQL + "(" + ", ".join("?" for _ in row_ids) + ")"
-    await driver.execute(sql, [EVENT_DONE, types.bind("processed_at", now or utcnow()), *row_ids])
+    if row_ids:
+        await driver.execute(*_finish_statement(driver, row_ids, now))
 
 
 # Only through the status index (the few rows in flight): a condition on ``channel`` (or ``id``)

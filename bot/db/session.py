@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import QueuePool
 
 log = logging.getLogger("kurashi.db")
 
@@ -164,7 +165,7 @@ def create_engine_and_sessionmaker(
         _install_sqlite_hooks(engine)
     else:
         engine = create_async_engine(url, **engine_kwargs)
-        if not engine_kwargs.get("pool_pre_ping") and hasattr(engine.sync_engine.pool, "_pool"):
+        if not engine_kwargs.get("pool_pre_ping") and isinstance(engine.sync_engine.pool, QueuePool):
             _install_idle_ping(engine, ping_idle_seconds)
     return engine, async_sessionmaker(engine, expire_on_commit=False)
 
