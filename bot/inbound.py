@@ -471,14 +471,15 @@ async def _answer_event(services: Any, adapter: Any, row: InboundEvent, event: d
 class _InOrder:
     """A resident's messages are answered in the order they were stored, across processes.
 
-    The turn, once it holds the resident's advisory lock, first looks (``ready``) for an older
+    The turn, as it takes the resident's advisory lock, first looks (``ready``) for an older
     unanswered event of the same resident — being answered by another ``kurashi serve``
     worker or by this process, or left by a dead one and about to be resumed. If there is
     one, the engine defers the turn (nothing done, lock released) and the caller waits
     (``pause``: outside the per-resident lock and the processing slot) and asks again, for at
     most ORDER_WAIT_SECONDS; then the look is skipped (an answer late is better than none).
     The advisory lock alone keeps turns from overlapping, not their order. The look runs on
-    the turn's own connection: no extra checkout."""
+    the turn's own connection, in the statement that takes the lock: no extra checkout, no
+    extra round trip."""
 
     def __init__(self, services: Any, row: InboundEvent, msg: IncomingMessage) -> None:
         self.services, self.row, self.msg = services, row, msg
@@ -487,11 +488,12 @@ class _InOrder:
         self.interval = 0.01
         self.given_up = row.id is None
 
-    async def ready(self, connection: Any) -> bool:
+    async def ready(self, connection: Any, lock: repo.TurnLock) -> bool:
         if self.given_up:
             return True
         driver = await rawsql.driver_of(connection)
-        self.waiting = await repo.earlier_unfinished_events(driver, self.row.channel, self.msg.user_id, self.row.id)
+        self.waiting = await repo.earlier_unfinished_events(driver, self.row.channel, self.msg.user_id, self.row.id,
+                                                            lock=lock)
         return not self.waiting
 
     async def pause(self) -> None:

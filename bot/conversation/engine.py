@@ -109,9 +109,11 @@ DynamicAnswer = Callable[[AsyncSession, User, str], Awaitable["str | None"]]
 ForgetUser = Callable[[AsyncSession, User], Awaitable[None]]
 
 
-#: ``ConversationEngine.handle(msg, ready=…)``: (the turn's connection, in its transaction) ->
-#: whether the turn may go on now.
-TurnReady = Callable[[AsyncConnection], Awaitable[bool]]
+#: ``ConversationEngine.handle(msg, ready=…)``: (the turn's connection, in its transaction;
+#: the resident's turn lock, not held yet) -> whether the turn may go on now. It may take the
+#: lock in its own statement (``repo.earlier_unfinished_events(…, lock=…)``); the engine takes
+#: it right after otherwise, before anything of the resident is read.
+TurnReady = Callable[[AsyncConnection, repo.TurnLock], Awaitable[bool]]
 
 
 class TurnDeferred(Exception):
@@ -216,12 +218,13 @@ class ConversationEngine:
             # feature asks for ``turn.session`` (a plain question never does: bot/db/session.py).
             async with turn_transaction(self.sessionmaker) as tx:
                 conn = tx.connection
-                if conn.dialect.name == "postgresql":
-                    # One turn per resident at a time across processes (several `kurashi serve`
-                    # workers on one database): the second waits for the first's commit.
-                    await repo.lock_turn(conn, user_lock_key(msg.channel.value, msg.user_id))
-                if ready is not None and not await ready(conn):
+                # One turn per resident at a time across processes (several `kurashi serve`
+                # workers on one database): the second waits for the first's commit.
+                lock = repo.TurnLock(user_lock_key(msg.channel.value, msg.user_id)
+                                     if conn.dialect.name == "postgresql" else None)
+                if ready is not None and not await ready(conn, lock):
                     raise TurnDeferred(msg.user_id)
+                await repo.lock_turn(conn, lock)   # nothing when ``ready`` took it
                 if msg.kind == Kind.UNFOLLOW:
                     await repo.mark_status(tx.session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
                     return []

@@ -120,12 +120,32 @@ def _user_snapshot(user: User) -> dict[str, Any]:
     return values
 
 
-async def lock_turn(session: AsyncSession | AsyncConnection, key: int) -> None:
-    """PostgreSQL: hold the advisory lock ``key`` until the transaction ends (one turn per
-    resident at a time across processes). Nothing on SQLite, whose writers queue anyway."""
+class TurnLock:
+    """The advisory lock of one resident's turn (PostgreSQL; ``key`` None on SQLite, whose
+    writers queue anyway), and whether this transaction holds it yet.
+
+    Taken alone (``lock_turn``) or in the statement of the turn's in-order look
+    (``earlier_unfinished_events(…, lock=…)``): one round trip fewer per turn."""
+
+    __slots__ = ("held", "key")
+
+    def __init__(self, key: int | None) -> None:
+        self.key = key
+        self.held = key is None
+
+
+async def lock_turn(session: AsyncSession | AsyncConnection, lock: TurnLock | int) -> None:
+    """PostgreSQL: hold the advisory lock (a ``TurnLock`` or its key) until the transaction
+    ends (one turn per resident at a time across processes). Nothing on SQLite, or when the
+    lock is held already."""
+    if isinstance(lock, int):
+        lock = TurnLock(lock)
+    if lock.held:
+        return
     driver = await driver_of(session)
     if driver.postgres:
-        await driver.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+        await driver.execute("SELECT pg_advisory_xact_lock(?)", (lock.key,))
+    lock.held = True
 
 
 async def load_turn_user(session: AsyncSession | AsyncConnection, channel: str, platform_user_id: str, *,
@@ -449,14 +469,32 @@ _EARLIER_SQL = ("SELECT id, channel, payload FROM inbound_events WHERE status IN
                 "AND payload LIKE ? ESCAPE '!'")
 
 
-async def earlier_unfinished_events(driver: Driver, channel: str, platform_user_id: str, before_id: int) -> list[int]:
+# The same look in the statement that takes the turn's advisory lock (PostgreSQL): the lock
+# is held when the rows come back. Their snapshot may predate the wait for the lock, which
+# only errs one way: an event seen unfinished may have finished meanwhile (the turn defers
+# and looks again); an event seen finished stays finished (its status never goes back).
+_EARLIER_LOCKING_SQL = ("WITH turn_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(?)) "
+                        "SELECT e.id, e.channel, e.payload FROM turn_lock LEFT JOIN inbound_events e "
+                        "ON e.status IN ('pending', 'processing') AND e.payload LIKE ? ESCAPE '!'")
+
+
+async def earlier_unfinished_events(driver: Driver, channel: str, platform_user_id: str, before_id: int,
+                                    *, lock: TurnLock | None = None) -> list[int]:
     """Ids of stored events of this user on this channel, older than ``before_id``, that are
     not answered yet (pending, or being processed). Few rows are ever unfinished (those in
-    flight), found through the status index; the user is confirmed on the parsed payload."""
+    flight), found through the status index; the user is confirmed on the parsed payload.
+
+    ``lock``: the turn's lock, taken by the same statement when it is not held yet (one
+    round trip, not two)."""
     pattern = "%" + platform_user_id.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    if lock is not None and not lock.held and driver.postgres:
+        rows = await driver.rows(_EARLIER_LOCKING_SQL, (lock.key, pattern))
+        lock.held = True
+    else:
+        rows = await driver.rows(_EARLIER_SQL, (pattern,))
     found = []
-    for row_id, row_channel, raw in await driver.rows(_EARLIER_SQL, (pattern,)):
-        if row_channel != channel or row_id >= before_id:
+    for row_id, row_channel, raw in rows:
+        if row_id is None or row_channel != channel or row_id >= before_id:
             continue
         try:
             parsed = json.loads(raw)

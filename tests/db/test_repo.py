@@ -359,3 +359,31 @@ async def test_the_in_order_look_finds_only_older_unfinished_events_of_that_resi
         assert await repo.earlier_unfinished_events(driver, "line", "Uaa", newer) == [older]
         assert await repo.earlier_unfinished_events(driver, "line", "Uaa", older) == []
         assert await repo.earlier_unfinished_events(driver, "line", "U_a", newer) == []   # LIKE wildcards escaped
+
+
+async def test_the_in_order_look_takes_the_turns_lock_in_the_same_statement(sessionmaker, db_engine):
+    """On PostgreSQL the look and the resident's advisory lock are one round trip: the lock is
+    held when the look returns, whether or not anything is in flight; the rows are the ones the
+    look alone finds. On SQLite there is no lock to take and the look is the plain one."""
+    from bot.db import rawsql
+
+    def payload(user: str) -> str:
+        return json.dumps({"destination": "x", "events": [{"type": "message", "source": {"type": "user", "userId": user}}]})
+
+    async with sessionmaker() as s, s.begin():
+        older, newer = await repo.store_claimed_inbound_events(s, [
+            ("line", "a", payload("Uaa"), T0), ("line", "b", payload("Uaa"), T0)])
+    for user, expected in (("Uaa", [older]), ("Uzz", [])):
+        async with rawsql.transaction(db_engine) as driver:
+            key = 4242 if driver.postgres else None
+            lock = repo.TurnLock(key)
+            assert await repo.earlier_unfinished_events(driver, "line", user, newer, lock=lock) == expected
+            assert lock.held
+            if driver.postgres:
+                async with rawsql.connection(db_engine) as other:
+                    [(free,)] = await other.rows("SELECT pg_try_advisory_xact_lock(?)", (key,))
+                    assert free is False      # held by the look's transaction
+        if key is not None:
+            async with rawsql.connection(db_engine) as other:
+                [(free,)] = await other.rows("SELECT pg_try_advisory_xact_lock(?)", (key,))
+                assert free is True           # released with the transaction
