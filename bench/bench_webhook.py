@@ -16,6 +16,8 @@ a child process of their own.
 Knobs (environment): KURASHI_BENCH_WEBHOOK_SECONDS (per rate, default 4),
 KURASHI_BENCH_WEBHOOK_SQLITE_RATES (default "25,50,100"), KURASHI_BENCH_WEBHOOK_PG_RATES
 (default "100,300,600"), KURASHI_BENCH_WEBHOOK_PG_PROCESSES (default 2),
+KURASHI_BENCH_WEBHOOK_PG_SINGLE_RATES (default "300"; PostgreSQL again with one `kurashi serve`
+process on a fresh database: the one-process goal; empty skips it),
 KURASHI_BENCH_WEBHOOK_PG_WORKERS (default unset; N: PostgreSQL runs as one `kurashi serve
 --workers N` on one port instead of PG_PROCESSES separate ports — the version measured,
 a baseline too, must know --workers),
@@ -48,6 +50,7 @@ SECONDS = float(os.environ.get("KURASHI_BENCH_WEBHOOK_SECONDS", "4"))
 SQLITE_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_SQLITE_RATES", "25,50,100").split(",") if r]
 PG_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_PG_RATES", "100,300,600").split(",") if r]
 PG_PROCESSES = int(os.environ.get("KURASHI_BENCH_WEBHOOK_PG_PROCESSES", "2"))
+PG_SINGLE_RATES = [int(r) for r in os.environ.get("KURASHI_BENCH_WEBHOOK_PG_SINGLE_RATES", "300").split(",") if r]
 #: N > 0: PostgreSQL as one `kurashi serve --workers N` (one port) instead of PG_PROCESSES ports.
 PG_WORKERS = int(os.environ.get("KURASHI_BENCH_WEBHOOK_PG_WORKERS", "0") or 0)
 #: A folder: run the servers under cProfile and write serve-<port>.prof there.
@@ -437,8 +440,13 @@ def run() -> dict[str, Any]:
                 if pg is not None:
                     dropped.append(pg[1])
                     setups.append(("postgresql", pg[0], PG_WORKERS or PG_PROCESSES, PG_RATES))
+                if pg is not None and PG_SINGLE_RATES and (PG_WORKERS or PG_PROCESSES) > 1:
+                    single = _postgres_database(code_dir)   # fresh: the same first contacts as above
+                    if single is not None:
+                        dropped.append(single[1])
+                        setups.append(("postgresql", single[0], 1, PG_SINGLE_RATES))
                 for database, url, processes, rates in setups:
-                    workers = PG_WORKERS if database == "postgresql" and PG_WORKERS else 1
+                    workers = PG_WORKERS if database == "postgresql" and PG_WORKERS and processes > 1 else 1
                     servers = Servers({**base_env, "DATABASE_URL": url}, 1 if workers > 1 else processes,
                                       code_dir=code_dir, workers=workers)
                     try:
