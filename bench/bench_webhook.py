@@ -6,7 +6,10 @@ or not earlier ones were answered, as the platforms do — to `kurashi serve` su
 requests spread round-robin as a load balancer would). Measured per rate: the answered
 rate, p50/p99 from "scheduled send" to "answer received by the fake platform API" (an
 open-loop latency: queueing included, no coordinated omission), and the servers' CPU
-milliseconds per event (user + system time of the `kurashi serve` processes, /proc).
+milliseconds per event (user + system time of the `kurashi serve` processes, /proc), and the
+whole machine's (every process and the kernel, /proc/stat), also without the generator's and
+fakes' process: cores × 1000 / that is the most events per second this machine could answer,
+whatever the number of workers.
 
 The ceiling: a bare ASGI app under the same uvicorn in its own process, driven closed-loop
 by the same load generator — what the generator and the HTTP stack allow on this machine
@@ -104,6 +107,18 @@ def _children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+def _machine_cpu_seconds() -> float:
+    """CPU time spent by the whole machine, every process and the kernel (/proc/stat's first
+    line: all but idle and iowait): servers, PostgreSQL, the load generator and the fakes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    busy = sum(fields[:8]) - fields[3] - fields[4]   # user nice system idle iowait irq softirq steal
+    return busy / ticks
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -348,19 +363,35 @@ def _load_main(conn: Any) -> None:
 
 # --- the run ------------------------------------------------------------------------------------
 
+#: The process of the load generator and the fake platform APIs (set by ``run``): its CPU is the
+#: bench's own, not what a deployment would spend.
+_HARNESS_PIDS: list[int] = []
+
+
 def _phase(parent: Any, kind: str, rate: int, servers: Servers) -> dict[str, Any]:
     count = max(10, int(rate * SECONDS))
     parent.send({"do": kind, "rate": rate, "count": count, "urls": servers.urls})
     started = parent.recv()
     if "error" in started:
         raise RuntimeError(started["error"])
-    cpu_before = _cpu_seconds(servers.pids)
+    cpu_before, machine_before = _cpu_seconds(servers.pids), _machine_cpu_seconds()
+    harness_before = _cpu_seconds(_HARNESS_PIDS)
     result = parent.recv()
     if "error" in result:
         raise RuntimeError(result["error"])
     cpu = _cpu_seconds(servers.pids) - cpu_before
+    machine = _machine_cpu_seconds() - machine_before
+    harness = _cpu_seconds(_HARNESS_PIDS) - harness_before
+    answered = max(1, result["answered"])
     result["rate"] = rate
-    result["cpu_ms_per_event"] = round(cpu * 1000 / max(1, result["answered"]), 2)
+    result["cpu_ms_per_event"] = round(cpu * 1000 / answered, 2)
+    # Everything one event costs this machine, and without the bench's own load generator and
+    # fakes (servers, PostgreSQL, kernel): what the cores allow at most (cores × 1000 / it).
+    cores = os.cpu_count() or 1
+    result["machine_cpu_ms_per_event"] = round(machine * 1000 / answered, 2)
+    result["deployment_cpu_ms_per_event"] = round(max(0.0, machine - harness) * 1000 / answered, 2)
+    result["machine_bound_per_s"] = round(cores * 1000 / max(1e-9, result["machine_cpu_ms_per_event"]))
+    result["deployment_bound_per_s"] = round(cores * 1000 / max(1e-9, result["deployment_cpu_ms_per_event"]))
     return result
 
 
@@ -402,6 +433,7 @@ def run() -> dict[str, Any]:
     parent, child = ctx.Pipe()
     loader = ctx.Process(target=_load_main, args=(child,), daemon=True)
     loader.start()
+    _HARNESS_PIDS[:] = [loader.pid]
     tmp = tempfile.TemporaryDirectory(prefix="kurashi-bench-webhook-")
     results: dict[str, Any] = {"runs": []}
     try:
@@ -479,6 +511,10 @@ def run() -> dict[str, Any]:
                    + (f"(one port: `kurashi serve --workers {PG_WORKERS}`)" if PG_WORKERS else ""),
         "latency": "scheduled send → first answer received by the fake platform API (open loop)",
         "cpu": "user+system time of the kurashi serve processes during the phase / events answered",
+        "machine_cpu": "CPU time of the whole machine during the phase (servers, PostgreSQL, generator, fakes, "
+                       "kernel; /proc/stat) / events answered; machine_bound_per_s = cores × 1000 / that; "
+                       "deployment_*: the same without the load generator's and fakes' process (servers, "
+                       "PostgreSQL, kernel: what a deployment would spend per event)",
         "telegram": "one new chat per update (first contacts)",
     }
     ceiling = (f"bare ASGI ceiling (closed loop, {CEILING_CONCURRENCY} conns): "
@@ -487,7 +523,9 @@ def run() -> dict[str, Any]:
         f"{r['version'][:18]:<18} {r['platform']:<8} {r['database']:<10} ×{r['processes']}{'w' if r.get('workers') else ''}"
         f" @ {r['rate']:>4}/s: answered "
         f"{r['answered']}/{r['sent']} ({r['answered_per_s']}/s)  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
-        f"cpu {r['cpu_ms_per_event']} ms/event" + (f"  refused {r['refused']}" if r["refused"] else "")
+        f"cpu {r['cpu_ms_per_event']} ms/event  machine {r['machine_cpu_ms_per_event']} ms/event, "
+        f"{r['deployment_cpu_ms_per_event']} without the bench's generator and fakes "
+        f"(≤ {r['deployment_bound_per_s']}/s on {os.cpu_count()} cores)" + (f"  refused {r['refused']}" if r["refused"] else "")
         for r in results["runs"]]
     return results
 
