@@ -67,6 +67,25 @@ async def chromium() -> AsyncIterator[Any]:
             await browser.close()
 
 
+#: Where the browser tests leave their screenshots, to be looked at by hand (var/ is not committed).
+SCREENSHOT_DIR = REPO_ROOT / "var" / "screenshots"
+
+
+@pytest.fixture
+def screenshot() -> Callable[..., Awaitable[Path]]:
+    """``await screenshot(page, name, **options)``: the page saved as var/screenshots/<name>
+    (options as Page.screenshot's: full_page…), checked to be a real picture (over
+    ``min_bytes``), not an empty frame; returns its path."""
+    async def take(page: Any, name: str, *, min_bytes: int = 5000, **options: Any) -> Path:
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOT_DIR / name
+        await page.screenshot(path=str(path), **options)
+        assert path.stat().st_size > min_bytes, f"{name}: an empty frame, not the page"
+        return path
+
+    return take
+
+
 @pytest.fixture
 def new_page(chromium: Any) -> Callable[..., Awaitable[Any]]:
     """``await new_page(width, height, locale, **context options)``: a page in a new context of

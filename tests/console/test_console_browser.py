@@ -3,7 +3,6 @@ tablet-sized, against the app on uvicorn whose outbox relay pushes to the fake L
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from tests.console.conftest import Console, console_settings, start_console
 from tests.console.test_console_http import make_png
 from tests.fakes.line_api import DEFAULT_CHANNEL_SECRET
 
-SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 RESIDENT = "U" + "ab" * 16
 
 pytestmark = pytest.mark.browser
@@ -39,7 +37,7 @@ async def tablet(new_page):
 
 
 async def test_staff_log_in_reply_and_close_a_case_and_the_resident_gets_it_on_line(
-        line_console: Console, line_api, tablet):
+        line_console: Console, line_api, tablet, screenshot):
     console, page = line_console, tablet
     kb = console.services.kb
     await console.add_staff("nguyen@otit.example", "otit", name="Nguyen")
@@ -53,8 +51,7 @@ async def test_staff_log_in_reply_and_close_a_case_and_the_resident_gets_it_on_l
     row = page.locator(f"tr[data-case='{case.number}']")
     await row.wait_for()
     assert "Công ty không trả lương" in await row.inner_text()
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT_DIR / "console-inbox-tablet.png"), full_page=True)
+    await screenshot(page, "console-inbox-tablet.png", full_page=True)
 
     # Open the case: the resident's original text, its language, the matched topic, the image.
     await row.locator("a.num").tap()
@@ -67,7 +64,7 @@ async def test_staff_log_in_reply_and_close_a_case_and_the_resident_gets_it_on_l
     await image.wait_for()
     assert await image.evaluate("img => img.complete && img.naturalWidth") == 320
 
-    await page.screenshot(path=str(SCREENSHOT_DIR / "console-case-tablet.png"), full_page=True)
+    await screenshot(page, "console-case-tablet.png", full_page=True)
 
     # Reply: a canned reply in Vietnamese, plus a line of one's own.
     received = canned_replies(kb, "vi")["received"]
@@ -110,4 +107,4 @@ async def test_staff_log_in_reply_and_close_a_case_and_the_resident_gets_it_on_l
     await page.goto(console.url + f"/console/cases/{case.id}/audit")
     actions = await page.locator("#audit tbody tr").evaluate_all("rows => rows.map(r => r.dataset.action)")
     assert actions == ["opened", "replied", "resident_wrote", "closed"]
-    await page.screenshot(path=str(SCREENSHOT_DIR / "console-audit-tablet-portrait.png"), full_page=True)
+    await screenshot(page, "console-audit-tablet-portrait.png", full_page=True)

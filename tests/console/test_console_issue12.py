@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +20,6 @@ from bot.db.models import User, utcnow
 from delivery.messages import Channel, IncomingMessage, Kind
 from tests.console.conftest import Console, console_settings, csrf_of, start_console
 
-SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 OPERATOR = "ops@city.example"
 JST_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} JST")
 
@@ -58,13 +56,6 @@ async def fits(page, width: int = 1024) -> None:
     assert scroll <= width, f"the page is {scroll}px wide in a {width}px window"
 
 
-async def shot(page, name: str) -> None:
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOT_DIR / name
-    await page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000
-
-
 async def resident_hands_off(console: Console, user_id: str, question: str) -> Case:
     """A resident asks the bot, then goes through the real consultation flow and sends a case."""
     from tests.consult.conftest import make_reachable
@@ -89,7 +80,7 @@ async def resident_hands_off(console: Console, user_id: str, question: str) -> C
 
 
 @browser_only
-async def test_case_page_starts_with_the_residents_words_and_readable_labels(console: Console, tablet):
+async def test_case_page_starts_with_the_residents_words_and_readable_labels(console: Console, tablet, screenshot):
     question = "Tôi muốn hỏi về tiền đặt cọc nhà, chủ nhà không trả lại"
     case = await resident_hands_off(console, "U-handoff-1", question)
     await console.add_staff("staff@org.example", case.org, name="Staff")
@@ -116,12 +107,12 @@ async def test_case_page_starts_with_the_residents_words_and_readable_labels(con
     facts = await page.locator("#case-facts").inner_text()
     assert JST_TIME.search(facts)                                 # dates in Japan time, one format
     await fits(page)
-    await shot(page, "console-case-handoff.png")
+    await screenshot(page, "console-case-handoff.png", full_page=True, min_bytes=10_000)
 
 
 @browser_only
 async def test_operators_keep_canned_replies_and_staff_insert_them_in_the_residents_language(
-        console: Console, tablet):
+        console: Console, tablet, screenshot):
     case = await console.add_case(user_id="U-canned-1", org="otit", topic="work", language="vi")
     await console.add_staff("tanaka@otit.example", "otit", name="Tanaka")
     page = tablet
@@ -143,7 +134,7 @@ async def test_operators_keep_canned_replies_and_staff_insert_them_in_the_reside
     await page.tap("#save-canned")
     await page.locator(".flash.err").wait_for()
     await fits(page)
-    await shot(page, "console-canned.png")
+    await screenshot(page, "console-canned.png", full_page=True, min_bytes=10_000)
 
     # Another topic's case does not offer the work-only reply.
     other = await console.add_case(user_id="U-canned-2", org="otit", topic="housing", language="vi")
@@ -160,11 +151,11 @@ async def test_operators_keep_canned_replies_and_staff_insert_them_in_the_reside
     await button.tap()
     assert await page.input_value("#reply-text") == "Vui lòng gửi ảnh bảng lương của bạn."
     await fits(page)
-    await shot(page, "console-case-canned.png")
+    await screenshot(page, "console-case-canned.png", full_page=True, min_bytes=10_000)
 
 
 @browser_only
-async def test_a_20000_character_question_wraps_on_the_insights_page(console: Console, tablet):
+async def test_a_20000_character_question_wraps_on_the_insights_page(console: Console, tablet, screenshot):
     async with console.sessionmaker() as s, s.begin():
         resident, _ = await repo.get_or_create_user(s, "line", "U-long")
         await repo.record_unanswered(s, resident, "x" * 20_000, language="en", decision="decline")
@@ -176,11 +167,11 @@ async def test_a_20000_character_question_wraps_on_the_insights_page(console: Co
         await page.goto(console.url + path)
         await page.locator(".longtext").first.wait_for()
         await fits(page)
-        await shot(page, name)
+        await screenshot(page, name, full_page=True, min_bytes=10_000)
 
 
 @browser_only
-async def test_satisfaction_charts_per_month_organisation_and_language(console: Console, tablet):
+async def test_satisfaction_charts_per_month_organisation_and_language(console: Console, tablet, screenshot):
     kb = console.services.kb
     scores = [("otit", "vi", 5), ("otit", "vi", 4), ("otit", "zh", 2), ("yiea", "en", 3)]
     async with console.sessionmaker() as s, s.begin():
@@ -209,7 +200,7 @@ async def test_satisfaction_charts_per_month_organisation_and_language(console: 
     assert await page.locator("script[src^='http'], link[href^='http'], img[src^='http']").count() == 0
     assert await page.locator("#svg-month").evaluate("svg => svg.closest('.chart').querySelector('script')") is None
     await fits(page)
-    await shot(page, "console-stats-satisfaction.png")
+    await screenshot(page, "console-stats-satisfaction.png", full_page=True, min_bytes=10_000)
 
 
 @browser_only

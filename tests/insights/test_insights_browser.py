@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_console_browser import SCREENSHOT_DIR
 from tests.insights.conftest import OPERATOR, add_unanswered, add_votes
 
 pytestmark = pytest.mark.browser
@@ -17,7 +16,7 @@ async def page(new_page):
     return await new_page(1280, 900, "ja-JP")
 
 
-async def test_operator_finds_the_biggest_gap_resolves_it_and_reads_feedback(console: Console, page):
+async def test_operator_finds_the_biggest_gap_resolves_it_and_reads_feedback(console: Console, page, screenshot):
     await add_unanswered(console.sessionmaker, [
         ("Where can I buy a bicycle?", "en", "decline"),
         ("where can i buy a bicycle", "en", "clarify_abandoned"),
@@ -38,8 +37,7 @@ async def test_operator_finds_the_biggest_gap_resolves_it_and_reads_feedback(con
     assert "where can i buy a bicycle" in await first.locator("td.text").inner_text()
     assert "<img src=x onerror=alert(1)> bus?" in await page.locator("#questions").inner_text()
     assert await page.locator("#questions img").count() == 0
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT_DIR / "console-insights.png"), full_page=True)
+    await screenshot(page, "console-insights.png", full_page=True)
 
     await page.select_option("#f-language", "en")
     await page.click("#apply-filters")

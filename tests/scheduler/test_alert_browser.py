@@ -8,7 +8,6 @@ import pytest
 
 from bot.app import create_app
 from tests.console.conftest import PASSWORD, Console, console_settings
-from tests.console.test_console_browser import SCREENSHOT_DIR
 from tests.fakes.line_api import DEFAULT_CHANNEL_SECRET
 from tests.scheduler.conftest import add_users
 from tests.web.conftest import serve
@@ -33,7 +32,7 @@ async def tablet(new_page):
     return await new_page(1024, 768, "ja-JP", is_mobile=True, has_touch=True)
 
 
-async def test_operator_previews_and_sends_a_manual_alert_residents_get_it_on_line(console, line_api, tablet):
+async def test_operator_previews_and_sends_a_manual_alert_residents_get_it_on_line(console, line_api, tablet, screenshot):
     page = tablet
     await add_users(console.sessionmaker,
                     {"platform_user_id": "U" + "a1" * 16, "language": "vi", "area": "ogori"},
@@ -50,8 +49,7 @@ async def test_operator_previews_and_sends_a_manual_alert_residents_get_it_on_li
     await page.click("#preview")
     await page.wait_for_selector("#p-recipients")
     assert await page.inner_text("#p-recipients") == "2"
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT_DIR / "alert-preview-tablet.png"), full_page=True)
+    await screenshot(page, "alert-preview-tablet.png", full_page=True)
     await page.click("#confirm")
     await page.wait_for_selector("#r-recipients")
 

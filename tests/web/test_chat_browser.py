@@ -1,13 +1,9 @@
 """The web chat page in real headless Chromium (Debian's /usr/bin/chromium via Playwright)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.web.conftest import RunningApp
-
-SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +13,7 @@ async def phone_page(new_page):
     return await new_page(390, 844, "vi-VN", device_scale_factor=2, is_mobile=True, has_touch=True)
 
 
-async def test_vietnamese_question_gets_a_vietnamese_answer_and_buttons_work(web_app: RunningApp, phone_page):
+async def test_vietnamese_question_gets_a_vietnamese_answer_and_buttons_work(web_app: RunningApp, phone_page, screenshot):
     kb = web_app.services.kb
     page = phone_page
     await page.goto(web_app.url + "/")
@@ -35,9 +31,7 @@ async def test_vietnamese_question_gets_a_vietnamese_answer_and_buttons_work(web
     assert await related.inner_text() == kb.messages["topic.garbage.collection_day"]["vi"]
     await related.tap()
     await page.locator(".msg.bot", has_text="Câu trả lời về ngày thu gom rác.").wait_for()
-
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT_DIR / "web-chat-phone.png"))
+    await screenshot(page, "web-chat-phone.png")
 
 
 async def test_language_switch_changes_the_page_and_the_bot(web_app: RunningApp, phone_page):
@@ -50,7 +44,7 @@ async def test_language_switch_changes_the_page_and_the_bot(web_app: RunningApp,
     assert await page.locator("#text").get_attribute("placeholder") == kb.messages["web.placeholder"]["ko"]
 
 
-async def test_real_knowledge_base_in_the_browser(real_web_app: RunningApp, phone_page):
+async def test_real_knowledge_base_in_the_browser(real_web_app: RunningApp, phone_page, screenshot):
     from knowledge.render import render_answer
 
     services = real_web_app.services
@@ -71,5 +65,4 @@ async def test_real_knowledge_base_in_the_browser(real_web_app: RunningApp, phon
     await page.locator(f".chip[data-payload='i:{related}']").last.tap()
     related_line = render_answer(kb, related, "vi").splitlines()[0]
     await page.locator(".msg.bot", has_text=related_line).wait_for()
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT_DIR / "web-chat-phone-real-kb.png"))
+    await screenshot(page, "web-chat-phone-real-kb.png")

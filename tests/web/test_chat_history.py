@@ -5,7 +5,6 @@ headless Chromium (/usr/bin/chromium via Playwright), on the project's real know
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +13,6 @@ from sqlalchemy import select
 from bot.db.models import User, WebTurn, utcnow
 from bot.db.web_turns import WEB_TURNS_KEPT, append_web_turns, prune_web_turns, recent_web_turns
 from tests.web.conftest import RunningApp
-from tests.web.test_chat_browser import SCREENSHOT_DIR
 
 
 def client(app: RunningApp) -> httpx.AsyncClient:
@@ -78,16 +76,8 @@ async def _page_fits(page) -> None:
     assert width <= 390, f"page is {width}px wide on a 390px phone"
 
 
-async def _shot(page, name: str) -> Path:
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOT_DIR / name
-    await page.screenshot(path=str(path))
-    assert path.stat().st_size > 5000      # a real picture of the page, not an empty frame
-    return path
-
-
 @pytest.mark.browser
-async def test_reload_restores_the_conversation_and_its_buttons_still_work(real_web_app: RunningApp, phone):
+async def test_reload_restores_the_conversation_and_its_buttons_still_work(real_web_app: RunningApp, phone, screenshot):
     from tests.conversation.test_rephrase_and_items import asking_back
 
     kb = real_web_app.services.kb
@@ -108,7 +98,7 @@ async def test_reload_restores_the_conversation_and_its_buttons_still_work(real_
     chip = page.locator(".chip[data-payload='i:garbage.sorting']").last
     assert await chip.is_visible()
     await _page_fits(page)
-    await _shot(page, "web-chat-restored.png")
+    await screenshot(page, "web-chat-restored.png")
 
     await chip.tap()                                           # the "Did you mean…" is still answered
     await page.locator(".msg.bot", has_text='"Glass" goes in').wait_for()
@@ -116,7 +106,7 @@ async def test_reload_restores_the_conversation_and_its_buttons_still_work(real_
 
 
 @pytest.mark.browser
-async def test_the_input_says_when_the_2000_character_limit_is_reached(real_web_app: RunningApp, phone):
+async def test_the_input_says_when_the_2000_character_limit_is_reached(real_web_app: RunningApp, phone, screenshot):
     kb = real_web_app.services.kb
     page = phone
     await page.goto(real_web_app.url + "/")
@@ -132,14 +122,14 @@ async def test_the_input_says_when_the_2000_character_limit_is_reached(real_web_
     await page.press("#text", "Enter")
     assert await page.locator(".msg").count() == bubbles          # and nothing was sent
     await _page_fits(page)
-    await _shot(page, "web-chat-too-long.png")
+    await screenshot(page, "web-chat-too-long.png")
 
     await page.fill("#text", "y" * 1900)                            # near the limit: a counter
     assert await limit.inner_text() == "1900 / 2000" and not await page.locator("#send").is_disabled()
 
 
 @pytest.mark.browser
-async def test_the_banner_follows_the_consultation_and_survives_a_reload(real_web_app: RunningApp, phone):
+async def test_the_banner_follows_the_consultation_and_survives_a_reload(real_web_app: RunningApp, phone, screenshot):
     from tests.consult.conftest import make_reachable
 
     kb = real_web_app.services.kb
@@ -159,7 +149,7 @@ async def test_the_banner_follows_the_consultation_and_survives_a_reload(real_we
     await page.locator(".chip[data-payload='k:y']").last.tap()
     await page.locator("#notice[data-mode='compose']").wait_for()
     assert await notice.inner_text() == kb.messages["web.notice_compose"]["en"]
-    await _shot(page, "web-chat-compose-banner.png")
+    await screenshot(page, "web-chat-compose-banner.png")
 
     await page.reload()
     await page.locator(".earlier").wait_for()
