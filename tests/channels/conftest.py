@@ -81,6 +81,17 @@ class Kurashi:
                 query = query.where(InboundEvent.channel == channel)
             return list((await session.execute(query)).scalars())
 
+    async def finished_events(self, timeout: float = 20.0) -> list[InboundEvent]:
+        """The stored events once none is pending or being processed (answered by the test's own
+        call or by the app's 3-second sweep, whichever claimed them first)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            events = await self.stored_events()
+            if all(e.status not in ("pending", "processing") for e in events):
+                return events
+            assert asyncio.get_running_loop().time() < deadline, [(e.event_id, e.status) for e in events]
+            await asyncio.sleep(0.05)
+
     async def user(self, channel: str, platform_user_id: str) -> User | None:
         async with self.services.sessionmaker() as session:
             return await session.scalar(
