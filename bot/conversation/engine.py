@@ -197,9 +197,10 @@ class ConversationEngine:
     async def handle(self, msg: IncomingMessage, *, ready: TurnReady | None = None) -> list[Reply]:
         """Handle one resident event and return what to send back (maybe nothing).
 
-        ``ready``: asked inside the turn's transaction, once the resident's turn lock is held
-        and before anything is read or written; False → ``TurnDeferred`` is raised, nothing
-        is changed (the inbound path uses it to answer a resident's messages in order)."""
+        ``ready``: asked inside the turn's transaction, with the resident's turn lock (taken by
+        its own statement, or by the engine right after) and before anything of the resident
+        is read or written; False → ``TurnDeferred`` is raised, nothing is changed (the
+        inbound path uses it to answer a resident's messages in order)."""
         started = time.perf_counter()
         decision, lang = "event", "none"
         try:
