@@ -488,10 +488,9 @@ class _InOrder:
         self.interval = 0.01
         self.given_up = row.id is None
 
-    async def ready(self, connection: Any, lock: repo.TurnLock) -> bool:
+    async def ready(self, driver: rawsql.Driver, lock: repo.TurnLock) -> bool:
         if self.given_up:
             return True
-        driver = await rawsql.driver_of(connection)
         self.waiting = await repo.earlier_unfinished_events(driver, self.row.channel, self.msg.user_id, self.row.id,
                                                             lock=lock)
         return not self.waiting

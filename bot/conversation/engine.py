@@ -36,12 +36,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.conversation.locale import Texts, normalize_language
 from bot.db import repo
 from bot.db.models import STATUS_ACTIVE, STATUS_UNFOLLOWED, User
+from bot.db.rawsql import Driver, driver_of
 from bot.db.session import TurnTransaction, turn_transaction
 from bot.insights import is_crisis_text
 from delivery.messages import Choice, IncomingMessage, Kind, Reply
@@ -109,11 +110,11 @@ DynamicAnswer = Callable[[AsyncSession, User, str], Awaitable["str | None"]]
 ForgetUser = Callable[[AsyncSession, User], Awaitable[None]]
 
 
-#: ``ConversationEngine.handle(msg, ready=…)``: (the turn's connection, in its transaction;
-#: the resident's turn lock, not held yet) -> whether the turn may go on now. It may take the
+#: ``ConversationEngine.handle(msg, ready=…)``: (the turn's driver connection, in its
+#: transaction; the resident's turn lock, not held yet) -> whether the turn may go on now. It may take the
 #: lock in its own statement (``repo.earlier_unfinished_events(…, lock=…)``); the engine takes
 #: it right after otherwise, before anything of the resident is read.
-TurnReady = Callable[[AsyncConnection, repo.TurnLock], Awaitable[bool]]
+TurnReady = Callable[[Driver, repo.TurnLock], Awaitable[bool]]
 
 
 class TurnDeferred(Exception):
@@ -218,28 +219,29 @@ class ConversationEngine:
             # The turn's transaction on a Core connection; an ORM session joins it only when a
             # feature asks for ``turn.session`` (a plain question never does: bot/db/session.py).
             async with turn_transaction(self.sessionmaker) as tx:
-                conn = tx.connection
+                # The driver connection under the turn's transaction, resolved once for every
+                # statement of the turn below.
+                driver = await driver_of(tx.connection)
                 # One turn per resident at a time across processes (several `kurashi serve`
                 # workers on one database): the second waits for the first's commit.
-                lock = repo.TurnLock(user_lock_key(msg.channel.value, msg.user_id)
-                                     if conn.dialect.name == "postgresql" else None)
-                if ready is not None and not await ready(conn, lock):
+                lock = repo.TurnLock(user_lock_key(msg.channel.value, msg.user_id) if driver.postgres else None)
+                if ready is not None and not await ready(driver, lock):
                     raise TurnDeferred(msg.user_id)
-                await repo.lock_turn(conn, lock)   # nothing when ``ready`` took it
+                await repo.lock_turn(driver, lock)   # nothing when ``ready`` took it
                 if msg.kind == Kind.UNFOLLOW:
                     await repo.mark_status(tx.session, msg.channel.value, [msg.user_id], STATUS_UNFOLLOWED)
                     return []
                 # The resident through plain Core SQL, not the ORM's unit of work (bot/db/repo.py):
                 # one SELECT (+ INSERT on first contact) now, one UPDATE of what changed below.
                 user, created, snapshot = await repo.load_turn_user(
-                    conn, msg.channel.value, msg.user_id, now=self.clock()
+                    driver, msg.channel.value, msg.user_id, now=self.clock()
                 )
                 if user.status != STATUS_ACTIVE:
                     user.status = STATUS_ACTIVE   # they wrote again: they can be reached again
                 turn = Turn(tx, user, created, msg, lang=user.language or "en", prematch=prematch)
                 await self._dispatch(turn)
                 if not turn.deleted:
-                    await repo.save_turn_user(conn, user, snapshot)
+                    await repo.save_turn_user(driver, user, snapshot)
                 decision, lang = turn.decision, turn.lang
                 # No message text and no user id at INFO: channel, kind, decision, intent only.
                 log.info("handled", extra={"channel": msg.channel.value, "kind": msg.kind.value,

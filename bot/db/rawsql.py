@@ -60,9 +60,12 @@ class Driver:
             await self.connection.execute_fetchall(sql, tuple(params))
 
 
-async def driver_of(source: AsyncSession | AsyncConnection) -> Driver:
+async def driver_of(source: AsyncSession | AsyncConnection | Driver) -> Driver:
     """The driver connection of ``source``'s transaction (begun now if it was not yet): a
-    session's, or a Core connection's (``bot.db.session.turn_transaction``)."""
+    session's, or a Core connection's (``bot.db.session.turn_transaction``); a ``Driver`` as
+    it is (a turn resolves its own once, not at every statement)."""
+    if isinstance(source, Driver):
+        return source
     conn = await source.connection() if isinstance(source, AsyncSession) else source
     fairy = await conn.get_raw_connection()
     if conn.dialect.name == "postgresql":

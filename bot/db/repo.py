@@ -134,12 +134,9 @@ class TurnLock:
         self.held = key is None
 
 
-async def lock_turn(session: AsyncSession | AsyncConnection, lock: TurnLock | int) -> None:
-    """PostgreSQL: hold the advisory lock (a ``TurnLock`` or its key) until the transaction
-    ends (one turn per resident at a time across processes). Nothing on SQLite, or when the
-    lock is held already."""
-    if isinstance(lock, int):
-        lock = TurnLock(lock)
+async def lock_turn(session: AsyncSession | AsyncConnection | Driver, lock: TurnLock) -> None:
+    """PostgreSQL: hold the turn's advisory lock until the transaction ends (one turn per
+    resident at a time across processes). Nothing on SQLite, or when the lock is held already."""
     if lock.held:
         return
     driver = await driver_of(session)
@@ -148,7 +145,7 @@ async def lock_turn(session: AsyncSession | AsyncConnection, lock: TurnLock | in
     lock.held = True
 
 
-async def load_turn_user(session: AsyncSession | AsyncConnection, channel: str, platform_user_id: str, *,
+async def load_turn_user(session: AsyncSession | AsyncConnection | Driver, channel: str, platform_user_id: str, *,
                          now: datetime | None = None) -> tuple[User, bool, dict[str, Any]]:
     """The resident of a turn (created with defaults on first contact), whether it was just
     created, and the snapshot ``save_turn_user`` compares with. ``last_seen_at`` is set to
@@ -187,7 +184,7 @@ async def load_turn_user(session: AsyncSession | AsyncConnection, channel: str, 
     return user, created, snapshot
 
 
-async def save_turn_user(session: AsyncSession | AsyncConnection, user: User, snapshot: dict[str, Any]) -> bool:
+async def save_turn_user(session: AsyncSession | AsyncConnection | Driver, user: User, snapshot: dict[str, Any]) -> bool:
     """Write back the columns of a turn's user that differ from ``snapshot`` (one UPDATE,
     none when nothing changed); returns whether it wrote."""
     changes = {}

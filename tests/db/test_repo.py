@@ -98,7 +98,7 @@ async def test_turn_user_statements_are_part_of_the_turns_transaction(sessionmak
 
     try:
         async with sessionmaker() as s, s.begin():
-            await repo.lock_turn(s, 42)
+            await repo.lock_turn(s, repo.TurnLock(42))
             user, created, snapshot = await repo.load_turn_user(s, "line", "U4", now=T0)
             user.language = "ko"
             await repo.save_turn_user(s, user, snapshot)
@@ -108,7 +108,7 @@ async def test_turn_user_statements_are_part_of_the_turns_transaction(sessionmak
     async with sessionmaker() as s:
         assert await repo.get_user(s, "line", "U4") is None
     async with sessionmaker() as s, s.begin():
-        await repo.lock_turn(s, 42)   # free again: it ended with the transaction
+        await repo.lock_turn(s, repo.TurnLock(42))   # free again: it ended with the transaction
         user, created, _ = await repo.load_turn_user(s, "line", "U4", now=T0)
     assert created and user.language is None
 
